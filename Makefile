@@ -1,0 +1,51 @@
+# bookwarm: `make run` warms the sample library on embedded defaults; `make test` runs the tests.
+# Both create .venv from requirements.lock on first use: only Python 3.11+ is needed.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+LIBRARY ?= examples/library.csv
+
+# Keep Prefect's database and settings inside the project, and quiet.
+export PREFECT_HOME ?= $(CURDIR)/.bookwarm/prefect
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+
+.PHONY: install run test lint format bench-parse services-up services-down clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -c 'import sys; sys.exit("bookwarm needs Python 3.11+") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/python -c 'import prefect.server.api.server'  # fails fast on a broken prefect/fastapi pair
+	touch $(STAMP)
+
+run: install
+	$(BIN)/bookwarm services up
+	$(BIN)/bookwarm parse $(LIBRARY)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+
+format: install
+	$(BIN)/ruff format .
+
+bench-parse: install
+	$(BIN)/python -m tests.bench.bench_parse
+
+services-up: install
+	$(BIN)/bookwarm services up
+
+services-down: install
+	$(BIN)/bookwarm services down
+
+clean:
+	-$(BIN)/bookwarm services down
+	rm -rf .bookwarm $(VENV)

@@ -1,0 +1,62 @@
+"""Block types. Field names equal those of ``bookwarm.settings`` (a test keeps them in step),
+so a saved block is read by the same resolver as the environment."""
+
+from __future__ import annotations
+
+from prefect.blocks.core import Block
+from pydantic import Field, SecretStr
+
+
+class BookwarmRedis(Block):
+    """Redis hot tier: where bibliographies live for hours and claims/limits are coordinated."""
+
+    _block_type_name = "Bookwarm Redis"
+    url: str = Field(description="redis://host:port/db (rediss:// for TLS)")
+    key_prefix: str = Field("", description="prefix of every key bookwarm writes")
+    hot_ttl_s: int = Field(24 * 3600, description="TTL of author/ISBN/title entries, jittered")
+    processed_ttl_s: int = Field(90 * 24 * 3600, description="how long a warmed author stays fresh")
+    job_ttl_s: int = Field(7 * 24 * 3600, description="TTL of job records")
+    negative_ttl_s: int = Field(6 * 3600, description="TTL of 'author unknown' entries")
+
+
+class BookwarmObjectStore(Block):
+    """S3-compatible cold tier (MinIO, AWS S3, SeaweedFS)."""
+
+    _block_type_name = "Bookwarm Object Store"
+    endpoint: str = Field(description="host:port of the S3 API")
+    access_key: str
+    secret_key: SecretStr
+    bucket: str = "bookwarm"
+    secure: bool = Field(False, description="use TLS")
+    region: str | None = None
+
+
+class BookwarmProvider(Block):
+    """One book provider (OpenLibrary, Google Books, ISBNdb): where, with which key, how fast."""
+
+    _block_type_name = "Bookwarm Provider"
+    base_url: str = Field(description="API root, e.g. https://openlibrary.org")
+    api_key: SecretStr | None = None
+    rate_per_s: float = Field(1.0, description="requests per second across all workers")
+    daily_quota: int = Field(0, description="calls per UTC day, failed ones included; 0 = unlimited")
+    timeout_s: float = 20.0
+
+
+class BookwarmGemini(Block):
+    """Gemini, used only for library files no parsing rule understands."""
+
+    _block_type_name = "Bookwarm Gemini"
+    api_key: SecretStr | None = None
+    model: str = "gemini-2.5-flash"
+    base_url: str | None = None
+
+
+# settings section -> (block class, saved block name)
+BLOCK_NAMES: dict[str, tuple[type[Block], str]] = {
+    "redis": (BookwarmRedis, "bookwarm-redis"),
+    "s3": (BookwarmObjectStore, "bookwarm-s3"),
+    "openlibrary": (BookwarmProvider, "bookwarm-openlibrary"),
+    "google_books": (BookwarmProvider, "bookwarm-google-books"),
+    "isbndb": (BookwarmProvider, "bookwarm-isbndb"),
+    "gemini": (BookwarmGemini, "bookwarm-gemini"),
+}

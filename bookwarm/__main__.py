@@ -1,0 +1,5 @@
+import sys
+
+from bookwarm.cli.main import main
+
+sys.exit(main())

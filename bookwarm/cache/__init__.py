@@ -1,0 +1,1 @@
+"""Cache tiers: Redis (hot) and an S3-compatible object store (cold)."""

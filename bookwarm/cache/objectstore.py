@@ -1,0 +1,90 @@
+"""The cold tier: JSON objects in an S3-compatible bucket (MinIO in production, SeaweedFS locally).
+
+The ``minio`` client is synchronous, so every call runs in a worker thread to keep the event loop
+free. Only portable S3 calls are used: nothing here depends on the local server's quirks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from typing import Any
+
+import urllib3
+from minio import Minio
+from minio.error import MinioException, S3Error
+
+from bookwarm.errors import CacheError, ConfigError
+from bookwarm.settings import ObjectStoreSettings
+
+
+class ObjectStore:
+    def __init__(self, settings: ObjectStoreSettings) -> None:
+        if not settings.endpoint or not settings.access_key or settings.secret_key is None:
+            raise ConfigError(
+                "object store not configured: set BOOKWARM_S3_ENDPOINT, BOOKWARM_S3_ACCESS_KEY and "
+                "BOOKWARM_S3_SECRET_KEY (or run `bookwarm services up`)"
+            )
+        endpoint = settings.endpoint.removeprefix("https://").removeprefix("http://").rstrip("/")
+        self.bucket = settings.bucket
+        self._client = Minio(
+            endpoint,
+            access_key=settings.access_key,
+            secret_key=settings.secret_key.get_secret_value(),
+            secure=settings.secure,
+            region=settings.region,
+            http_client=urllib3.PoolManager(
+                timeout=urllib3.Timeout(connect=5, read=30),
+                maxsize=32,
+                retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)),
+            ),
+        )
+        self._endpoint = endpoint
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket when missing (idempotent: a concurrent creator is not an error)."""
+        try:
+            if not self._client.bucket_exists(self.bucket):
+                self._client.make_bucket(self.bucket)
+        except S3Error as exc:
+            if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                raise self._error("create bucket", exc) from None
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self._error("create bucket", exc) from None
+
+    def put_json_sync(self, key: str, value: Any) -> None:
+        body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        try:
+            self._client.put_object(
+                self.bucket, key, io.BytesIO(body), len(body), content_type="application/json"
+            )
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self._error(f"write {key}", exc) from None
+
+    def get_json_sync(self, key: str) -> Any | None:
+        """The decoded object, or None when it does not exist."""
+        response = None
+        try:
+            response = self._client.get_object(self.bucket, key)
+            return json.loads(response.read())
+        except S3Error as exc:
+            if exc.code in {"NoSuchKey", "NoSuchObject"}:
+                return None
+            raise self._error(f"read {key}", exc) from None
+        except (MinioException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            raise self._error(f"read {key}", exc) from None
+        finally:
+            if response is not None:
+                response.close()
+                response.release_conn()
+
+    async def put_json(self, key: str, value: Any) -> None:
+        await asyncio.to_thread(self.put_json_sync, key, value)
+
+    async def get_json(self, key: str) -> Any | None:
+        return await asyncio.to_thread(self.get_json_sync, key)
+
+    def _error(self, action: str, exc: Exception) -> CacheError:
+        detail = getattr(exc, "code", None) or type(exc).__name__
+        return CacheError(f"object store {self._endpoint}/{self.bucket}: cannot {action} ({detail})")

@@ -1,0 +1,1 @@
+"""The `bookwarm` command line."""

@@ -1,0 +1,55 @@
+"""Entry point: builds the argument parser from the command modules and maps errors to exit codes.
+
+Exit codes: 0 success, 1 runtime failure (a service or provider), 2 bad input or configuration,
+130 interrupted. Errors print one line, never a traceback (set BOOKWARM_DEBUG=1 to get one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from bookwarm.cli import config_cmd, parse_cmd, services_cmd
+from bookwarm.errors import BookwarmError, ConfigError, InputError
+
+COMMANDS = (parse_cmd, services_cmd, config_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bookwarm", description="Warm a book-metadata cache from library exports."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except (InputError, ConfigError) as exc:
+        return _fail(exc, 2)
+    except BookwarmError as exc:
+        return _fail(exc, 1)
+    except BrokenPipeError:  # `bookwarm parse x --json | head`: the reader left, that is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        print("bookwarm: interrupted", file=sys.stderr)
+        return 130
+
+
+def _fail(exc: Exception, code: int) -> int:
+    if os.environ.get("BOOKWARM_DEBUG"):
+        raise exc
+    print(f"bookwarm: error: {exc}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""`bookwarm services up|down|status`: the embedded local Redis and S3 servers."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+
+from bookwarm.services.local import LocalServices
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("services", help="start/stop local Redis and S3-compatible servers")
+    p.add_argument("action", choices=("up", "down", "status"))
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    services = LocalServices()
+    if args.action == "up":
+        state = services.up()
+        print(f"# local services running (data in {services.home}); to use them from a shell:")
+        _print_env(state.env())
+        return 0
+    if args.action == "down":
+        print("stopped" if services.down() else "not running")
+        return 0
+    state = services.running()
+    if state is None:
+        print("not running")
+        return 3
+    print(f"# running: redis pid {state.redis_pid}, s3 pid {state.s3_pid} (data in {services.home})")
+    _print_env(state.env())
+    return 0
+
+
+def _print_env(env: dict[str, str]) -> None:
+    for name, value in env.items():
+        print(f"export {name}={shlex.quote(value)}")

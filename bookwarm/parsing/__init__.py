@@ -1,0 +1,1 @@
+"""Library-export parsing: bytes in, records and unique normalised authors out."""

@@ -1,0 +1,196 @@
+"""`bookwarm services up|down|status`: a real Redis and a real S3-compatible store on loopback.
+
+State (pids, ports, generated credentials) lives in ``<home>/services.json`` so that any later
+command, and ``down``, find the same servers. The tests use this same class with a temp home.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bookwarm.errors import ServiceError
+from bookwarm.services import binaries
+from bookwarm.services.process import free_port, pid_alive, spawn, stop, wait_for_port
+
+STATE_FILE = "services.json"
+
+
+def default_home() -> Path:
+    """Project-local folder for service data: $BOOKWARM_HOME, else ./.bookwarm."""
+    return Path(os.environ.get("BOOKWARM_HOME") or ".bookwarm").resolve()
+
+
+@dataclass
+class ServicesState:
+    redis_pid: int
+    redis_port: int
+    s3_pid: int
+    s3_port: int
+    access_key: str
+    secret_key: str
+    bucket: str = "bookwarm"
+
+    def env(self) -> dict[str, str]:
+        """The environment that points bookwarm at these servers."""
+        return {
+            "BOOKWARM_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+            "BOOKWARM_S3_ENDPOINT": f"127.0.0.1:{self.s3_port}",
+            "BOOKWARM_S3_ACCESS_KEY": self.access_key,
+            "BOOKWARM_S3_SECRET_KEY": self.secret_key,
+            "BOOKWARM_S3_BUCKET": self.bucket,
+        }
+
+
+class LocalServices:
+    def __init__(self, home: Path | None = None, *, stop_grace_s: float = 5.0) -> None:
+        self.home = (home or default_home()).resolve()
+        self.stop_grace_s = stop_grace_s
+
+    @property
+    def state_path(self) -> Path:
+        return self.home / STATE_FILE
+
+    def state(self) -> ServicesState | None:
+        try:
+            return ServicesState(**json.loads(self.state_path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def running(self) -> ServicesState | None:
+        """The recorded servers, if both are still alive."""
+        state = self.state()
+        if state and pid_alive(state.redis_pid) and pid_alive(state.s3_pid):
+            return state
+        return None
+
+    def up(self) -> ServicesState:
+        """Start both servers (or return the running ones); on any failure nothing is left running."""
+        current = self.running()
+        if current:
+            return current
+        self.down()  # clear a half-dead previous start
+        self.home.mkdir(parents=True, exist_ok=True)
+        taken: set[int] = set()
+        redis_port = free_port(taken=taken)
+        started: list[int] = []
+        try:
+            redis_pid = self._start_redis(redis_port)
+            started.append(redis_pid)
+            access_key, secret_key = "bw" + secrets.token_hex(8), secrets.token_urlsafe(24)
+            s3_port, s3_pid = self._start_s3(access_key, secret_key, taken)
+            started.append(s3_pid)
+        except BaseException:
+            for pid in started:
+                stop(pid, self.stop_grace_s)
+            raise
+        state = ServicesState(redis_pid, redis_port, s3_pid, s3_port, access_key, secret_key)
+        self.state_path.write_text(json.dumps(asdict(state), indent=2))
+        self.state_path.chmod(0o600)
+        return state
+
+    def down(self) -> bool:
+        """Stop whatever the state file records; True when something was stopped."""
+        state = self.state()
+        if state is None:
+            return False
+        for pid in (state.s3_pid, state.redis_pid):
+            stop(pid, self.stop_grace_s)
+        self.state_path.unlink(missing_ok=True)
+        return True
+
+    def _start_redis(self, port: int) -> int:
+        data = self.home / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        log = self.home / "redis.log"
+        argv = [
+            binaries.redis_server(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(data),
+            "--protected-mode",
+            "yes",
+        ]
+        proc = spawn(argv, log)
+        wait_for_port(port, proc.pid, "redis-server", log, timeout_s=20)
+        return proc.pid
+
+    def _start_s3(self, access_key: str, secret_key: str, taken: set[int]) -> tuple[int, int]:
+        data = self.home / "s3"
+        data.mkdir(parents=True, exist_ok=True)
+        identities = self.home / "s3-identities.json"
+        identities.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "bookwarm",
+                            "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
+        identities.chmod(0o600)
+        master, volume, filer = (free_port(with_grpc=True, taken=taken) for _ in range(3))
+        s3 = free_port(with_grpc=True, taken=taken)
+        log = self.home / "s3.log"
+        argv = [
+            binaries.weed(),
+            "server",
+            f"-dir={data}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-master.port={master}",
+            f"-volume.port={volume}",
+            "-filer",
+            f"-filer.port={filer}",
+            "-s3",
+            f"-s3.port={s3}",
+            f"-s3.config={identities}",
+            "-master.volumeSizeLimitMB=64",
+            "-volume.max=0",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",  # off: fixed ports collide
+        ]
+        proc = spawn(argv, log, cwd=self.home)
+        try:
+            wait_for_port(s3, proc.pid, "SeaweedFS", log, timeout_s=60)
+            _wait_s3_ready(s3, proc.pid, log)
+        except BaseException:
+            stop(proc.pid, self.stop_grace_s)
+            raise
+        return s3, proc.pid
+
+
+def _wait_s3_ready(port: int, pid: int, log: Path, timeout_s: float = 30.0) -> None:
+    """The S3 port opens before the filer is ready; wait for a real HTTP answer."""
+    import http.client
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            raise ServiceError(f"SeaweedFS exited during start-up; see {log}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/")
+            status = conn.getresponse().status
+            conn.close()
+            if status < 500:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise ServiceError(f"SeaweedFS S3 on port {port} not ready within {timeout_s:.0f}s; see {log}")

@@ -1,0 +1,218 @@
+"""Settings and the one resolver that decides where each comes from.
+
+Order, per field: a named Prefect block (when a Prefect API is configured) > the ``BOOKWARM_*``
+environment variable > the local services started by ``bookwarm services up`` (Redis and S3 only)
+> the embedded default. ``bookwarm config`` prints each value with its origin, secrets masked.
+
+This module is Prefect-free: blocks reach it as plain dicts loaded by ``blocks.loader``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from pydantic import SecretStr
+
+from bookwarm.errors import ConfigError
+
+
+def _f(env: str, default: Any = None, *, secret: bool = False, doc: str = "") -> Any:
+    return field(default=default, metadata={"env": env, "secret": secret, "doc": doc})
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str = _f("BOOKWARM_REDIS_URL", doc="Redis URL of the hot tier")
+    key_prefix: str = _f("BOOKWARM_REDIS_PREFIX", "", doc="prefix of every key bookwarm writes")
+    hot_ttl_s: int = _f("BOOKWARM_HOT_TTL_S", 24 * 3600, doc="TTL of author/ISBN/title entries (jittered)")
+    processed_ttl_s: int = _f(
+        "BOOKWARM_PROCESSED_TTL_S", 90 * 24 * 3600, doc="how long a warmed author stays fresh"
+    )
+    job_ttl_s: int = _f("BOOKWARM_JOB_TTL_S", 7 * 24 * 3600, doc="TTL of job records")
+    negative_ttl_s: int = _f("BOOKWARM_NEGATIVE_TTL_S", 6 * 3600, doc="TTL of 'author unknown' entries")
+
+
+@dataclass(frozen=True)
+class ObjectStoreSettings:
+    endpoint: str = _f("BOOKWARM_S3_ENDPOINT", doc="host:port or URL of the S3-compatible store")
+    access_key: str = _f("BOOKWARM_S3_ACCESS_KEY", doc="S3 access key")
+    secret_key: SecretStr | None = _f("BOOKWARM_S3_SECRET_KEY", secret=True, doc="S3 secret key")
+    bucket: str = _f("BOOKWARM_S3_BUCKET", "bookwarm", doc="bucket (created when missing)")
+    secure: bool = _f("BOOKWARM_S3_SECURE", False, doc="use TLS")
+    region: str | None = _f("BOOKWARM_S3_REGION", None, doc="region, if the store needs one")
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    base_url: str = _f("", doc="API root")
+    api_key: SecretStr | None = _f("", secret=True, doc="API key")
+    rate_per_s: float = _f("", 1.0, doc="requests per second, shared by every worker")
+    daily_quota: int = _f("", 0, doc="calls per UTC day, failed ones included (0 = unlimited)")
+    timeout_s: float = _f("", 20.0, doc="per-request timeout")
+
+
+@dataclass(frozen=True)
+class GeminiSettings:
+    base_url: str | None = _f("BOOKWARM_GEMINI_URL", None, doc="API root override (tests, proxies)")
+    api_key: SecretStr | None = _f("BOOKWARM_GEMINI_API_KEY", secret=True, doc="Gemini API key")
+    model: str = _f("BOOKWARM_GEMINI_MODEL", "gemini-2.5-flash", doc="model name")
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    max_upload_mb: float = _f("BOOKWARM_MAX_UPLOAD_MB", 50.0, doc="largest library file accepted")
+    warm_roles: str = _f("BOOKWARM_WARM_ROLES", "author", doc="roles warmed as authors, comma-separated")
+    contact_email: str = _f(
+        "BOOKWARM_CONTACT_EMAIL", "ops@bookwarm.invalid", doc="sent to OpenLibrary in the User-Agent"
+    )
+
+
+PROVIDERS: dict[str, dict[str, Any]] = {
+    # name -> env prefix and embedded defaults (documented limits of each provider's free tier)
+    "openlibrary": {"env": "BOOKWARM_OPENLIBRARY", "base_url": "https://openlibrary.org", "rate_per_s": 3.0},
+    "google_books": {
+        "env": "BOOKWARM_GOOGLE_BOOKS",
+        "base_url": "https://www.googleapis.com/books/v1",
+        "rate_per_s": 5.0,
+        "daily_quota": 1000,
+    },
+    "isbndb": {
+        "env": "BOOKWARM_ISBNDB",
+        "base_url": "https://api2.isbndb.com",
+        "rate_per_s": 1.0,
+        "daily_quota": 2000,
+    },
+}
+_PROVIDER_ENV = {
+    "base_url": "URL",
+    "api_key": "API_KEY",
+    "rate_per_s": "RPS",
+    "daily_quota": "DAILY_QUOTA",
+    "timeout_s": "TIMEOUT_S",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis: RedisSettings
+    s3: ObjectStoreSettings
+    openlibrary: ProviderSettings
+    google_books: ProviderSettings
+    isbndb: ProviderSettings
+    gemini: GeminiSettings
+    ingest: IngestSettings
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def provider(self, name: str) -> ProviderSettings:
+        return getattr(self, name)
+
+    @property
+    def warm_roles(self) -> frozenset[str]:
+        return frozenset(r.strip() for r in self.ingest.warm_roles.split(",") if r.strip())
+
+
+SECTIONS: dict[str, type] = {
+    "redis": RedisSettings,
+    "s3": ObjectStoreSettings,
+    "openlibrary": ProviderSettings,
+    "google_books": ProviderSettings,
+    "isbndb": ProviderSettings,
+    "gemini": GeminiSettings,
+    "ingest": IngestSettings,
+}
+
+
+def env_name(section: str, field_name: str) -> str:
+    """The environment variable of one setting."""
+    if section in PROVIDERS:
+        return f"{PROVIDERS[section]['env']}_{_PROVIDER_ENV[field_name]}"
+    return next(f.metadata["env"] for f in fields(SECTIONS[section]) if f.name == field_name)
+
+
+def resolve(
+    env: Mapping[str, str] | None = None,
+    blocks: Mapping[str, Mapping[str, Any]] | None = None,
+    local_services: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build Settings, field by field: block > environment > local services > embedded default.
+
+    ``blocks`` maps a section ("redis", "s3", "openlibrary", ...) to the saved block's fields;
+    ``local_services`` is the environment printed by ``bookwarm services up``.
+    """
+    env = os.environ if env is None else env
+    blocks = blocks or {}
+    local = local_services or {}
+    origins: dict[str, str] = {}
+    built: dict[str, Any] = {}
+    for section, cls in SECTIONS.items():
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = env_name(section, f.name)
+            default = PROVIDERS.get(section, {}).get(f.name, f.default)
+            block_value = blocks.get(section, {}).get(f.name)
+            if block_value is not None:
+                raw, origin = block_value, f"block:{section}"
+            elif env.get(name, "") != "":
+                raw, origin = env[name], f"env:{name}"
+            elif local.get(name):
+                raw, origin = local[name], "local services"
+            else:
+                raw, origin = default, "default"
+            values[f.name] = _coerce(raw, f.type, f"{name}")
+            origins[f"{section}.{f.name}"] = origin
+        built[section] = cls(**values)
+    return Settings(**built, origins=origins)
+
+
+def _coerce(raw: Any, type_name: Any, label: str) -> Any:
+    if raw is None:
+        return None
+    kind = str(type_name)
+    try:
+        if "SecretStr" in kind:
+            return raw if isinstance(raw, SecretStr) else SecretStr(str(raw))
+        if kind.startswith("bool"):
+            return raw if isinstance(raw, bool) else str(raw).strip().lower() in {"1", "true", "yes", "on"}
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{label} must be a {kind.split()[0]}, got {raw!r}") from None
+    return str(raw)
+
+
+def describe(settings: Settings) -> list[tuple[str, str, str, str]]:
+    """Rows of (setting, environment variable, value, origin), secrets masked, for `bookwarm config`."""
+    rows = []
+    for section, cls in SECTIONS.items():
+        obj = getattr(settings, section)
+        for f in fields(cls):
+            value = getattr(obj, f.name)
+            shown = (
+                ("(set)" if value else "(unset)")
+                if f.metadata["secret"]
+                else ("" if value is None else str(value))
+            )
+            rows.append(
+                (
+                    f"{section}.{f.name}",
+                    env_name(section, f.name),
+                    shown,
+                    settings.origins.get(f"{section}.{f.name}", ""),
+                )
+            )
+    return rows
+
+
+def require(value: Any, what: str, hint: str) -> Any:
+    """Raise a ConfigError naming the missing setting and how to provide it."""
+    if value in (None, ""):
+        raise ConfigError(f"{what} is not configured: {hint}")
+    return value
+
+
+Loader = Callable[[], Mapping[str, Mapping[str, Any]]]

@@ -1,0 +1,28 @@
+"""Shared test set-up: an isolated PREFECT_HOME and no telemetry, before anything imports Prefect."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_HOME = Path(tempfile.mkdtemp(prefix="bookwarm-test-prefect-"))
+os.environ.setdefault("PREFECT_HOME", str(_HOME))
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+for _name in [n for n in os.environ if n.startswith("BOOKWARM_")]:
+    del os.environ[_name]  # tests decide their own configuration
+
+PROJECT = Path(__file__).resolve().parents[1]
+FIXTURES = PROJECT / "tests" / "fixtures"
+SHARED = Path(os.environ.get("BOOKWARM_SHARED_DIR", PROJECT.parent / "shared")) / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def shared_fixtures() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"../shared fixtures not present at {SHARED}: real-data tests skipped")
+    return SHARED

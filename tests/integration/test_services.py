@@ -1,0 +1,78 @@
+"""The local services: real servers that start, serve, and leave no process behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+import redis
+
+from bookwarm.cache.objectstore import ObjectStore
+from bookwarm.errors import ConfigError
+from bookwarm.services.local import LocalServices
+from bookwarm.services.process import pid_alive
+from bookwarm.settings import ObjectStoreSettings
+
+
+def test_redis_answers_on_a_non_standard_port(services, settings):
+    assert services.redis_port != 6379
+    client = redis.Redis.from_url(settings.redis.url)
+    assert client.ping()
+    assert client.set("probe", "1", nx=True, ex=5) in (True, None)
+
+
+async def test_object_store_creates_bucket_and_round_trips_json(settings):
+    store = ObjectStore(settings.s3)
+    store.ensure_bucket()
+    store.ensure_bucket()  # idempotent
+    key = f"tests/{uuid.uuid4()}.json"
+    await store.put_json(key, {"name": "Ursula K. Le Guin", "works": [1, 2]})
+    assert await store.get_json(key) == {"name": "Ursula K. Le Guin", "works": [1, 2]}
+    assert await store.get_json("tests/missing.json") is None
+
+
+def test_object_store_needs_credentials():
+    with pytest.raises(ConfigError, match="BOOKWARM_S3_ENDPOINT"):
+        ObjectStore(ObjectStoreSettings(endpoint="", access_key="", secret_key=None))
+
+
+def test_cli_up_status_down_leaves_no_process(tmp_path):
+    env = {**os.environ, "BOOKWARM_HOME": str(tmp_path / "home")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bookwarm", "services", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    up = cli("up")
+    assert up.returncode == 0, up.stderr
+    assert "export BOOKWARM_REDIS_URL=redis://127.0.0.1:" in up.stdout
+    state = LocalServices(tmp_path / "home").state()
+    assert state and pid_alive(state.redis_pid) and pid_alive(state.s3_pid)
+    again = cli("up")  # idempotent: the same servers
+    assert again.returncode == 0 and f":{state.redis_port}/" in again.stdout
+    assert cli("status").returncode == 0
+    down = cli("down")
+    assert down.returncode == 0 and "stopped" in down.stdout
+    assert not pid_alive(state.redis_pid) and not pid_alive(state.s3_pid)
+    assert cli("status").returncode == 3
+
+
+def test_failed_start_leaves_nothing_running(tmp_path, monkeypatch):
+    from bookwarm.services import binaries
+
+    monkeypatch.setattr(binaries, "weed", lambda: "/bin/false")  # the S3 server dies at once
+    local = LocalServices(tmp_path, stop_grace_s=1.0)
+    with pytest.raises(Exception, match="SeaweedFS"):
+        local.up()
+    assert local.state() is None
+    leftover = subprocess.run(["pgrep", "-f", f"--dir {tmp_path}/redis"], capture_output=True, check=False)
+    assert leftover.stdout == b""

@@ -1,0 +1,68 @@
+from dataclasses import fields
+
+import pytest
+
+from blocks.bookwarm_blocks import BLOCK_NAMES
+from bookwarm.errors import ConfigError
+from bookwarm.settings import SECTIONS, describe, env_name, resolve
+
+REQUIRED_ENV = [
+    "BOOKWARM_REDIS_URL",
+    "BOOKWARM_S3_ENDPOINT",
+    "BOOKWARM_S3_ACCESS_KEY",
+    "BOOKWARM_S3_SECRET_KEY",
+    "BOOKWARM_S3_BUCKET",
+    "BOOKWARM_OPENLIBRARY_URL",
+    "BOOKWARM_GOOGLE_BOOKS_URL",
+    "BOOKWARM_GOOGLE_BOOKS_API_KEY",
+    "BOOKWARM_ISBNDB_URL",
+    "BOOKWARM_ISBNDB_API_KEY",
+    "BOOKWARM_GEMINI_URL",
+    "BOOKWARM_GEMINI_API_KEY",
+]
+
+
+def test_the_documented_environment_names_exist():
+    names = {env_name(section, f.name) for section, cls in SECTIONS.items() for f in fields(cls)}
+    assert set(REQUIRED_ENV) <= names
+
+
+def test_block_beats_env_beats_local_services_beats_default():
+    env = {"BOOKWARM_REDIS_URL": "redis://env:1/0", "BOOKWARM_S3_ENDPOINT": "env:9000"}
+    local = {
+        "BOOKWARM_REDIS_URL": "redis://local:2/0",
+        "BOOKWARM_S3_ENDPOINT": "local:9000",
+        "BOOKWARM_S3_ACCESS_KEY": "local-key",
+    }
+    blocks = {"redis": {"url": "redis://block:3/0"}}
+    s = resolve(env, blocks, local)
+    assert s.redis.url == "redis://block:3/0" and s.origins["redis.url"] == "block:redis"
+    assert s.s3.endpoint == "env:9000" and s.origins["s3.endpoint"] == "env:BOOKWARM_S3_ENDPOINT"
+    assert s.s3.access_key == "local-key" and s.origins["s3.access_key"] == "local services"
+    assert s.s3.bucket == "bookwarm" and s.origins["s3.bucket"] == "default"
+
+
+def test_provider_defaults_are_the_real_api_roots_and_limits():
+    s = resolve({})
+    assert s.openlibrary.base_url == "https://openlibrary.org"
+    assert s.google_books.base_url == "https://www.googleapis.com/books/v1"
+    assert s.isbndb.base_url == "https://api2.isbndb.com"
+    assert (s.openlibrary.rate_per_s, s.isbndb.rate_per_s) == (3.0, 1.0)
+
+
+def test_secrets_are_masked_everywhere_they_are_shown():
+    s = resolve({"BOOKWARM_ISBNDB_API_KEY": "sk-very-secret", "BOOKWARM_S3_SECRET_KEY": "s3-secret"})
+    assert s.isbndb.api_key.get_secret_value() == "sk-very-secret"
+    shown = repr(s) + str(describe(s))
+    assert "sk-very-secret" not in shown and "s3-secret" not in shown
+
+
+def test_bad_numbers_are_config_errors():
+    with pytest.raises(ConfigError, match="BOOKWARM_OPENLIBRARY_RPS"):
+        resolve({"BOOKWARM_OPENLIBRARY_RPS": "fast"})
+
+
+@pytest.mark.parametrize("section", sorted(BLOCK_NAMES))
+def test_block_fields_match_settings_fields(section):
+    block_cls, _ = BLOCK_NAMES[section]
+    assert set(block_cls.model_fields) == {f.name for f in fields(SECTIONS[section])}
