@@ -12,6 +12,9 @@ import pytest
 
 from bookwarm.services.local import LocalServices, ServicesState
 from bookwarm.settings import Settings, resolve
+from tests.conftest import PROJECT
+
+CATALOG = PROJECT / "examples" / "catalog.json"
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +30,38 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServicesState
 @pytest.fixture(scope="session")
 def settings(services: ServicesState) -> Settings:
     return resolve(services.env())
+
+
+@pytest.fixture(scope="session")
+def fake_providers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """The fake provider server (a real HTTP server on loopback) over the demo catalog; yields its port."""
+    from bookwarm.providers.fake.runner import FakeProviders
+
+    runner = FakeProviders(tmp_path_factory.mktemp("fake-providers"))
+    state = runner.up(CATALOG, real_limits=False)
+    try:
+        yield state.port
+    finally:
+        runner.down()
+
+
+@pytest.fixture
+def provider_settings(
+    services: ServicesState, fake_providers: int, request: pytest.FixtureRequest
+) -> Settings:
+    """Settings against the fake providers, with a Redis key prefix of its own per test (fresh limits)."""
+    from bookwarm.providers.fake.runner import provider_env, set_faults
+    from bookwarm.providers.fake.server import PROVIDERS, Faults
+
+    set_faults(fake_providers, {p: Faults() for p in PROVIDERS})
+    prefix = f"t{abs(hash(request.node.nodeid)) % 10**8}:"
+    return resolve(
+        {
+            **services.env(),
+            **provider_env(fake_providers),
+            "BOOKWARM_REDIS_PREFIX": prefix,
+            "BOOKWARM_OPENLIBRARY_RPS": "1000",
+            "BOOKWARM_ISBNDB_RPS": "1000",
+            "BOOKWARM_GOOGLE_BOOKS_RPS": "1000",
+        }
+    )

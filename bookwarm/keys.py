@@ -1,0 +1,53 @@
+"""Every Redis key and object name bookwarm uses, in one place, for the warm and the read path.
+
+The original system wrote keys its own read path never read (0% hit rate); building both from
+this module makes that impossible. All Redis keys carry the configured prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = ""
+
+    # hot tier (Redis)
+    def author(self, author_key: str) -> str:
+        return f"{self.prefix}author:{author_key}"
+
+    def isbn(self, isbn: str) -> str:
+        return f"{self.prefix}isbn:{isbn}"
+
+    def title(self, title_key: str) -> str:
+        return f"{self.prefix}search:title:{title_key}"
+
+    # warming bookkeeping
+    def processed(self, author_key: str) -> str:
+        return f"{self.prefix}warming:processed:{author_key}"
+
+    def claim(self, author_key: str) -> str:
+        return f"{self.prefix}warming:claim:{author_key}"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}warming:job:{job_id}"
+
+    def dead_letters(self, job_id: str) -> str:
+        return f"{self.prefix}warming:job:{job_id}:dead"
+
+    # provider limits, shared by every worker
+    def rate(self, provider: str) -> str:
+        return f"{self.prefix}limits:rate:{provider}"
+
+    def quota(self, provider: str, utc_day: str) -> str:
+        return f"{self.prefix}limits:quota:{provider}:{utc_day}"
+
+    # cold tier (object names; the bucket is configuration)
+    @staticmethod
+    def author_object(author_key: str) -> str:
+        return f"authors/{author_key}.json"
+
+    @staticmethod
+    def isbn_object(isbn: str) -> str:
+        return f"isbn/{isbn}.json"

@@ -1,0 +1,1 @@
+"""Book providers (OpenLibrary, Google Books, ISBNdb): async clients, limits, retries, merge."""

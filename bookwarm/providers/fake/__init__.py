@@ -1,0 +1,1 @@
+"""A local stand-in for OpenLibrary, Google Books and ISBNdb, for demos, tests and benchmarks."""

@@ -1,0 +1,121 @@
+"""The fake providers' catalog: authors and works from a JSON file you write.
+
+    {"authors": [
+        {"key": "OL1A", "name": "Neil Gaiman", "alternate_names": ["Neil Richard Gaiman"],
+         "works": [{"title": "Good Omens", "year": 1990, "isbn": ["9780060853983"], "coauthors": ["OL2A"],
+                    "language": "eng", "description": "...", "categories": ["Fiction"]}]},
+        {"key": "OL9A", "name": "Nora Roberts", "generate_works": 1200}
+    ]}
+
+A work listed under one author with ``coauthors`` belongs to all of them. ``generate_works``
+adds that many numbered works with valid ISBNs (for prolific authors and benchmarks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bookwarm.errors import InputError
+from bookwarm.parsing.names import author_key
+
+
+@dataclass
+class CatalogAuthor:
+    key: str
+    name: str
+    alternate_names: list[str] = field(default_factory=list)
+    tokens: frozenset[str] = frozenset()
+
+
+@dataclass
+class CatalogWork:
+    key: str
+    title: str
+    authors: list[str]  # OpenLibrary author keys
+    year: int | None = None
+    isbn: list[str] = field(default_factory=list)
+    language: str = "eng"
+    description: str | None = None
+    categories: list[str] = field(default_factory=list)
+    cover_id: int | None = None
+
+
+@dataclass
+class Catalog:
+    authors: dict[str, CatalogAuthor]
+    works: list[CatalogWork]
+
+    def works_by_name(self, query: str) -> list[CatalogWork]:
+        """Works with an author whose name (or alternate name) contains every word of the query."""
+        wanted = set(author_key(query).split("-")) - {""}
+        if not wanted:
+            return []
+        keys = {a.key for a in self.authors.values() if any(wanted <= t for t in _name_tokens(a))}
+        return [w for w in self.works if keys.intersection(w.authors)]
+
+    def by_isbn(self, isbn: str) -> CatalogWork | None:
+        return next((w for w in self.works if isbn in w.isbn), None)
+
+
+def _name_tokens(author: CatalogAuthor) -> list[frozenset[str]]:
+    return [frozenset(author_key(n).split("-")) for n in (author.name, *author.alternate_names)]
+
+
+def isbn13_for(seed: str) -> str:
+    """A valid, deterministic ISBN-13 for a generated work."""
+    body = "978" + str(int(hashlib.sha1(seed.encode()).hexdigest(), 16))[:9]
+    check = (10 - sum(int(c) * (1 if i % 2 == 0 else 3) for i, c in enumerate(body)) % 10) % 10
+    return body + str(check)
+
+
+def load_catalog(source: Path | dict[str, Any]) -> Catalog:
+    if isinstance(source, Path):
+        try:
+            data = json.loads(source.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read catalog {source}: {exc}") from None
+    else:
+        data = source
+    authors: dict[str, CatalogAuthor] = {}
+    works: list[CatalogWork] = []
+    counter = 0
+    for entry in data.get("authors", []):
+        author = CatalogAuthor(entry["key"], entry["name"], list(entry.get("alternate_names", [])))
+        authors[author.key] = author
+        for spec in entry.get("works", []):
+            counter += 1
+            works.append(
+                CatalogWork(
+                    key=f"OL{counter}W",
+                    title=spec["title"],
+                    authors=[author.key, *spec.get("coauthors", [])],
+                    year=spec.get("year"),
+                    isbn=list(spec.get("isbn", [])),
+                    language=spec.get("language", "eng"),
+                    description=spec.get("description"),
+                    categories=list(spec.get("categories", [])),
+                    cover_id=spec.get("cover_id"),
+                )
+            )
+        for n in range(1, int(entry.get("generate_works", 0)) + 1):
+            counter += 1
+            title = f"{author.name} Novel {n}"
+            works.append(
+                CatalogWork(
+                    key=f"OL{counter}W",
+                    title=title,
+                    authors=[author.key],
+                    year=1950 + n % 75,
+                    isbn=[isbn13_for(f"{author.key}/{n}")],
+                    cover_id=counter,
+                )
+            )
+    for work in works:
+        unknown = [k for k in work.authors if k not in authors]
+        if unknown:
+            raise InputError(f"catalog work {work.title!r} names unknown co-author keys {unknown}")
+    return Catalog(authors, works)

@@ -1,0 +1,325 @@
+"""`bookwarm providers serve`: OpenLibrary, Google Books and ISBNdb endpoints in their real formats.
+
+Routes (base URLs to configure): OpenLibrary at ``/`` (``/search.json``, ``/search/authors.json``),
+Google Books at ``/books/v1`` (``/volumes``), ISBNdb at ``/isbndb`` (``/author/{name}``,
+``/book/{isbn}``, ``Authorization`` header required). Faults (latency, 500s, 429s, malformed JSON,
+a provider down) and the real rate limits are enforced per provider; ``POST /_faults`` changes
+them at run time and ``GET /_stats`` reports what was served, for tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bookwarm.providers.fake.catalog import Catalog, CatalogWork
+
+PROVIDERS = ("openlibrary", "google_books", "isbndb")
+REAL_LIMITS = {"openlibrary": 3.0, "google_books": 10.0, "isbndb": 1.0}
+
+
+@dataclass
+class Faults:
+    latency_ms: float = 0.0
+    error_rate: float = 0.0
+    rate_429: float = 0.0
+    malformed_rate: float = 0.0
+    down: bool = False
+    rate_per_s: float = 0.0  # 0 = no limit enforced
+
+
+@dataclass
+class Counters:
+    requests: int = 0
+    served_429: int = 0
+    limit_429: int = 0
+    errors: int = 0
+    times: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+
+
+class RateWindow:
+    """At most ``rate`` requests in any one-second window, like the providers' own limits."""
+
+    def __init__(self) -> None:
+        self.recent: deque[float] = deque()
+
+    def allow(self, rate: float, now: float) -> bool:
+        if rate <= 0:
+            return True
+        while self.recent and now - self.recent[0] >= 1.0:
+            self.recent.popleft()
+        if len(self.recent) >= max(1, int(rate)):
+            return False
+        self.recent.append(now)
+        return True
+
+
+def build_app(
+    catalog: Catalog, faults: dict[str, Faults] | None = None, seed: int | None = None
+) -> Starlette:
+    state = {
+        "faults": faults or {p: Faults() for p in PROVIDERS},
+        "counters": {p: Counters() for p in PROVIDERS},
+        "windows": {p: RateWindow() for p in PROVIDERS},
+    }
+    rnd = random.Random(seed)
+
+    async def gate(provider: str) -> Response | None:
+        """Apply latency, limits and faults; None means: answer normally."""
+        f: Faults = state["faults"][provider]
+        c: Counters = state["counters"][provider]
+        c.requests += 1
+        now = time.monotonic()
+        c.times.append(now)
+        if not state["windows"][provider].allow(f.rate_per_s, now):
+            c.limit_429 += 1
+            return _too_many(provider)
+        if f.latency_ms:
+            await asyncio.sleep(f.latency_ms / 1000 * rnd.uniform(0.9, 1.1))
+        if f.down:
+            c.errors += 1
+            return JSONResponse({"error": "service unavailable"}, status_code=503)
+        if f.rate_429 and rnd.random() < f.rate_429:
+            c.served_429 += 1
+            return _too_many(provider)
+        if f.error_rate and rnd.random() < f.error_rate:
+            c.errors += 1
+            return JSONResponse({"error": "internal error"}, status_code=500)
+        if f.malformed_rate and rnd.random() < f.malformed_rate:
+            return Response('{"docs": [', media_type="application/json")
+        return None
+
+    async def ol_search(request: Request) -> Response:
+        if (early := await gate("openlibrary")) is not None:
+            return early
+        q = request.query_params
+        works = catalog.works_by_name(q.get("author") or q.get("q") or "")
+        limit = min(int(q.get("limit", 100)), 1000)
+        offset = int(q.get("offset", 0))
+        wanted = set((q.get("fields") or "").split(",")) - {""}
+        docs = [_ol_doc(w, catalog, wanted) for w in works[offset : offset + limit]]
+        return JSONResponse(
+            {
+                "numFound": len(works),
+                "start": offset,
+                "numFoundExact": True,
+                "num_found": len(works),
+                "q": q.get("q", ""),
+                "offset": offset,
+                "docs": docs,
+            }
+        )
+
+    async def ol_search_authors(request: Request) -> Response:
+        if (early := await gate("openlibrary")) is not None:
+            return early
+        works = catalog.works_by_name(request.query_params.get("q", ""))
+        counts: dict[str, int] = {}
+        for w in works:
+            for key in w.authors:
+                counts[key] = counts.get(key, 0) + 1
+        docs = [
+            {
+                "key": k,
+                "type": "author",
+                "name": catalog.authors[k].name,
+                "alternate_names": catalog.authors[k].alternate_names,
+                "work_count": n,
+            }
+            for k, n in counts.items()
+        ]
+        return JSONResponse({"numFound": len(docs), "start": 0, "numFoundExact": True, "docs": docs})
+
+    async def google_volumes(request: Request) -> Response:
+        if (early := await gate("google_books")) is not None:
+            return early
+        q = request.query_params
+        query = q.get("q", "")
+        name = query.split("inauthor:", 1)[-1].strip().strip('"') if "inauthor:" in query else query
+        max_results = int(q.get("maxResults", 10))
+        if max_results > 40:
+            return JSONResponse(
+                {
+                    "error": {
+                        "code": 400,
+                        "message": "Invalid value at 'max_results' (TYPE_INT32), 41",
+                        "status": "INVALID_ARGUMENT",
+                    }
+                },
+                status_code=400,
+            )
+        works = catalog.works_by_name(name)
+        start = int(q.get("startIndex", 0))
+        body: dict[str, Any] = {"kind": "books#volumes", "totalItems": len(works)}
+        items = [_volume(w, catalog) for w in works[start : start + max_results]]
+        if items:
+            body["items"] = items
+        return JSONResponse(body)
+
+    async def isbndb_author(request: Request) -> Response:
+        if (denied := _isbndb_auth(request)) is not None:
+            return denied
+        if (early := await gate("isbndb")) is not None:
+            return early
+        name = request.path_params["name"]
+        page, size = (
+            int(request.query_params.get("page", 1)),
+            min(int(request.query_params.get("pageSize", 20)), 1000),
+        )
+        works = catalog.works_by_name(name)
+        if not works:
+            return JSONResponse({"message": "Not Found", "error_message": "Not Found"}, status_code=404)
+        books = [_isbndb_book(w, catalog) for w in works[(page - 1) * size : page * size]]
+        return JSONResponse(
+            {
+                "author": name,
+                "name": name,
+                "books": books,
+                "total": len(works),
+                "page": page,
+                "page_size": size,
+            }
+        )
+
+    async def isbndb_book(request: Request) -> Response:
+        if (denied := _isbndb_auth(request)) is not None:
+            return denied
+        if (early := await gate("isbndb")) is not None:
+            return early
+        work = catalog.by_isbn(request.path_params["isbn"])
+        if work is None:
+            return JSONResponse({"message": "Not Found", "error_message": "Not Found"}, status_code=404)
+        return JSONResponse({"book": _isbndb_book(work, catalog)})
+
+    async def set_faults(request: Request) -> Response:
+        body = await request.json()
+        for provider, values in body.items():
+            state["faults"][provider] = Faults(**values)
+        state["counters"] = {p: Counters() for p in PROVIDERS}
+        state["windows"] = {p: RateWindow() for p in PROVIDERS}
+        return JSONResponse({p: asdict(f) for p, f in state["faults"].items()})
+
+    async def stats(request: Request) -> Response:
+        return JSONResponse(
+            {
+                p: {
+                    "requests": c.requests,
+                    "served_429": c.served_429,
+                    "limit_429": c.limit_429,
+                    "errors": c.errors,
+                }
+                for p, c in state["counters"].items()
+            }
+        )
+
+    return Starlette(
+        routes=[
+            Route("/search.json", ol_search),
+            Route("/search/authors.json", ol_search_authors),
+            Route("/books/v1/volumes", google_volumes),
+            Route("/isbndb/author/{name:path}", isbndb_author),
+            Route("/isbndb/book/{isbn}", isbndb_book),
+            Route("/_faults", set_faults, methods=["POST"]),
+            Route("/_stats", stats),
+        ]
+    )
+
+
+def _too_many(provider: str) -> Response:
+    body = {
+        "openlibrary": {
+            "status": 429,
+            "message": "Too Many Requests. Consider using https://openlibrary.org/developers/dumps.",
+        },
+        "google_books": {
+            "error": {
+                "code": 429,
+                "message": "Rate Limit Exceeded",
+                "status": "RESOURCE_EXHAUSTED",
+                "errors": [{"reason": "rateLimitExceeded"}],
+            }
+        },
+        "isbndb": {"message": "Too Many Requests", "error_message": "Too Many Requests"},
+    }[provider]
+    return JSONResponse(body, status_code=429, headers={"Retry-After": "1"})
+
+
+def _isbndb_auth(request: Request) -> Response | None:
+    if not request.headers.get("authorization"):
+        return JSONResponse({"message": "Unauthorized", "error_message": "Unauthorized"}, status_code=401)
+    return None
+
+
+def _ol_doc(work: CatalogWork, catalog: Catalog, wanted: set[str]) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "key": f"/works/{work.key}",
+        "title": work.title,
+        "author_key": list(work.authors),
+        "author_name": [catalog.authors[k].name for k in work.authors],
+        "first_publish_year": work.year,
+        "isbn": list(work.isbn),
+        "language": [work.language],
+        "edition_count": max(1, len(work.isbn)),
+    }
+    if work.cover_id:
+        doc["cover_i"] = work.cover_id
+    return {k: v for k, v in doc.items() if not wanted or k in wanted}
+
+
+def _volume(work: CatalogWork, catalog: Catalog) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "title": work.title,
+        "authors": [catalog.authors[k].name for k in work.authors],
+        "publishedDate": str(work.year) if work.year else None,
+        "language": work.language[:2],
+        "industryIdentifiers": [{"type": "ISBN_13", "identifier": i} for i in work.isbn],
+        "imageLinks": {
+            "thumbnail": f"http://books.google.com/books/content?id={work.key}&printsec=frontcover&img=1&zoom=1"
+        },
+    }
+    if work.description:
+        info["description"] = work.description
+    if work.categories:
+        info["categories"] = work.categories
+    return {
+        "kind": "books#volume",
+        "id": work.key,
+        "volumeInfo": {k: v for k, v in info.items() if v is not None},
+    }
+
+
+def _isbndb_book(work: CatalogWork, catalog: Catalog) -> dict[str, Any]:
+    isbn13 = work.isbn[0] if work.isbn else ""
+    names = []
+    for key in work.authors:  # ISBNdb often writes "Last, First"
+        first, _, last = catalog.authors[key].name.rpartition(" ")
+        names.append(f"{last}, {first}" if first else last)
+    return {
+        "title": work.title,
+        "title_long": work.title,
+        "isbn": isbn13,
+        "isbn13": isbn13,
+        "date_published": str(work.year or ""),
+        "authors": names,
+        "language": work.language[:2],
+        "image": f"https://images.isbndb.com/covers/{isbn13[-4:-2]}/{isbn13[-2:]}/{isbn13}.jpg"
+        if isbn13
+        else None,
+        "synopsis": work.description,
+        "binding": "Paperback",
+        "publisher": "Fake House",
+    }
+
+
+def dumps_faults(faults: dict[str, Faults]) -> str:
+    return json.dumps({p: asdict(f) for p, f in faults.items()})

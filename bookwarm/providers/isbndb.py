@@ -1,0 +1,76 @@
+"""ISBNdb v2: editions by author (`/author/{name}`, paged) and by ISBN (`/book/{isbn}`).
+
+The key travels in the `Authorization` header. Rates are 1/s (basic) to 5/s and quotas are per
+day: both are configuration. Without a key ISBNdb is skipped, not failed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from bookwarm.parsing import isbn as isbnlib
+from bookwarm.parsing.names import parse_cell
+from bookwarm.parsing.titles import title_key
+from bookwarm.providers.http import CallStats, ProviderHttp
+from bookwarm.providers.models import Person, ProviderResult, Work
+from bookwarm.providers.openlibrary import SAME_PERSON, name_similarity
+
+NAME = "isbndb"
+
+
+class ISBNdbClient:
+    def __init__(self, http: ProviderHttp, *, page_size: int = 100, max_pages: int = 1) -> None:
+        self.http = http
+        self.page_size = page_size
+        self.max_pages = max_pages
+
+    async def fetch(self, name: str, stats: CallStats) -> ProviderResult:
+        result = ProviderResult(NAME)
+        path = f"/author/{quote(name[:150], safe='')}"
+        for page in range(1, self.max_pages + 1):
+            data = await self.http.get_json(
+                path, {"page": page, "pageSize": self.page_size}, author=name, stats=stats
+            )
+            books = (data or {}).get("books") or []
+            result.works.extend(w for w in (book_to_work(b, name) for b in books) if w is not None)
+            total = int((data or {}).get("total") or 0)
+            if len(books) < self.page_size or page * self.page_size >= total:
+                return result
+        result.complete = False
+        return result
+
+    async def book(self, isbn13: str, stats: CallStats) -> Work | None:
+        data = await self.http.get_json(f"/book/{isbn13}", author=isbn13, stats=stats)
+        return book_to_work((data or {}).get("book") or {}, None) if data else None
+
+
+def book_to_work(book: dict[str, Any], name: str | None) -> Work | None:
+    people = [p for a in book.get("authors") or [] for p in parse_cell(str(a), style="auto", separator=",")]
+    if not book.get("title") or (
+        name and not any(name_similarity(name, p.name) >= SAME_PERSON for p in people)
+    ):
+        return None
+    isbns = []
+    for raw in (book.get("isbn13"), book.get("isbn"), book.get("isbn10")):
+        isbn13, _ = isbnlib.normalise(str(raw or ""))
+        if isbn13 and isbn13 not in isbns:
+            isbns.append(isbn13)
+    year = str(book.get("date_published") or "")[:4]
+    title = str(book["title"])
+    language = [str(book["language"])] if book.get("language") else []
+    work = Work(
+        title=title,
+        title_key=title_key(title),
+        source=NAME,
+        first_publish_year=int(year) if year.isdigit() else None,
+        isbn13=isbns,
+        cover=book.get("image"),
+        language=language,
+        description=book.get("synopsis") or book.get("overview"),
+        authors=[Person(p.name, p.key) for p in people],
+    )
+    work.provenance = {
+        f: NAME for f in ("title", "first_publish_year", "isbn13", "cover", "description") if getattr(work, f)
+    }
+    return work

@@ -1,0 +1,104 @@
+"""What providers return, normalised, and the merged Bibliography that the cache stores.
+
+``Bibliography.to_dict()`` is the one shape shared by `providers fetch --json`, the Redis and
+object-store values, and `lookup --json`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    key: str
+    openlibrary_key: str | None = None
+
+
+@dataclass
+class Work:
+    """One work as one provider sees it, or merged."""
+
+    title: str
+    title_key: str
+    source: str
+    openlibrary_key: str | None = None
+    first_publish_year: int | None = None
+    isbn13: list[str] = field(default_factory=list)
+    cover: str | None = None
+    language: list[str] = field(default_factory=list)
+    description: str | None = None
+    categories: list[str] = field(default_factory=list)
+    authors: list[Person] = field(default_factory=list)
+    provenance: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("source")
+        data["sources"] = data.pop("provenance")
+        return data
+
+
+@dataclass
+class Identity:
+    """Who an author name resolved to at OpenLibrary, and how sure we are."""
+
+    name: str
+    key: str
+    openlibrary_key: str | None
+    confidence: float
+    alternate_names: list[str] = field(default_factory=list)
+    alternates: list[dict[str, Any]] = field(default_factory=list)  # other candidates: key, name, works
+
+
+@dataclass
+class ProviderResult:
+    provider: str
+    works: list[Work] = field(default_factory=list)
+    ok: bool = True
+    complete: bool = True
+    skipped: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class Bibliography:
+    author: Identity
+    works: list[Work]
+    complete: bool
+    status: str  # ok | partial | review | unknown
+    sources: dict[str, dict[str, Any]]
+    calls: dict[str, int]
+    fetched_at: str
+
+    @property
+    def coauthors(self) -> list[Person]:
+        """Everyone who shares a work with this author, once each."""
+        seen: dict[str, Person] = {}
+        for work in self.works:
+            for person in work.authors:
+                if person.key != self.author.key and person.key not in seen:
+                    seen[person.key] = person
+        return list(seen.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "author": {
+                "name": self.author.name,
+                "key": self.author.key,
+                "openlibrary_key": self.author.openlibrary_key,
+                "confidence": round(self.author.confidence, 3),
+                "needs_review": self.status == "review",
+                "alternate_names": self.author.alternate_names,
+                "alternates": self.author.alternates,
+            },
+            "works": [w.to_dict() for w in self.works],
+            "works_count": len(self.works),
+            "complete": self.complete,
+            "status": self.status,
+            "sources": self.sources,
+            "calls": self.calls,
+            "fetched_at": self.fetched_at,
+        }

@@ -1,0 +1,111 @@
+"""One provider session per run: pooled clients, Redis limiters and circuit breakers, created once
+and used by every author of the run, on one event loop (never shared across threads).
+
+`fetch(name)` queries the three providers concurrently, so an author costs about the slowest
+provider, not the sum, and merges them. A provider that fails (down, circuit open, quota spent)
+makes the bibliography partial; it never fails the author.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+
+import httpx
+import redis.asyncio as aioredis
+
+from bookwarm.errors import ProviderError
+from bookwarm.keys import Keys
+from bookwarm.parsing.names import author_key
+from bookwarm.providers.google_books import GoogleBooksClient
+from bookwarm.providers.http import CallStats, CircuitBreaker, ProviderHttp, RetryPolicy
+from bookwarm.providers.isbndb import ISBNdbClient
+from bookwarm.providers.limits import RedisLimiter
+from bookwarm.providers.merge import merge
+from bookwarm.providers.models import Bibliography, ProviderResult
+from bookwarm.providers.openlibrary import OpenLibraryClient, user_agent
+from bookwarm.settings import ProviderSettings, Settings
+
+
+class ProviderSession:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        redis_client: aioredis.Redis | None = None,
+        policy: RetryPolicy | None = None,
+        core_only: bool = False,
+        google_pages: int = 1,
+        isbndb_pages: int = 1,
+        max_connections: int = 50,
+    ) -> None:
+        self.settings = settings
+        self.policy = policy or RetryPolicy()
+        self.core_only = core_only
+        self.google_pages = google_pages
+        self.isbndb_pages = isbndb_pages
+        self.max_connections = max_connections
+        self._own_redis = redis_client is None
+        self.redis = redis_client or aioredis.Redis.from_url(settings.redis.url)
+        self.keys = Keys(settings.redis.key_prefix)
+        self._clients: list[httpx.AsyncClient] = []
+        self.http: dict[str, ProviderHttp] = {}
+
+    async def __aenter__(self) -> ProviderSession:
+        s = self.settings
+        headers = {"User-Agent": user_agent(s.ingest.contact_email), "Accept": "application/json"}
+        self.http["openlibrary"] = self._provider("openlibrary", s.openlibrary, headers)
+        self.http["google_books"] = self._provider("google_books", s.google_books, headers)
+        isbndb_key = s.isbndb.api_key.get_secret_value() if s.isbndb.api_key else None
+        if isbndb_key:
+            self.http["isbndb"] = self._provider("isbndb", s.isbndb, {**headers, "Authorization": isbndb_key})
+        self.openlibrary = OpenLibraryClient(self.http["openlibrary"])
+        google_key = s.google_books.api_key.get_secret_value() if s.google_books.api_key else None
+        self.google = GoogleBooksClient(
+            self.http["google_books"], api_key=google_key, max_pages=self.google_pages
+        )
+        self.isbndb = ISBNdbClient(self.http["isbndb"], max_pages=self.isbndb_pages) if isbndb_key else None
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await asyncio.gather(*(c.aclose() for c in self._clients), return_exceptions=True)
+        if self._own_redis:
+            await self.redis.aclose()
+
+    def _provider(self, name: str, cfg: ProviderSettings, headers: dict[str, str]) -> ProviderHttp:
+        client = httpx.AsyncClient(
+            base_url=cfg.base_url.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(cfg.timeout_s),
+            limits=httpx.Limits(
+                max_connections=self.max_connections, max_keepalive_connections=self.max_connections
+            ),
+        )
+        self._clients.append(client)
+        limiter = RedisLimiter(
+            self.redis, self.keys, name, rate_per_s=cfg.rate_per_s, daily_quota=cfg.daily_quota
+        )
+        return ProviderHttp(name, client, limiter=limiter, breaker=CircuitBreaker(), policy=self.policy)
+
+    async def fetch(self, name: str) -> Bibliography:
+        """The merged bibliography of one author, providers queried concurrently."""
+        stats = CallStats()
+        ol_task = self._guard("openlibrary", self.openlibrary.fetch(name, stats))
+        others = [self._guard("google_books", self.google.fetch(name, stats))]
+        if self.isbndb is not None:
+            others.append(self._guard("isbndb", self.isbndb.fetch(name, stats)))
+        ol_outcome, *other_results = await asyncio.gather(ol_task, *others)
+        identity, ol_result = ol_outcome if isinstance(ol_outcome, tuple) else (None, ol_outcome)
+        results = [ol_result, *other_results]
+        if self.isbndb is None:
+            results.append(ProviderResult("isbndb", ok=False, skipped="no API key configured"))
+        return merge(name, author_key(name), identity, results, stats, core_only=self.core_only)
+
+    @staticmethod
+    async def _guard(provider: str, coro):
+        try:
+            return await coro
+        except ProviderError as exc:
+            return ProviderResult(provider, ok=False, complete=False, error=str(exc))
