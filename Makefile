@@ -12,7 +12,7 @@ export PREFECT_HOME ?= $(CURDIR)/.bookwarm/prefect
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install run test lint format bench-parse services-up services-down clean
+.PHONY: install run test lint format bench-parse bench-providers services-up services-down clean
 
 install: $(STAMP)
 
@@ -39,6 +39,9 @@ format: install
 
 bench-parse: install
 	$(BIN)/python -m tests.bench.bench_parse
+
+bench-providers: install
+	$(BIN)/python -m tests.bench.bench_providers
 
 services-up: install
 	$(BIN)/bookwarm services up

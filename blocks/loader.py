@@ -32,3 +32,17 @@ def load_block_values() -> dict[str, dict[str, Any]]:
             continue
         values[section] = block.model_dump(exclude={"block_type_slug"})
     return values
+
+
+async def aload_block_values() -> dict[str, dict[str, Any]]:
+    """Same as ``load_block_values`` for async code (flows), where ``Block.load`` must be awaited."""
+    if not prefect_api_configured():
+        return {}
+    values: dict[str, dict[str, Any]] = {}
+    for section, (cls, name) in BLOCK_NAMES.items():
+        try:
+            block = await cls.aload(name)
+        except ValueError:
+            continue
+        values[section] = block.model_dump(exclude={"block_type_slug"})
+    return values

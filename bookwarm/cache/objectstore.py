@@ -79,6 +79,40 @@ class ObjectStore:
                 response.close()
                 response.release_conn()
 
+    def get_bytes_sync(
+        self, key: str, *, bucket: str | None = None, max_bytes: int | None = None
+    ) -> bytes | None:
+        """Raw object bytes (library files given as s3://...), None when missing."""
+        bucket = bucket or self.bucket
+        response = None
+        try:
+            if max_bytes is not None:
+                size = self._client.stat_object(bucket, key).size
+                if size is not None and size > max_bytes:
+                    from bookwarm.errors import SourceError
+
+                    raise SourceError(
+                        f"s3://{bucket}/{key} is {size:,} bytes, over the {max_bytes:,} byte limit"
+                    )
+            response = self._client.get_object(bucket, key)
+            return response.read()
+        except S3Error as exc:
+            if exc.code in {"NoSuchKey", "NoSuchObject", "NoSuchBucket"}:
+                return None
+            raise self._error(f"read {key}", exc) from None
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self._error(f"read {key}", exc) from None
+        finally:
+            if response is not None:
+                response.close()
+                response.release_conn()
+
+    def put_bytes_sync(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        try:
+            self._client.put_object(self.bucket, key, io.BytesIO(data), len(data), content_type=content_type)
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self._error(f"write {key}", exc) from None
+
     async def put_json(self, key: str, value: Any) -> None:
         await asyncio.to_thread(self.put_json_sync, key, value)
 
@@ -88,3 +122,14 @@ class ObjectStore:
     def _error(self, action: str, exc: Exception) -> CacheError:
         detail = getattr(exc, "code", None) or type(exc).__name__
         return CacheError(f"object store {self._endpoint}/{self.bucket}: cannot {action} ({detail})")
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """'s3://bucket/key' -> (bucket, key)."""
+    rest = uri.removeprefix("s3://")
+    bucket, _, key = rest.partition("/")
+    if not bucket or not key:
+        from bookwarm.errors import SourceError
+
+        raise SourceError(f"not an s3://bucket/key URI: {uri!r}")
+    return bucket, key

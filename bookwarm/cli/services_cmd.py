@@ -11,18 +11,26 @@ from bookwarm.services.local import LocalServices
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("services", help="start/stop local Redis and S3-compatible servers")
     p.add_argument("action", choices=("up", "down", "status"))
+    p.add_argument(
+        "--no-prefect", action="store_true", help="up: do not start the local Prefect server (UI + API)"
+    )
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     services = LocalServices()
     if args.action == "up":
-        state = services.up()
+        state = services.up(with_prefect=not args.no_prefect)
         print(f"# local services running (data in {services.home}); to use them from a shell:")
+        if state.prefect_port:
+            print(f"# Prefect UI: http://127.0.0.1:{state.prefect_port}")
         _print_env(state.env())
         return 0
     if args.action == "down":
-        print("stopped" if services.down() else "not running")
+        from bookwarm.providers.fake.runner import FakeProviders
+
+        fake_stopped = FakeProviders(services.home).down()
+        print("stopped" if services.down() or fake_stopped else "not running")
         return 0
     state = services.running()
     if state is None:

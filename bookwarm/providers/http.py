@@ -25,6 +25,7 @@ import httpx
 from bookwarm.errors import ProviderRejected, ProviderUnavailable
 
 log = logging.getLogger("bookwarm.providers")
+LARGE_BODY = 256 * 1024
 
 
 class Limiter(Protocol):
@@ -176,6 +177,8 @@ class ProviderHttp:
             self.breaker.record_failure()
             raise ProviderRejected(self.provider, f"HTTP {status} for {path}: {_error_message(response)}")
         try:
+            if len(response.content) > LARGE_BODY:  # a 1,000-work page: parse off the event loop
+                return None, "", await asyncio.to_thread(json.loads, response.content)
             return None, "", response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             return self._backoff(attempt_no), "malformed JSON", None

@@ -11,6 +11,7 @@ call is made, so failed calls count too, and it lives in Redis, so restarts do n
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
@@ -35,8 +36,11 @@ local wait = start - now
 if wait > max_wait then return {-2, wait} end
 local next_tat = start + interval
 redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', math.floor((next_tat - now) / 1000) + 1000)
-local used = redis.call('INCR', KEYS[2])
-if used == 1 then redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3])) end
+local used = 0
+if ARGV[5] == '1' then
+  used = redis.call('INCR', KEYS[2])
+  if used == 1 then redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3])) end
+end
 return {wait, used}
 """
 
@@ -70,12 +74,33 @@ class RedisLimiter:
         self._script = client.register_script(_ACQUIRE)
 
     async def acquire(self) -> int:
-        """Wait for this call's slot; return the calls counted today. Raises QuotaExhausted."""
+        """Wait for this call's slot; return the calls counted today. Raises QuotaExhausted.
+
+        A caller that wakes up late (the event loop was busy) would send its request next to the
+        ones of later slots, so it takes a fresh slot instead; the quota is counted once.
+        """
+        wait_us, used = await self._reserve(count=True)
+        for _ in range(8):
+            due = time.monotonic() + wait_us / 1_000_000
+            if wait_us > 0:
+                await asyncio.sleep(wait_us / 1_000_000)
+            if time.monotonic() - due <= max(0.02, 0.5 * self.interval_us / 1_000_000):
+                break
+            wait_us, _ = await self._reserve(count=False)
+        return used
+
+    async def _reserve(self, *, count: bool) -> tuple[int, int]:
         day = utc_day()
         try:
             wait_us, used = await self._script(
                 keys=[self.keys.rate(self.provider), self.keys.quota(self.provider, day)],
-                args=[self.interval_us, self.daily_quota, 2 * 86400, self.max_wait_us],
+                args=[
+                    self.interval_us,
+                    self.daily_quota if count else 0,
+                    2 * 86400,
+                    self.max_wait_us,
+                    int(count),
+                ],
             )
         except RedisError as exc:
             raise CacheError(
@@ -85,9 +110,7 @@ class RedisLimiter:
             raise QuotaExhausted(self.provider, f"daily quota of {self.daily_quota} calls spent ({day} UTC)")
         if wait_us == -2:
             raise ProviderUnavailable(self.provider, f"rate backlog over {self.max_wait_us // 1_000_000}s")
-        if wait_us > 0:
-            await asyncio.sleep(wait_us / 1_000_000)
-        return int(used)
+        return int(wait_us), int(used)
 
     async def used_today(self) -> int:
         value = await self.client.get(self.keys.quota(self.provider, utc_day()))

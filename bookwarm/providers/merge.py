@@ -85,6 +85,7 @@ def merge(
             for r in results
         },
         calls=dict(stats.calls),
+        latency_s=dict(stats.seconds),
         fetched_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
 

@@ -72,6 +72,7 @@ class Bibliography:
     sources: dict[str, dict[str, Any]]
     calls: dict[str, int]
     fetched_at: str
+    latency_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def coauthors(self) -> list[Person]:
@@ -100,5 +101,6 @@ class Bibliography:
             "status": self.status,
             "sources": self.sources,
             "calls": self.calls,
+            "latency_s": {p: round(s, 3) for p, s in self.latency_s.items()},
             "fetched_at": self.fetched_at,
         }

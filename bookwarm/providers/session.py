@@ -14,6 +14,7 @@ from types import TracebackType
 import httpx
 import redis.asyncio as aioredis
 
+from bookwarm.cache.redis_client import make_redis
 from bookwarm.errors import ProviderError
 from bookwarm.keys import Keys
 from bookwarm.parsing.names import author_key
@@ -46,7 +47,7 @@ class ProviderSession:
         self.isbndb_pages = isbndb_pages
         self.max_connections = max_connections
         self._own_redis = redis_client is None
-        self.redis = redis_client or aioredis.Redis.from_url(settings.redis.url)
+        self.redis = redis_client or make_redis(settings.redis.url)
         self.keys = Keys(settings.redis.key_prefix)
         self._clients: list[httpx.AsyncClient] = []
         self.http: dict[str, ProviderHttp] = {}

@@ -6,9 +6,11 @@ command, and ``down``, find the same servers. The tests use this same class with
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import secrets
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,16 +36,25 @@ class ServicesState:
     access_key: str
     secret_key: str
     bucket: str = "bookwarm"
+    prefect_pid: int = 0
+    prefect_port: int = 0
 
     def env(self) -> dict[str, str]:
-        """The environment that points bookwarm at these servers."""
-        return {
+        """The environment that points bookwarm (and Prefect, when started) at these servers."""
+        env = {
             "BOOKWARM_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             "BOOKWARM_S3_ENDPOINT": f"127.0.0.1:{self.s3_port}",
             "BOOKWARM_S3_ACCESS_KEY": self.access_key,
             "BOOKWARM_S3_SECRET_KEY": self.secret_key,
             "BOOKWARM_S3_BUCKET": self.bucket,
         }
+        if self.prefect_port:
+            env["PREFECT_API_URL"] = f"http://127.0.0.1:{self.prefect_port}/api"
+        return env
+
+    @property
+    def pids(self) -> list[int]:
+        return [p for p in (self.prefect_pid, self.s3_pid, self.redis_pid) if p]
 
 
 class LocalServices:
@@ -62,17 +73,23 @@ class LocalServices:
             return None
 
     def running(self) -> ServicesState | None:
-        """The recorded servers, if both are still alive."""
+        """The recorded servers, if all of them are still alive."""
         state = self.state()
-        if state and pid_alive(state.redis_pid) and pid_alive(state.s3_pid):
+        if state and all(pid_alive(pid) for pid in state.pids):
             return state
         return None
 
-    def up(self) -> ServicesState:
-        """Start both servers (or return the running ones); on any failure nothing is left running."""
+    def up(self, *, with_prefect: bool = False) -> ServicesState:
+        """Start the servers (or return the running ones); on any failure nothing is left running.
+
+        ``with_prefect`` adds a local Prefect server (SQLite, UI included): ~13 s to start here, once,
+        against 14-22 s of temporary API in *every* process that runs a flow without one.
+        """
         current = self.running()
-        if current:
+        if current and (current.prefect_pid or not with_prefect):
             return current
+        if current and with_prefect:
+            return self._add_prefect(current)
         self.down()  # clear a half-dead previous start
         self.home.mkdir(parents=True, exist_ok=True)
         taken: set[int] = set()
@@ -89,8 +106,44 @@ class LocalServices:
                 stop(pid, self.stop_grace_s)
             raise
         state = ServicesState(redis_pid, redis_port, s3_pid, s3_port, access_key, secret_key)
+        self._save(state)
+        return self._add_prefect(state) if with_prefect else state
+
+    def _save(self, state: ServicesState) -> None:
         self.state_path.write_text(json.dumps(asdict(state), indent=2))
         self.state_path.chmod(0o600)
+
+    def _add_prefect(self, state: ServicesState) -> ServicesState:
+        port = free_port()
+        log = self.home / "prefect.log"
+        env = {
+            **os.environ,
+            "PREFECT_HOME": str(self.home / "prefect"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+        }
+        env.pop("PREFECT_API_URL", None)
+        argv = [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+        proc = spawn(argv, log, env=env)
+        try:
+            _wait_http(port, "/api/health", proc.pid, "Prefect server", log, timeout_s=120)
+        except BaseException:
+            stop(proc.pid, self.stop_grace_s)
+            raise
+        state.prefect_pid, state.prefect_port = proc.pid, port
+        self._save(state)
         return state
 
     def down(self) -> bool:
@@ -98,7 +151,7 @@ class LocalServices:
         state = self.state()
         if state is None:
             return False
-        for pid in (state.s3_pid, state.redis_pid):
+        for pid in state.pids:
             stop(pid, self.stop_grace_s)
         self.state_path.unlink(missing_ok=True)
         return True
@@ -177,15 +230,17 @@ class LocalServices:
 
 def _wait_s3_ready(port: int, pid: int, log: Path, timeout_s: float = 30.0) -> None:
     """The S3 port opens before the filer is ready; wait for a real HTTP answer."""
-    import http.client
+    _wait_http(port, "/", pid, "SeaweedFS S3", log, timeout_s)
 
+
+def _wait_http(port: int, path: str, pid: int, name: str, log: Path, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not pid_alive(pid):
-            raise ServiceError(f"SeaweedFS exited during start-up; see {log}")
+            raise ServiceError(f"{name} exited during start-up; see {log}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/")
+            conn.request("GET", path)
             status = conn.getresponse().status
             conn.close()
             if status < 500:
@@ -193,4 +248,4 @@ def _wait_s3_ready(port: int, pid: int, log: Path, timeout_s: float = 30.0) -> N
         except OSError:
             pass
         time.sleep(0.2)
-    raise ServiceError(f"SeaweedFS S3 on port {port} not ready within {timeout_s:.0f}s; see {log}")
+    raise ServiceError(f"{name} on port {port} not ready within {timeout_s:.0f}s; see {log}")

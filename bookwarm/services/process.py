@@ -41,7 +41,9 @@ def free_port(*, with_grpc: bool = False, taken: set[int] | None = None) -> int:
     raise ServiceError("no free loopback port found in 20000-54999")
 
 
-def spawn(argv: list[str], log_path: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    argv: list[str], log_path: Path, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start a server in its own process group, output to ``log_path``, never inheriting our stdin."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:

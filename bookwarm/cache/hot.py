@@ -1,0 +1,102 @@
+"""The hot tier and the warming bookkeeping in Redis: bibliographies, ISBN and title indexes,
+"processed" markers and author claims. Keys come from ``bookwarm.keys`` only."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from bookwarm.errors import CacheError
+from bookwarm.keys import Keys
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def jittered(ttl_s: int, spread: float = 0.1) -> int:
+    """TTL +- 10%, so a warm run's keys do not all expire in the same second."""
+    return max(1, int(ttl_s * random.uniform(1 - spread, 1 + spread)))
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class HotCache:
+    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+        self._release = client.register_script(_RELEASE)
+
+    async def claim(self, author_key: str, ttl_s: int) -> str | None:
+        """Claim an author for this worker (SET NX EX); the token to release it, or None if taken."""
+        token = uuid.uuid4().hex
+        ok = await self._call(self.client.set(self.keys.claim(author_key), token, nx=True, ex=ttl_s))
+        return token if ok else None
+
+    async def release(self, author_key: str, token: str) -> None:
+        await self._call(self._release(keys=[self.keys.claim(author_key)], args=[token]))
+
+    async def is_claimed(self, author_key: str) -> bool:
+        return bool(await self._call(self.client.exists(self.keys.claim(author_key))))
+
+    async def processed(self, author_key: str) -> dict[str, Any] | None:
+        raw = await self._call(self.client.get(self.keys.processed(author_key)))
+        return json.loads(raw) if raw else None
+
+    async def mark_processed(self, author_key: str, record: dict[str, Any], ttl_s: int) -> None:
+        await self._call(self.client.set(self.keys.processed(author_key), dumps(record), ex=ttl_s))
+
+    async def write_bibliography(
+        self, bibliography: dict[str, Any], isbn_entries: dict[str, dict[str, Any]], ttl_s: int
+    ) -> None:
+        """author:{key}, isbn:{isbn} for every edition, search:title:{title} hash fields; one round trip."""
+        key = bibliography["author"]["key"]
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self.keys.author(key), dumps(bibliography), ex=jittered(ttl_s))
+        for isbn, entry in isbn_entries.items():
+            pipe.set(self.keys.isbn(isbn), dumps(entry), ex=jittered(ttl_s))
+        for work in bibliography["works"]:
+            title = self.keys.title(work["title_key"])
+            pipe.hset(
+                title,
+                key,
+                dumps(
+                    {
+                        "title": work["title"],
+                        "author": bibliography["author"]["name"],
+                        "author_key": key,
+                        "openlibrary_key": work.get("openlibrary_key"),
+                    }
+                ),
+            )
+            pipe.expire(title, jittered(ttl_s))
+        await self._call(pipe.execute())
+
+    async def write_negative(self, author_key: str, entry: dict[str, Any], ttl_s: int) -> None:
+        await self._call(self.client.set(self.keys.author(author_key), dumps(entry), ex=ttl_s))
+
+    async def get_json(self, key: str) -> Any | None:
+        raw = await self._call(self.client.get(key))
+        return json.loads(raw) if raw else None
+
+    async def set_json(self, key: str, value: Any, ttl_s: int) -> None:
+        await self._call(self.client.set(key, dumps(value), ex=jittered(ttl_s)))
+
+    async def titles(self, title_key: str) -> list[dict[str, Any]]:
+        raw = await self._call(self.client.hgetall(self.keys.title(title_key)))
+        return [json.loads(v) for v in raw.values()]
+
+    @staticmethod
+    async def _call(awaitable):
+        try:
+            return await awaitable
+        except RedisError as exc:
+            raise CacheError(f"Redis failed: {type(exc).__name__}: {exc}") from None

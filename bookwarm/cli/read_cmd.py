@@ -1,0 +1,102 @@
+"""`bookwarm lookup author|isbn ...` and `bookwarm status JOB_ID`: the read path, no Prefect needed."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from bookwarm.cli.output import print_json, print_table
+from bookwarm.errors import InputError
+from bookwarm.parsing.names import author_key, tidy
+from bookwarm.runtime import load_settings
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    lookup = sub.add_parser("lookup", help="read an author or an ISBN from the cache (Redis, then S3)")
+    lookup.add_argument("kind", choices=("author", "isbn"))
+    lookup.add_argument("value")
+    lookup.add_argument("--json", action="store_true")
+    lookup.set_defaults(handler=run_lookup)
+
+    status = sub.add_parser("status", help="a job's counts and dead letters")
+    status.add_argument("job_id")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=run_status)
+
+
+async def lookup(
+    settings: Any, kind: str, value: str
+) -> tuple[dict[str, Any] | None, str, dict[str, Any] | None]:
+    """(bibliography, tier, matched ISBN entry). Shared by the CLI and the contract tests."""
+    from bookwarm.warming.context import WarmContext
+
+    async with WarmContext(settings, with_providers=False) as ctx:
+        if kind == "author":
+            bibliography, tier = await ctx.cache.read_author(author_key(tidy(value)))
+            return bibliography, tier, None
+        entry, tier = await ctx.cache.read_isbn(value.replace("-", "").strip())
+        if entry is None:
+            return None, tier, None
+        bibliography, _ = await ctx.cache.read_author(entry["author"]["key"])
+        return bibliography, tier, entry
+
+
+def run_lookup(args: argparse.Namespace) -> int:
+    settings = load_settings(start_services=False)
+    bibliography, tier, entry = asyncio.run(lookup(settings, args.kind, args.value))
+    if bibliography is None:
+        raise InputError(
+            f"{args.kind} {args.value!r} is not in the cache (miss in Redis and the object store)"
+        )
+    if args.json:
+        print_json({**bibliography, "tier": tier, **({"match": entry["work"]} if entry else {})})
+        return 0
+    author = bibliography["author"]
+    print(
+        f"{author['name']}  (key {author['key']}, OpenLibrary {author.get('openlibrary_key')})  from {tier} tier"
+    )
+    print(
+        f"status {bibliography['status']}, complete {bibliography['complete']}, {bibliography['works_count']} works"
+    )
+    if entry:
+        print(f"ISBN {args.value}: {entry['work']['title']}")
+    print_table(
+        ("year", "title"),
+        [(w.get("first_publish_year") or "", w["title"][:70]) for w in bibliography["works"]],
+        limit=15,
+    )
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from bookwarm.warming.context import WarmContext
+    from bookwarm.warming.jobs import summary
+
+    settings = load_settings(start_services=False)
+
+    async def read() -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        async with WarmContext(settings, with_providers=False) as ctx:
+            return await ctx.jobs.get(args.job_id), await ctx.jobs.dead_letters(args.job_id)
+
+    record, dead = asyncio.run(read())
+    if record is None:
+        raise InputError(
+            f"no job {args.job_id} (job records are kept {settings.redis.job_ttl_s // 86400} days)"
+        )
+    data = {
+        **summary(record),
+        "max_depth": record.get("max_depth"),
+        "source": record.get("source"),
+        "started_at": record.get("started_at"),
+        "finished_at": record.get("finished_at"),
+        "dead_letters": dead,
+    }
+    if args.json:
+        print_json(data)
+        return 0
+    print_table(("", ""), [(k, v) for k, v in data.items() if k != "dead_letters"])
+    if dead:
+        print(f"\n{len(dead)} dead letters (re-drive with `bookwarm redrive {args.job_id}`):")
+        print_table(("depth", "name", "reason"), [(d["depth"], d["name"], d["reason"][:80]) for d in dead])
+    return 0

@@ -1,0 +1,110 @@
+"""`bookwarm warm FILE`, `bookwarm warm-authors NAME...`, `bookwarm redrive JOB_ID`: run the flows here."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from bookwarm.cli.output import print_json, print_table
+from bookwarm.errors import InputError
+from bookwarm.keys import Keys
+from bookwarm.parsing.ingest import parse_library
+from bookwarm.settings import resolve
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    warm = sub.add_parser("warm", help="warm the cache for every author in a library export (and co-authors)")
+    warm.add_argument("file", help="library export, or s3://bucket/key")
+    warm.add_argument("--max-depth", type=int, default=2, help="co-author levels, 1-3 (default 2)")
+    warm.add_argument("--force", action="store_true", help="re-warm authors that are still fresh")
+    warm.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    warm.set_defaults(handler=run_warm)
+
+    authors = sub.add_parser("warm-authors", help="warm the named authors (and their co-authors)")
+    authors.add_argument("names", nargs="+")
+    authors.add_argument("--max-depth", type=int, default=1, help="co-author levels, 0-3 (default 1)")
+    authors.add_argument("--force", action="store_true")
+    authors.add_argument("--json", action="store_true")
+    authors.set_defaults(handler=run_warm_authors)
+
+    redrive = sub.add_parser("redrive", help="re-run a job's dead letters")
+    redrive.add_argument("job_id")
+    redrive.add_argument("--json", action="store_true")
+    redrive.set_defaults(handler=run_redrive)
+
+
+def run_warm(args: argparse.Namespace) -> int:
+    check_depth(args.max_depth, low=1)
+    if not args.file.startswith("s3://"):
+        path = Path(args.file)
+        settings = resolve()
+        # Bad input fails here, in one line, before any server starts.
+        parse_library(path, max_bytes=int(settings.ingest.max_upload_mb * 1024 * 1024))
+        source = str(path.resolve())
+    else:
+        source = args.file
+    return _run("warm_library", args.json, source=source, max_depth=args.max_depth, force=args.force)
+
+
+def run_warm_authors(args: argparse.Namespace) -> int:
+    check_depth(args.max_depth, low=0)
+    return _run(
+        "warm_popular_authors", args.json, names=args.names, max_depth=args.max_depth, force=args.force
+    )
+
+
+def run_redrive(args: argparse.Namespace) -> int:
+    return _run("redrive", args.json, job_id=args.job_id)
+
+
+def check_depth(value: int, *, low: int) -> None:
+    if not low <= value <= 3:
+        raise InputError(f"--max-depth must be between {low} and 3, got {value}")
+
+
+def _run(flow_name: str, as_json: bool, **parameters: Any) -> int:
+    from bookwarm.cli.progress import ProgressBar
+    from bookwarm.cli.runtime_env import prepare_flow_runtime
+    from bookwarm.warming.progress import subscribe
+
+    settings = prepare_flow_runtime()
+    from flows import redrive, warm_library, warm_popular
+
+    flow = {
+        "warm_library": warm_library.warm_library,
+        "warm_popular_authors": warm_popular.warm_popular_authors,
+        "redrive": redrive.redrive,
+    }[flow_name]
+    bar = ProgressBar(settings.redis.url, Keys(settings.redis.key_prefix))
+    unsubscribe = subscribe(bar)
+    try:
+        state = asyncio.run(flow(**parameters, return_state=True))
+    finally:
+        unsubscribe()
+        bar.close()
+    if state.is_failed():
+        raise_flow_failure(state)
+    summary = asyncio.run(state.aresult()) if asyncio.iscoroutinefunction(state.aresult) else state.result()
+    if as_json:
+        print_json(summary)
+    else:
+        print_table(("", ""), [(k, v) for k, v in summary.items()])
+        print(f"\nDetails: bookwarm status {summary.get('job_id')}")
+    return 1 if summary.get("authors_failed") else 0
+
+
+def raise_flow_failure(state: Any) -> None:
+    from bookwarm.errors import BookwarmError
+
+    message = state.message or "flow run failed"
+    try:
+        state.result()
+    except InputError as exc:
+        raise InputError(str(exc)) from None
+    except BookwarmError as exc:
+        raise exc from None
+    except Exception as exc:
+        raise BookwarmError(f"{message}: {type(exc).__name__}: {exc}") from None
+    raise BookwarmError(message)

@@ -1,0 +1,129 @@
+"""A job's record in Redis: `warming:job:{job_id}` (a hash of live counters, 7-day TTL) and its
+dead letters `warming:job:{job_id}:dead` (author key -> reason). The job id is the flow run id."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from bookwarm.cache.hot import HotCache, dumps
+from bookwarm.keys import Keys
+
+COUNTERS = (
+    "authors_queued",
+    "warmed",
+    "skipped",
+    "partial",
+    "unknown",
+    "failed",
+    "works_cached",
+    "provider_calls",
+)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class JobStore:
+    def __init__(self, client: aioredis.Redis, keys: Keys, ttl_s: int) -> None:
+        self.client = client
+        self.keys = keys
+        self.ttl_s = ttl_s
+
+    async def start(
+        self, job_id: str, *, source: str, max_depth: int, authors_queued: int, force: bool
+    ) -> None:
+        key = self.keys.job(job_id)
+        fields: dict[str, Any] = {
+            "job_id": job_id,
+            "status": "running",
+            "source": source,
+            "max_depth": max_depth,
+            "force": int(force),
+            "started_at": now_iso(),
+            "started_ts": time.time(),
+            **dict.fromkeys(COUNTERS, 0),
+        }
+        fields["authors_queued"] = authors_queued
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(key, mapping=fields)
+        pipe.expire(key, self.ttl_s)
+        await HotCache._call(pipe.execute())
+
+    async def incr(self, job_id: str, **amounts: int) -> None:
+        key = self.keys.job(job_id)
+        pipe = self.client.pipeline(transaction=True)
+        for name, amount in amounts.items():
+            if amount:
+                pipe.hincrby(key, name, amount)
+        pipe.expire(key, self.ttl_s)
+        await HotCache._call(pipe.execute())
+
+    async def set_fields(self, job_id: str, **fields: Any) -> None:
+        await HotCache._call(self.client.hset(self.keys.job(job_id), mapping=fields))
+
+    async def add_dead_letter(self, job_id: str, author: dict[str, str], depth: int, reason: str) -> None:
+        key = self.keys.dead_letters(job_id)
+        entry = {
+            "name": author["name"],
+            "key": author["key"],
+            "depth": depth,
+            "reason": reason[:500],
+            "failed_at": now_iso(),
+        }
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(key, author["key"], dumps(entry))
+        pipe.expire(key, self.ttl_s)
+        pipe.hincrby(self.keys.job(job_id), "failed", 1)
+        await HotCache._call(pipe.execute())
+
+    async def remove_dead_letter(self, job_id: str, author_key: str) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hdel(self.keys.dead_letters(job_id), author_key)
+        pipe.hincrby(self.keys.job(job_id), "failed", -1)
+        await HotCache._call(pipe.execute())
+
+    async def dead_letters(self, job_id: str) -> list[dict[str, Any]]:
+        raw = await HotCache._call(self.client.hgetall(self.keys.dead_letters(job_id)))
+        return sorted((json.loads(v) for v in raw.values()), key=lambda e: (e["depth"], e["key"]))
+
+    async def get(self, job_id: str) -> dict[str, Any] | None:
+        raw = await HotCache._call(self.client.hgetall(self.keys.job(job_id)))
+        if not raw:
+            return None
+        record = {
+            k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
+            for k, v in raw.items()
+        }
+        for name in (*COUNTERS, "max_depth", "force"):
+            if name in record:
+                record[name] = int(record[name])
+        return record
+
+    async def finish(self, job_id: str, status: str) -> dict[str, Any]:
+        record = await self.get(job_id) or {}
+        duration = time.time() - float(record.get("started_ts", time.time()))
+        await self.set_fields(job_id, status=status, finished_at=now_iso(), duration_s=round(duration, 3))
+        return summary(await self.get(job_id) or {})
+
+
+def summary(record: dict[str, Any]) -> dict[str, Any]:
+    """The job summary: the `bookwarm warm --json` shape."""
+    return {
+        "job_id": record.get("job_id"),
+        "status": record.get("status"),
+        "authors_queued": record.get("authors_queued", 0),
+        "authors_warmed": record.get("warmed", 0),
+        "authors_skipped": record.get("skipped", 0),
+        "authors_partial": record.get("partial", 0),
+        "authors_unknown": record.get("unknown", 0),
+        "authors_failed": record.get("failed", 0),
+        "works_cached": record.get("works_cached", 0),
+        "provider_calls": record.get("provider_calls", 0),
+        "duration_s": float(record.get("duration_s", 0) or 0),
+    }

@@ -1,0 +1,1 @@
+"""Prefect flows: orchestration only. I/O lives in tasks/ and the bookwarm core."""

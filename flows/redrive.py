@@ -1,0 +1,45 @@
+"""Flow: re-run a job's dead letters (forced), at the depth each failed, continuing its co-author levels."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from prefect import flow
+
+from bookwarm.warming.context import WarmContext
+from flows.levels import warm_levels
+from tasks.jobs import finish_job
+from tasks.settings import run_settings
+
+
+@flow(name="redrive", flow_run_name="redrive/{job_id}", log_prints=False)
+async def redrive(job_id: str, concurrency: int = 32) -> dict[str, Any]:
+    settings = await run_settings()
+    async with WarmContext(settings, with_providers=False) as ctx:
+        record = await ctx.jobs.get(job_id)
+        if record is None:
+            raise ValueError(
+                f"no job {job_id} in Redis (job records expire after {settings.redis.job_ttl_s // 86400} days)"
+            )
+        dead = await ctx.jobs.dead_letters(job_id)
+        by_depth: dict[int, list[dict[str, str]]] = defaultdict(list)
+        for entry in dead:
+            await ctx.jobs.remove_dead_letter(job_id, entry["key"])
+            by_depth[entry["depth"]].append({"name": entry["name"], "key": entry["key"]})
+        for depth in sorted(by_depth):
+            await warm_levels(
+                ctx,
+                job_id,
+                by_depth[depth],
+                max_depth=record["max_depth"],
+                force=True,
+                shard_size=500,
+                concurrency=concurrency,
+                progress_artifact_id=None,
+                start_depth=depth,
+            )
+        summary = await finish_job(ctx, job_id, "completed", None)
+        summary["redriven"] = len(dead)
+        summary["still_failed"] = len(await ctx.jobs.dead_letters(job_id))
+    return summary

@@ -1,0 +1,62 @@
+"""Flow: warm a list of popular authors (scheduled weekly), and ad-hoc lists from the CLI.
+
+The list comes from the ``names`` parameter, else the Prefect Variable ``bookwarm-popular-authors``
+(a JSON list of names), else the 29 authors bookwarm ships with.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Annotated, Any
+
+from prefect import flow
+from prefect.runtime import flow_run
+from prefect.variables import Variable
+from pydantic import Field
+
+from bookwarm.parsing.names import parse_cell
+from bookwarm.warming.context import WarmContext
+from flows.levels import warm_levels
+from tasks.jobs import finish_job, start_job
+from tasks.settings import run_settings
+
+VARIABLE = "bookwarm-popular-authors"
+
+
+def default_popular_authors() -> list[str]:
+    text = resources.files("bookwarm.data").joinpath("popular_authors.txt").read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+@flow(name="warm-popular-authors", log_prints=False)
+async def warm_popular_authors(
+    names: list[str] | None = None,
+    max_depth: Annotated[int, Field(ge=0, le=3)] = 1,
+    force: bool = False,
+    concurrency: int = 32,
+) -> dict[str, Any]:
+    if not names:
+        names = await Variable.aget(VARIABLE, default=None) or default_popular_authors()
+    people = {p.key: {"name": p.name, "key": p.key} for n in names for p in parse_cell(n)}
+    job_id = str(flow_run.id or "local")
+    settings = await run_settings()
+    async with WarmContext(settings, with_providers=False) as ctx:
+        progress = await start_job(
+            ctx, job_id, source="popular authors", max_depth=max_depth, authors=len(people), force=force
+        )
+        status = "failed"
+        try:
+            await warm_levels(
+                ctx,
+                job_id,
+                list(people.values()),
+                max_depth=max_depth,
+                force=force,
+                shard_size=500,
+                concurrency=concurrency,
+                progress_artifact_id=str(progress),
+            )
+            status = "completed"
+        finally:
+            summary = await finish_job(ctx, job_id, status, progress)
+    return summary

@@ -1,0 +1,1 @@
+"""Thin Prefect tasks over the bookwarm core: one unit of work each, no orchestration."""

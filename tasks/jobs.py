@@ -1,0 +1,71 @@
+"""Tasks: a job's record, dead letters and the Prefect artifacts that show them."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from prefect import task
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
+
+from bookwarm.warming.context import WarmContext
+from bookwarm.warming.outcome import AuthorOutcome
+from bookwarm.warming.progress import notify
+
+
+@task(name="start-job", cache_policy=NO_CACHE)
+async def start_job(
+    ctx: WarmContext, job_id: str, *, source: str, max_depth: int, authors: int, force: bool
+) -> UUID:
+    await ctx.jobs.start(job_id, source=source, max_depth=max_depth, authors_queued=authors, force=force)
+    return await create_progress_artifact(
+        progress=0.0, description=f"bookwarm job {job_id}: authors warmed / queued"
+    )
+
+
+@task(name="record-dead-letter", cache_policy=NO_CACHE)
+async def record_dead_letter(
+    ctx: WarmContext, job_id: str, author: dict[str, str], depth: int, reason: str
+) -> None:
+    await ctx.jobs.add_dead_letter(job_id, author, depth, reason)
+    emit_event(
+        event="bookwarm.author.failed",
+        resource={
+            "prefect.resource.id": f"bookwarm.author.{author['key']}",
+            "prefect.resource.name": author["name"],
+        },
+        related=[{"prefect.resource.id": f"bookwarm.job.{job_id}", "prefect.resource.role": "job"}],
+        payload={"depth": depth, "reason": reason[:500]},
+    )
+    notify(job_id, AuthorOutcome(author["name"], author["key"], depth, "failed", reason=reason))
+
+
+async def update_progress(ctx: WarmContext, job_id: str, artifact_id: UUID | None) -> None:
+    """Not a task: called from the flow at most once a second (an artifact update is an API call)."""
+    if artifact_id is None:
+        return
+    record = await ctx.jobs.get(job_id) or {}
+    done = sum(record.get(k, 0) for k in ("warmed", "skipped", "partial", "unknown", "failed"))
+    queued = max(1, record.get("authors_queued", 1))
+    await update_progress_artifact(artifact_id, progress=min(100.0, 100.0 * done / queued))
+
+
+@task(name="finish-job", cache_policy=NO_CACHE)
+async def finish_job(ctx: WarmContext, job_id: str, status: str, artifact_id: UUID | None) -> dict[str, Any]:
+    summary = await ctx.jobs.finish(job_id, status)
+    if artifact_id is not None:
+        await update_progress_artifact(artifact_id, progress=100.0)
+    dead = await ctx.jobs.dead_letters(job_id)
+    rows = [{"metric": k, "value": v} for k, v in summary.items()]
+    await create_table_artifact(
+        table=rows, key=f"bookwarm-job-{job_id}"[:60].lower(), description=f"Job {job_id} summary"
+    )
+    await create_table_artifact(
+        table=dead
+        or [{"name": "-", "key": "-", "depth": "-", "reason": "no dead letters", "failed_at": "-"}],
+        key=f"bookwarm-dead-{job_id}"[:60].lower(),
+        description=f"Dead letters of job {job_id}: re-drive with `bookwarm redrive {job_id}`",
+    )
+    return summary

@@ -1,0 +1,52 @@
+"""Task: warm one author. Its task run's state is the author's status; Failed is a dead letter.
+
+Retries (3, backing off) cover failures outside HTTP, such as a cache write; HTTP retries stay in
+the providers' layer. The live context is passed in, so caching is off (NO_CACHE).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
+from prefect.tasks import exponential_backoff
+
+from bookwarm.warming.author import warm_one
+from bookwarm.warming.context import WarmContext
+from bookwarm.warming.progress import notify
+
+RETRIES = 3
+
+
+@task(
+    name="warm-author",
+    task_run_name="warm-author/{author[name]}/d{depth}",
+    retries=RETRIES,
+    retry_delay_seconds=exponential_backoff(backoff_factor=1),
+    retry_jitter_factor=0.5,
+    cache_policy=NO_CACHE,
+)
+async def warm_author(
+    author: dict[str, str], depth: int, job_id: str, ctx: WarmContext, force: bool = False
+) -> dict[str, Any]:
+    outcome = await warm_one(ctx, author, depth, job_id, force=force)
+    emit_event(
+        event="bookwarm.author.warmed",
+        resource={
+            "prefect.resource.id": f"bookwarm.author.{outcome.key}",
+            "prefect.resource.name": outcome.name,
+        },
+        related=[{"prefect.resource.id": f"bookwarm.job.{job_id}", "prefect.resource.role": "job"}],
+        payload={
+            "status": outcome.status,
+            "works": outcome.works,
+            "depth": depth,
+            "duration_s": outcome.seconds,
+            "provider_latency_s": outcome.provider_seconds,
+            "calls": outcome.calls,
+        },
+    )
+    notify(job_id, outcome)
+    return outcome.to_dict()
