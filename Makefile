@@ -12,7 +12,9 @@ export PREFECT_HOME ?= $(CURDIR)/.bookwarm/prefect
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install run test lint format bench-parse bench-providers services-up services-down clean
+DEPTH ?= 2
+
+.PHONY: serve-deployments install run test lint format bench-parse bench-providers services-up services-down clean
 
 install: $(STAMP)
 
@@ -25,8 +27,7 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 run: install
-	$(BIN)/bookwarm services up
-	$(BIN)/bookwarm parse $(LIBRARY)
+	$(BIN)/bookwarm demo $(LIBRARY)
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -42,6 +43,9 @@ bench-parse: install
 
 bench-providers: install
 	$(BIN)/python -m tests.bench.bench_providers
+
+serve-deployments: install
+	$(BIN)/bookwarm deployments serve
 
 services-up: install
 	$(BIN)/bookwarm services up

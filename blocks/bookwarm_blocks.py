@@ -17,6 +17,9 @@ class BookwarmRedis(Block):
     processed_ttl_s: int = Field(90 * 24 * 3600, description="how long a warmed author stays fresh")
     job_ttl_s: int = Field(7 * 24 * 3600, description="TTL of job records")
     negative_ttl_s: int = Field(6 * 3600, description="TTL of 'author unknown' entries")
+    claim_ttl_s: int = Field(
+        60, description="author claim lifetime; renewed while fetching, so a crash frees it fast"
+    )
 
 
 class BookwarmObjectStore(Block):

@@ -33,6 +33,7 @@ class RedisSettings:
     )
     job_ttl_s: int = _f("BOOKWARM_JOB_TTL_S", 7 * 24 * 3600, doc="TTL of job records")
     negative_ttl_s: int = _f("BOOKWARM_NEGATIVE_TTL_S", 6 * 3600, doc="TTL of 'author unknown' entries")
+    claim_ttl_s: int = _f("BOOKWARM_CLAIM_TTL_S", 60, doc="author claim lifetime, renewed while fetching")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ the providers' layer. The live context is passed in, so caching is off (NO_CACHE
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from prefect import task
@@ -17,14 +18,16 @@ from bookwarm.warming.author import warm_one
 from bookwarm.warming.context import WarmContext
 from bookwarm.warming.progress import notify
 
-RETRIES = 3
+# Retries of failures outside HTTP (cache writes): 3 as in the original design; the delay doubles.
+RETRIES = int(os.environ.get("BOOKWARM_AUTHOR_RETRIES", "3"))
+RETRY_DELAY_S = float(os.environ.get("BOOKWARM_AUTHOR_RETRY_DELAY_S", "1"))
 
 
 @task(
     name="warm-author",
     task_run_name="warm-author/{author[name]}/d{depth}",
     retries=RETRIES,
-    retry_delay_seconds=exponential_backoff(backoff_factor=1),
+    retry_delay_seconds=exponential_backoff(backoff_factor=RETRY_DELAY_S) if RETRY_DELAY_S else 0,
     retry_jitter_factor=0.5,
     cache_policy=NO_CACHE,
 )

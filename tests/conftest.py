@@ -15,6 +15,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 for _name in [n for n in os.environ if n.startswith("BOOKWARM_")]:
     del os.environ[_name]  # tests decide their own configuration
+os.environ["BOOKWARM_AUTHOR_RETRY_DELAY_S"] = "0"  # task retries still happen, without the wait
 
 PROJECT = Path(__file__).resolve().parents[1]
 FIXTURES = PROJECT / "tests" / "fixtures"

@@ -18,6 +18,10 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+_EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
 
 
 def jittered(ttl_s: int, spread: float = 0.1) -> int:
@@ -34,6 +38,7 @@ class HotCache:
         self.client = client
         self.keys = keys
         self._release = client.register_script(_RELEASE)
+        self._extend = client.register_script(_EXTEND)
 
     async def claim(self, author_key: str, ttl_s: int) -> str | None:
         """Claim an author for this worker (SET NX EX); the token to release it, or None if taken."""
@@ -43,6 +48,9 @@ class HotCache:
 
     async def release(self, author_key: str, token: str) -> None:
         await self._call(self._release(keys=[self.keys.claim(author_key)], args=[token]))
+
+    async def extend_claim(self, author_key: str, token: str, ttl_s: int) -> bool:
+        return bool(await self._call(self._extend(keys=[self.keys.claim(author_key)], args=[token, ttl_s])))
 
     async def is_claimed(self, author_key: str) -> bool:
         return bool(await self._call(self.client.exists(self.keys.claim(author_key))))

@@ -61,14 +61,18 @@ class RedisLimiter:
         rate_per_s: float,
         daily_quota: int = 0,
         max_wait_s: float = 900.0,
-        safety: float = 0.05,
+        safety: float = 0.02,
+        slack_ms: float = 15.0,
     ) -> None:
         self.client = client
         self.keys = keys
         self.provider = provider
-        # Slots are spaced 5% wider than 1/rate: requests leave a few ms late or early (event loop,
-        # connection set-up), and a provider counting "N per second" must never see N+1 in a second.
-        self.interval_us = int(1_000_000 * (1 + safety) / rate_per_s) if rate_per_s > 0 else 0
+        # Slots are spaced a little wider than 1/rate: requests leave some milliseconds early or late
+        # (scheduling, connection set-up), and a provider counting "N per second" must never see N+1
+        # in one second. Jitter is absolute, so most of the slack is too: 2% + 15 ms per slot.
+        self.interval_us = (
+            int(1_000_000 * (1 + safety) / rate_per_s + slack_ms * 1000) if rate_per_s > 0 else 0
+        )
         self.daily_quota = daily_quota
         self.max_wait_us = int(max_wait_s * 1_000_000)
         self._script = client.register_script(_ACQUIRE)

@@ -31,9 +31,11 @@ async def warm_one(
             break
         outcome = await _wait_for_other_run(ctx, name, key, depth)
     if outcome is None:
+        heartbeat = asyncio.create_task(_keep_claim(ctx, key, token))
         try:
             outcome = await _fetch_and_write(ctx, name, key, depth)
         finally:
+            heartbeat.cancel()
             await ctx.hot.release(key, token)
     outcome.seconds = round(time.monotonic() - started, 4)
     await ctx.jobs.incr(
@@ -45,6 +47,13 @@ async def warm_one(
         },
     )
     return outcome
+
+
+async def _keep_claim(ctx: WarmContext, key: str, token: str) -> None:
+    """Renew the claim while this worker is alive; if it dies, the claim lapses within its TTL."""
+    while True:
+        await asyncio.sleep(max(0.5, ctx.claim_ttl_s / 3))
+        await ctx.hot.extend_claim(key, token, ctx.claim_ttl_s)
 
 
 async def _skip_if_fresh(
@@ -71,8 +80,7 @@ async def _skip_if_fresh(
 
 async def _wait_for_other_run(ctx: WarmContext, name: str, key: str, depth: int) -> AuthorOutcome | None:
     """Another run holds the claim: wait until it finishes (its processed marker) or the claim lapses."""
-    deadline = time.monotonic() + ctx.claim_ttl_s
-    while time.monotonic() < deadline and await ctx.hot.is_claimed(key):
+    while await ctx.hot.is_claimed(key):  # renewed while its owner lives, gone within a TTL if it dies
         await asyncio.sleep(POLL_S)
     outcome = await _skip_if_fresh(ctx, name, key, depth, force=False)
     if outcome is not None:

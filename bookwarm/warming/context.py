@@ -23,13 +23,13 @@ class WarmContext:
         settings: Settings,
         *,
         core_only: bool = False,
-        claim_ttl_s: int = 900,
+        claim_ttl_s: int | None = None,
         policy: RetryPolicy | None = None,
         with_providers: bool = True,
     ) -> None:
         self.settings = settings
         self.core_only = core_only
-        self.claim_ttl_s = claim_ttl_s
+        self.claim_ttl_s = claim_ttl_s or settings.redis.claim_ttl_s
         self.policy = policy
         self.with_providers = with_providers
         self.keys = Keys(settings.redis.key_prefix)

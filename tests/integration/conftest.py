@@ -65,3 +65,33 @@ def provider_settings(
             "BOOKWARM_GOOGLE_BOOKS_RPS": "1000",
         }
     )
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """One Prefect test harness (a temporary API server) for every flow test: ~15 s to start here."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def flow_env(services, fake_providers, prefect_api, monkeypatch, request) -> Settings:
+    """Environment the flows resolve their settings from: real servers, fake providers, own key prefix."""
+    from bookwarm.providers.fake.runner import provider_env, set_faults
+    from bookwarm.providers.fake.server import PROVIDERS, Faults
+
+    set_faults(fake_providers, {p: Faults() for p in PROVIDERS})
+    env = {
+        **services.env(),
+        **provider_env(fake_providers),
+        "BOOKWARM_REDIS_PREFIX": f"f{abs(hash(request.node.nodeid)) % 10**8}:",
+        "BOOKWARM_OPENLIBRARY_RPS": "500",
+        "BOOKWARM_ISBNDB_RPS": "500",
+        "BOOKWARM_GOOGLE_BOOKS_RPS": "500",
+        "BOOKWARM_CLAIM_TTL_S": "3",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return resolve(env)

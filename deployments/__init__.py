@@ -1,0 +1,1 @@
+"""Deployments: how bookwarm's flows are triggered (UI, REST API) and scheduled."""

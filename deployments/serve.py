@@ -1,0 +1,47 @@
+"""`bookwarm deployments serve`: serve the three deployments from this process against a Prefect server.
+
+- warm-library: run from the UI or REST API with {source, max_depth, force}.
+- warm-popular-authors: weekly, Monday 03:00 UTC; names from the Prefect Variable
+  `bookwarm-popular-authors` (JSON list), else the 29 authors bookwarm ships with.
+- redrive: re-run a job's dead letters, {job_id}.
+
+Each run starts in a new process (Prefect's runner); on many machines, run this on each (or use a
+work pool and workers): they share the Prefect server, Redis and the object store.
+"""
+
+from __future__ import annotations
+
+from prefect import serve
+from prefect.client.schemas.schedules import CronSchedule
+
+from flows.redrive import redrive
+from flows.warm_library import warm_library
+from flows.warm_popular import warm_popular_authors
+
+WEEKLY_MONDAY_0300_UTC = "0 3 * * 1"
+
+
+def build_deployments() -> list:
+    return [
+        warm_library.to_deployment(
+            name="warm-library",
+            description="Warm every author of a library export (path, s3://bucket/key or base64 CSV).",
+            parameters={"max_depth": 2, "force": False},
+            tags=["bookwarm"],
+        ),
+        warm_popular_authors.to_deployment(
+            name="warm-popular-authors",
+            schedule=CronSchedule(cron=WEEKLY_MONDAY_0300_UTC, timezone="UTC"),
+            description="Weekly warm of popular authors (Prefect Variable bookwarm-popular-authors).",
+            tags=["bookwarm"],
+        ),
+        redrive.to_deployment(name="redrive", description="Re-run a job's dead letters.", tags=["bookwarm"]),
+    ]
+
+
+def main(limit: int | None = None) -> None:
+    serve(*build_deployments(), limit=limit)
+
+
+if __name__ == "__main__":
+    main()

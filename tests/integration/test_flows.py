@@ -1,0 +1,258 @@
+"""The warming flows end to end: Prefect harness, real Redis and S3, fake providers over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bookwarm.cache.objectstore import ObjectStore
+from bookwarm.cache.redis_client import make_redis
+from bookwarm.cli.read_cmd import lookup
+from bookwarm.keys import Keys
+from bookwarm.providers.fake.runner import stats
+from flows.redrive import redrive
+from flows.warm_library import warm_library
+
+CHAIN = {0: "neil-gaiman", 1: "terry-pratchett", 2: "stephen-baxter", 3: "alastair-reynolds"}
+
+
+def library(tmp_path, *names: str):
+    path = tmp_path / f"lib{abs(hash(names)) % 10**6}.csv"
+    path.write_text(
+        "Title,Author,ISBN\n" + "".join(f"Book {i},{n},\n" for i, n in enumerate(names)), encoding="utf-8"
+    )
+    return str(path)
+
+
+async def processed(settings) -> dict[str, dict]:
+    client = make_redis(settings.redis.url)
+    keys = Keys(settings.redis.key_prefix)
+    try:
+        found = {}
+        async for raw in client.scan_iter(match=keys.processed("*")):
+            key = raw.decode().rsplit(":", 1)[-1]
+            found[key] = json.loads(await client.get(raw))
+        return found
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize("max_depth", [1, 2, 3])
+async def test_co_author_levels_up_to_max_depth(flow_env, tmp_path, max_depth):
+    summary = await warm_library(library(tmp_path, "Neil Gaiman"), max_depth=max_depth)
+    done = await processed(flow_env)
+    for depth in range(max_depth + 1):
+        assert done[CHAIN[depth]]["depth"] == depth  # warmed by that level's subflow
+    assert all(CHAIN[d] not in done for d in range(max_depth + 1, 4))
+    assert summary["authors_failed"] == 0 and summary["status"] == "completed"
+    assert summary["authors_warmed"] == len(done) - summary["authors_unknown"]
+
+
+async def test_concurrent_runs_fetch_each_author_once(flow_env, tmp_path, fake_providers):
+    a = library(tmp_path, "Neil Gaiman", "Ursula K. Le Guin")
+    b = library(tmp_path, "Neil Gaiman", "J.K. Rowling")
+    first, second = await asyncio.gather(warm_library(a, max_depth=1), warm_library(b, max_depth=1))
+    # Gaiman, Pratchett, Le Guin, Todd Barton, Rowling, Jack Thorne, John Tiffany: one search each
+    assert stats(fake_providers)["openlibrary"]["requests"] == 7
+    fetched = sum(s["authors_warmed"] + s["authors_partial"] + s["authors_unknown"] for s in (first, second))
+    assert fetched == 7
+    assert first["authors_skipped"] + second["authors_skipped"] == 2  # each side's view of the shared two
+
+
+async def test_dead_letters_then_redrive(flow_env, tmp_path, monkeypatch):
+    """The object store refuses one author's bibliography: the task retries, fails, and is a dead letter."""
+    from bookwarm.errors import CacheError
+
+    real_put = ObjectStore.put_json_sync
+    refused = {"authors/terry-pratchett.json"}
+
+    def flaky_put(self, key, value):
+        if key in refused:
+            raise CacheError(f"object store: cannot write {key} (AccessDenied)")
+        return real_put(self, key, value)
+
+    monkeypatch.setattr(ObjectStore, "put_json_sync", flaky_put)
+    state = await warm_library(
+        library(tmp_path, "Neil Gaiman", "Ursula K. Le Guin"), max_depth=1, return_state=True
+    )
+    summary = await state.aresult()
+    assert state.is_completed()  # one dead letter never stops the job
+    assert summary["authors_failed"] == 1 and summary["authors_warmed"] >= 3
+    job_id = summary["job_id"]
+    client = make_redis(flow_env.redis.url)
+    dead = await client.hgetall(Keys(flow_env.redis.key_prefix).dead_letters(job_id))
+    await client.aclose()
+    entry = json.loads(dead[b"terry-pratchett"])
+    assert entry["depth"] == 1 and "AccessDenied" in entry["reason"]
+
+    refused.clear()
+    result = await redrive(job_id)
+    assert result["redriven"] == 1 and result["still_failed"] == 0 and result["authors_failed"] == 0
+    bibliography, _, _ = await lookup(flow_env, "author", "Terry Pratchett")
+    assert bibliography and bibliography["works_count"] == 4  # three of his own and Good Omens
+
+
+async def test_warm_to_read_contract(flow_env, tmp_path):
+    """Every author a run warmed is found by the lookup, by name and by each ISBN, hot or cold."""
+    await warm_library(library(tmp_path, "Neil Gaiman", "J.K. Rowling", "Haruki Murakami"), max_depth=2)
+    done = await processed(flow_env)
+    warmed = [k for k, v in done.items() if v["status"] == "warmed"]
+    assert len(warmed) >= 6
+    client = make_redis(flow_env.redis.url)
+    keys = Keys(flow_env.redis.key_prefix)
+    for key in warmed:
+        bibliography, tier, _ = await lookup(flow_env, "author", key.replace("-", " "))
+        assert bibliography is not None and bibliography["author"]["key"] == key and tier == "hot"
+        for work in bibliography["works"]:
+            for isbn in work["isbn13"]:
+                found, _, entry = await lookup(flow_env, "isbn", isbn)
+                # a co-written work's ISBN points at one of its authors
+                assert entry["work"]["title"] == work["title"]
+                assert found["author"]["key"] in {key} | {a["key"] for a in work["authors"]}
+        await client.delete(keys.author(key))  # evicted from the hot tier ...
+        cold, tier, _ = await lookup(flow_env, "author", key.replace("-", " "))
+        assert cold == bibliography and tier == "cold"  # ... found in the object store and promoted
+        assert await client.exists(keys.author(key))
+    await client.aclose()
+
+
+async def test_unknown_authors_get_a_short_negative_entry(flow_env, tmp_path):
+    await warm_library(library(tmp_path, "Zyxw Qvrtnomad"), max_depth=1)
+    client = make_redis(flow_env.redis.url)
+    key = Keys(flow_env.redis.key_prefix).author("zyxw-qvrtnomad")
+    entry = json.loads(await client.get(key))
+    ttl = await client.ttl(key)
+    await client.aclose()
+    assert entry["status"] == "unknown" and entry["complete"] is False and entry["works"] == []
+    assert 0 < ttl <= flow_env.redis.negative_ttl_s
+
+
+@pytest.mark.parametrize("max_depth", [0, 4, -1])
+async def test_bad_max_depth_rejected_before_any_work(flow_env, tmp_path, max_depth):
+    with pytest.raises(Exception, match="max_depth"):
+        await warm_library(library(tmp_path, "Neil Gaiman"), max_depth=max_depth)
+    assert await processed(flow_env) == {}
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("/no/such/library.csv", "file not found"),
+        ("s3://bookwarm/no-such-object.csv", "does not exist"),
+        ("Y29sb3VyLHNpemUKcmVkLDMK", "no recognisable author column"),
+    ],
+)
+async def test_bad_source_fails_with_a_clear_message(flow_env, source, message):
+    state = await warm_library(source, max_depth=1, return_state=True)
+    assert state.is_failed() and message in state.message
+    assert await processed(flow_env) == {}
+
+
+async def test_s3_source(flow_env, tmp_path):
+    store = ObjectStore(flow_env.s3)
+    store.ensure_bucket()
+    store.put_bytes_sync("uploads/lib.csv", b"Title,Author\nCoraline,Neil Gaiman\n", "text/csv")
+    summary = await warm_library(f"s3://{flow_env.s3.bucket}/uploads/lib.csv", max_depth=1)
+    assert summary["authors_queued"] == 2 and summary["authors_warmed"] == 2
+
+
+def test_killed_run_restarts_and_skips_what_finished(flow_env, tmp_path, fake_providers):
+    """Kill `bookwarm warm` midway; the next run skips finished authors and fetches only the rest."""
+    names = [
+        "Neil Gaiman",
+        "Terry Pratchett",
+        "Stephen Baxter",
+        "Alastair Reynolds",
+        "Ursula K. Le Guin",
+        "Todd Barton",
+        "Peter Straub",
+        "Jack Thorne",
+    ]
+    path = library(tmp_path, *names)
+    from prefect.settings import PREFECT_API_URL
+
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "BOOKWARM_HOME": str(tmp_path / "home"),
+        "BOOKWARM_OPENLIBRARY_RPS": "2",
+    }  # authors finish ~0.5 s apart: room to kill it midway
+    cmd = [sys.executable, "-m", "bookwarm", "warm", path, "--max-depth", "1", "--json"]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(asyncio.run(processed(flow_env))) < 2:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = set(asyncio.run(processed(flow_env)))
+    assert 2 <= len(finished) < len(names)
+
+    again = subprocess.run(
+        cmd,
+        env={**env, "BOOKWARM_OPENLIBRARY_RPS": "500"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    summary = json.loads(again.stdout)
+    assert summary["authors_skipped"] >= len(finished)
+    assert set(asyncio.run(processed(flow_env))) >= {
+        n.lower().replace(" ", "-").replace(".", "") for n in names
+    } - {"ursula-k-le-guin"}
+
+
+async def test_prefect_shows_level_subflows_author_tasks_and_artifacts(flow_env, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterKey,
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+        TaskRunFilter,
+        TaskRunFilterFlowRunId,
+    )
+
+    state = await warm_library(library(tmp_path, "Neil Gaiman"), max_depth=1, return_state=True)
+    job_id = str(state.state_details.flow_run_id)
+    async with get_client() as client:
+        deadline = time.monotonic() + 60  # the API records task runs a few seconds after they finish
+        while True:
+            subflows = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[job_id]))
+            )
+            tasks = (
+                await client.read_task_runs(
+                    task_run_filter=TaskRunFilter(
+                        flow_run_id=TaskRunFilterFlowRunId(any_=[s.id for s in subflows])
+                    )
+                )
+                if subflows
+                else []
+            )
+            names = {t.name for t in tasks}
+            if {
+                "warm-author/Neil Gaiman/d0",
+                "warm-author/Terry Pratchett/d1",
+            } <= names or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        assert {s.name for s in subflows} == {"warm-authors/d0/shard-0", "warm-authors/d1/shard-0"}
+        assert {"warm-author/Neil Gaiman/d0", "warm-author/Terry Pratchett/d1"} <= names
+        artifacts = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[f"bookwarm-job-{job_id}", f"bookwarm-dead-{job_id}"])
+            )
+        )
+        assert {a.type for a in artifacts} == {"table"} and len(artifacts) == 2
