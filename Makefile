@@ -14,7 +14,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
 DEPTH ?= 2
 
-.PHONY: serve-deployments install run test lint format bench-parse bench-providers services-up services-down clean
+.PHONY: serve-deployments install run test lint format bench-parse bench-providers bench-warm services-up services-down clean
 
 install: $(STAMP)
 
@@ -43,6 +43,9 @@ bench-parse: install
 
 bench-providers: install
 	$(BIN)/python -m tests.bench.bench_providers
+
+bench-warm: install
+	$(BIN)/python -m tests.bench.bench_warm --authors 1000 --limited 200
 
 serve-deployments: install
 	$(BIN)/bookwarm deployments serve

@@ -43,6 +43,9 @@ class BookwarmProvider(Block):
     rate_per_s: float = Field(1.0, description="requests per second across all workers")
     daily_quota: int = Field(0, description="calls per UTC day, failed ones included; 0 = unlimited")
     timeout_s: float = 20.0
+    max_pages: int = Field(
+        1, description="page budget per author (Google Books, ISBNdb); OpenLibrary is never capped"
+    )
 
 
 class BookwarmGemini(Block):

@@ -53,6 +53,9 @@ class ProviderSettings:
     rate_per_s: float = _f("", 1.0, doc="requests per second, shared by every worker")
     daily_quota: int = _f("", 0, doc="calls per UTC day, failed ones included (0 = unlimited)")
     timeout_s: float = _f("", 20.0, doc="per-request timeout")
+    max_pages: int = _f(
+        "", 1, doc="page budget per author (Google Books 40/page, ISBNdb 100/page; OpenLibrary: no cap)"
+    )
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ _PROVIDER_ENV = {
     "rate_per_s": "RPS",
     "daily_quota": "DAILY_QUOTA",
     "timeout_s": "TIMEOUT_S",
+    "max_pages": "MAX_PAGES",
 }
 
 

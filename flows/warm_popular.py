@@ -6,6 +6,7 @@ The list comes from the ``names`` parameter, else the Prefect Variable ``bookwar
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from typing import Annotated, Any
 
@@ -28,6 +29,18 @@ def default_popular_authors() -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+def popular_from_variable(value: object) -> list[str]:
+    """The Variable holds a JSON list; the CLI may have stored it as a JSON string or a plain name."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = [value]
+    if isinstance(value, list):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return []
+
+
 @flow(name="warm-popular-authors", log_prints=False)
 async def warm_popular_authors(
     names: list[str] | None = None,
@@ -36,7 +49,9 @@ async def warm_popular_authors(
     concurrency: int = 32,
 ) -> dict[str, Any]:
     if not names:
-        names = await Variable.aget(VARIABLE, default=None) or default_popular_authors()
+        names = (
+            popular_from_variable(await Variable.aget(VARIABLE, default=None)) or default_popular_authors()
+        )
     people = {p.key: {"name": p.name, "key": p.key} for n in names for p in parse_cell(n)}
     job_id = str(flow_run.id or "local")
     settings = await run_settings()

@@ -74,6 +74,9 @@ class RedisLimiter:
             int(1_000_000 * (1 + safety) / rate_per_s + slack_ms * 1000) if rate_per_s > 0 else 0
         )
         self.daily_quota = daily_quota
+        # How late a caller may wake and still send: later, and the next caller (on time) would follow
+        # it closer than 1/rate.
+        self.slack_s = (self.interval_us - 1_000_000 / rate_per_s) / 1_000_000 if rate_per_s > 0 else 0.0
         self.max_wait_us = int(max_wait_s * 1_000_000)
         self._script = client.register_script(_ACQUIRE)
 
@@ -88,7 +91,7 @@ class RedisLimiter:
             due = time.monotonic() + wait_us / 1_000_000
             if wait_us > 0:
                 await asyncio.sleep(wait_us / 1_000_000)
-            if time.monotonic() - due <= max(0.02, 0.5 * self.interval_us / 1_000_000):
+            if time.monotonic() - due <= self.slack_s:
                 break
             wait_us, _ = await self._reserve(count=False)
         return used

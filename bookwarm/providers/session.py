@@ -36,15 +36,11 @@ class ProviderSession:
         redis_client: aioredis.Redis | None = None,
         policy: RetryPolicy | None = None,
         core_only: bool = False,
-        google_pages: int = 1,
-        isbndb_pages: int = 1,
         max_connections: int = 50,
     ) -> None:
         self.settings = settings
         self.policy = policy or RetryPolicy()
         self.core_only = core_only
-        self.google_pages = google_pages
-        self.isbndb_pages = isbndb_pages
         self.max_connections = max_connections
         self._own_redis = redis_client is None
         self.redis = redis_client or make_redis(settings.redis.url)
@@ -63,9 +59,9 @@ class ProviderSession:
         self.openlibrary = OpenLibraryClient(self.http["openlibrary"])
         google_key = s.google_books.api_key.get_secret_value() if s.google_books.api_key else None
         self.google = GoogleBooksClient(
-            self.http["google_books"], api_key=google_key, max_pages=self.google_pages
+            self.http["google_books"], api_key=google_key, max_pages=s.google_books.max_pages
         )
-        self.isbndb = ISBNdbClient(self.http["isbndb"], max_pages=self.isbndb_pages) if isbndb_key else None
+        self.isbndb = ISBNdbClient(self.http["isbndb"], max_pages=s.isbndb.max_pages) if isbndb_key else None
         return self
 
     async def __aexit__(

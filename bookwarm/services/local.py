@@ -138,7 +138,7 @@ class LocalServices:
         ]
         proc = spawn(argv, log, env=env)
         try:
-            _wait_http(port, "/api/health", proc.pid, "Prefect server", log, timeout_s=120)
+            wait_http(port, "/api/health", proc.pid, "Prefect server", log, timeout_s=120)
         except BaseException:
             stop(proc.pid, self.stop_grace_s)
             raise
@@ -230,10 +230,10 @@ class LocalServices:
 
 def _wait_s3_ready(port: int, pid: int, log: Path, timeout_s: float = 30.0) -> None:
     """The S3 port opens before the filer is ready; wait for a real HTTP answer."""
-    _wait_http(port, "/", pid, "SeaweedFS S3", log, timeout_s)
+    wait_http(port, "/", pid, "SeaweedFS S3", log, timeout_s)
 
 
-def _wait_http(port: int, path: str, pid: int, name: str, log: Path, timeout_s: float) -> None:
+def wait_http(port: int, path: str, pid: int, name: str, log: Path, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not pid_alive(pid):

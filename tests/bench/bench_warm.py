@@ -1,0 +1,163 @@
+"""Benchmark: warm generated authors at depth 1 through the real flows, against the fake providers.
+
+Phase 1, limits and latency off: 1,000 authors; wall time, authors/s, OpenLibrary calls/author,
+Prefect overhead per author, peak memory of this process (the flow runs here).
+Phase 2, real limits (OpenLibrary 3/s, ISBNdb 1/s, Google 10/s) and 150 ms latency: N authors
+(default 200; ISBNdb's 1 call/s makes 1,000 authors take 17 minutes); wall time vs lower bound.
+
+Backends: the embedded default (local `prefect server start`, SQLite) and, with --pg URL, a Prefect
+server on PostgreSQL (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/bookwarm_bench).
+Usage: python -m tests.bench.bench_warm [--authors 1000] [--limited 200] [--pg URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bookwarm.providers.fake.catalog import isbn13_for
+from bookwarm.providers.fake.runner import FakeProviders, provider_env, set_faults, stats
+from bookwarm.providers.fake.server import PROVIDERS, REAL_LIMITS, Faults
+from bookwarm.services.local import LocalServices, wait_http
+from bookwarm.services.process import free_port, spawn, stop
+
+LATENCY_MS = 150
+
+
+def make_catalog(path: Path, count: int) -> list[str]:
+    """count authors, 4 works each; every 5th work is co-written with another author of the set."""
+    names = [f"Benchmark Author{i:04d}" for i in range(count)]
+    authors = []
+    for i, name in enumerate(names):
+        works = []
+        for n in range(4):
+            work = {"title": f"{name} Title {n}", "year": 1990 + n, "isbn": [isbn13_for(f"b{i}/{n}")]}
+            if n == 0 and count > 1:
+                work["coauthors"] = [f"OL{(i + 1) % count + 1}A"]
+            works.append(work)
+        authors.append({"key": f"OL{i + 1}A", "name": name, "works": works})
+    path.write_text(json.dumps({"authors": authors}))
+    return names
+
+
+def start_pg_prefect(home: Path, url: str) -> tuple[int, int]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home / "prefect-pg"),
+        "PREFECT_API_DATABASE_CONNECTION_URL": url,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+    env.pop("PREFECT_API_URL", None)
+    log = home / "prefect-pg.log"
+    proc = spawn(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        log,
+        env=env,
+    )
+    wait_http(port, "/api/health", proc.pid, "Prefect (PostgreSQL)", log, 180)
+    return proc.pid, port
+
+
+def run_flow(csv_path: Path, env: dict[str, str]) -> tuple[float, dict]:
+    os.environ.update(env)
+    from flows.warm_library import warm_library
+
+    started = time.perf_counter()
+    summary = asyncio.run(warm_library(str(csv_path), max_depth=1))
+    return time.perf_counter() - started, summary
+
+
+def phase(
+    label: str, names: list[str], home: Path, base_env: dict[str, str], port: int, limited: bool
+) -> None:
+    csv_path = home / f"{label}.csv"
+    csv_path.write_text("Title,Author\n" + "".join(f"Book {i},{n}\n" for i, n in enumerate(names)))
+    set_faults(
+        port,
+        {
+            p: Faults(latency_ms=LATENCY_MS if limited else 0, rate_per_s=REAL_LIMITS[p] if limited else 0)
+            for p in PROVIDERS
+        },
+    )
+    rates = (
+        {"openlibrary": 3.0, "google_books": 10.0, "isbndb": 1.0}
+        if limited
+        else dict.fromkeys(PROVIDERS, 100000.0)
+    )
+    env = {
+        **base_env,
+        "BOOKWARM_REDIS_PREFIX": f"{label}{os.getpid()}:",
+        "BOOKWARM_OPENLIBRARY_RPS": str(rates["openlibrary"]),
+        "BOOKWARM_ISBNDB_RPS": str(rates["isbndb"]),
+        "BOOKWARM_GOOGLE_BOOKS_RPS": str(rates["google_books"]),
+    }
+    wall, summary = run_flow(csv_path, env)
+    served = stats(port)
+    calls = {p: served[p]["requests"] for p in PROVIDERS}
+    authors = summary["authors_queued"]
+    bound = max(calls[p] / rates[p] for p in PROVIDERS) if limited else 0.0
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"[{label}] {authors} authors ({summary['authors_warmed']} warmed, {summary['authors_failed']} failed), "
+        f"{summary['works_cached']} works"
+    )
+    print(f"  wall {wall:.1f} s = {authors / wall:.1f} authors/s = {3600 * authors / wall:,.0f} authors/hour")
+    print(
+        f"  OpenLibrary calls/author {calls['openlibrary'] / authors:.3f}; 429s {sum(served[p]['limit_429'] for p in PROVIDERS)}"
+    )
+    if limited:
+        print(
+            f"  provider lower bound {bound:.1f} s, ratio {wall / bound:.3f}, "
+            f"Prefect+cache overhead {(wall - bound) / authors * 1000:.0f} ms/author"
+        )
+    else:
+        print(f"  time per author {wall / authors * 1000:.1f} ms (providers instant)")
+    print(f"  peak RSS of this process {peak_mb:.0f} MB")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--authors", type=int, default=1000)
+    parser.add_argument("--limited", type=int, default=200)
+    parser.add_argument("--pg", help="PostgreSQL URL for a second Prefect server")
+    args = parser.parse_args()
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        services, fake = LocalServices(home, stop_grace_s=2), FakeProviders(home)
+        catalog = home / "catalog.json"
+        names = make_catalog(catalog, max(args.authors, args.limited))
+        pg_pid = 0
+        try:
+            state = services.up(with_prefect=not args.pg)
+            port = fake.up(catalog, real_limits=False).port
+            base = {**state.env(), **provider_env(port), "PREFECT_HOME": str(home / "client")}
+            if args.pg:
+                pg_pid, pg_port = start_pg_prefect(home, args.pg)
+                base["PREFECT_API_URL"] = f"http://127.0.0.1:{pg_port}/api"
+            backend = "PostgreSQL" if args.pg else "embedded SQLite"
+            print(f"Prefect server: {backend}")
+            if args.authors:
+                phase("unlimited", names[: args.authors], home, base, port, limited=False)
+            if args.limited:
+                phase("limited", names[: args.limited], home, base, port, limited=True)
+        finally:
+            if pg_pid:
+                stop(pg_pid, 3)
+            fake.down()
+            services.down()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,39 @@
+"""The deployments: names, parameters and the weekly schedule (built, not served)."""
+
+from deployments.serve import build_deployments
+from flows.warm_popular import default_popular_authors
+
+
+def test_three_deployments_with_the_weekly_schedule():
+    by_name = {d.name: d for d in build_deployments()}
+    assert set(by_name) == {"warm-library", "warm-popular-authors", "redrive"}
+    (schedule,) = by_name["warm-popular-authors"].schedules
+    assert schedule.schedule.cron == "0 3 * * 1" and schedule.schedule.timezone == "UTC"
+    assert by_name["warm-library"].parameters == {"max_depth": 2, "force": False}
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.warm_library import warm_library
+
+    schema = parameter_schema(warm_library.fn).model_dump()
+    assert (
+        schema["properties"]["max_depth"]["maximum"] == 3
+        and schema["properties"]["max_depth"]["minimum"] == 1
+    )
+    assert by_name["warm-library"].enforce_parameter_schema
+    assert "source" in schema["required"]
+
+
+def test_default_popular_authors_are_the_shipped_29(shared_fixtures):
+    shipped = default_popular_authors()
+    original = (shared_fixtures / "library-owner/bootstrap_popular_authors.txt").read_text().split("\n")
+    assert shipped == [n.strip() for n in original if n.strip()]
+    assert len(shipped) == 29
+
+
+def test_popular_authors_variable_forms():
+    from flows.warm_popular import popular_from_variable
+
+    assert popular_from_variable(["Stephen King", " Nora Roberts "]) == ["Stephen King", "Nora Roberts"]
+    assert popular_from_variable('["Stephen King"]') == ["Stephen King"]
+    assert popular_from_variable("Stephen King") == ["Stephen King"]
+    assert popular_from_variable(None) == []
