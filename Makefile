@@ -14,7 +14,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
 DEPTH ?= 2
 
-.PHONY: serve-deployments install run test lint format bench-parse bench-providers bench-warm services-up services-down clean
+.PHONY: serve-deployments install run test lint format bench-parse bench-providers bench-warm bench-gemini services-up services-down clean
 
 install: $(STAMP)
 
@@ -46,6 +46,9 @@ bench-providers: install
 
 bench-warm: install
 	$(BIN)/python -m tests.bench.bench_warm --authors 1000 --limited 200
+
+bench-gemini: install
+	$(BIN)/python -m tests.bench.bench_gemini
 
 serve-deployments: install
 	$(BIN)/bookwarm deployments serve

@@ -55,6 +55,12 @@ class BookwarmGemini(Block):
     api_key: SecretStr | None = None
     model: str = "gemini-2.5-flash"
     base_url: str | None = None
+    chunk_rows: int = Field(100, description="rows per call: small enough that no answer is truncated")
+    concurrency: int = Field(4, description="calls in flight at once")
+    max_rows: int = Field(20000, description="largest file (rows) sent to Gemini")
+    max_tokens: int = Field(
+        2000000, description="estimated tokens per file; refused before any call above it"
+    )
 
 
 # settings section -> (block class, saved block name)

@@ -63,6 +63,16 @@ class GeminiSettings:
     base_url: str | None = _f("BOOKWARM_GEMINI_URL", None, doc="API root override (tests, proxies)")
     api_key: SecretStr | None = _f("BOOKWARM_GEMINI_API_KEY", secret=True, doc="Gemini API key")
     model: str = _f("BOOKWARM_GEMINI_MODEL", "gemini-2.5-flash", doc="model name")
+    chunk_rows: int = _f(
+        "BOOKWARM_GEMINI_CHUNK_ROWS", 100, doc="rows per call: small enough that no answer is truncated"
+    )
+    concurrency: int = _f("BOOKWARM_GEMINI_CONCURRENCY", 4, doc="calls in flight at once")
+    max_rows: int = _f("BOOKWARM_GEMINI_MAX_ROWS", 20000, doc="largest file (rows) sent to Gemini")
+    max_tokens: int = _f(
+        "BOOKWARM_GEMINI_MAX_TOKENS",
+        2000000,
+        doc="estimated tokens per file, refused before any call above it",
+    )
 
 
 @dataclass(frozen=True)

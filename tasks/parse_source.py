@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from bookwarm.cache.objectstore import ObjectStore, parse_s3_uri
 from bookwarm.errors import SourceError
 from bookwarm.parsing.ingest import parse_library
+from bookwarm.parsing.llm import gemini_fallback
 from bookwarm.settings import Settings
 
 
@@ -26,5 +27,11 @@ async def parse_source(source: str, settings: Settings) -> dict[str, Any]:
         if fetched is None:
             raise SourceError(f"{source} does not exist")
         data = fetched
-    parsed = await asyncio.to_thread(parse_library, data, max_bytes=max_bytes, warm_roles=settings.warm_roles)
+    parsed = await asyncio.to_thread(
+        parse_library,
+        data,
+        max_bytes=max_bytes,
+        warm_roles=settings.warm_roles,
+        fallback=gemini_fallback(settings.gemini),
+    )
     return parsed.to_summary()

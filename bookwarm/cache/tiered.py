@@ -34,7 +34,7 @@ def isbn_entries(bibliography: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 class TieredCache:
     def __init__(
-        self, hot: HotCache, cold: ObjectStore, *, hot_ttl_s: int, cold_concurrency: int = 16
+        self, hot: HotCache, cold: ObjectStore, *, hot_ttl_s: int, cold_concurrency: int = 32
     ) -> None:
         self.hot = hot
         self.cold = cold

@@ -7,6 +7,7 @@ import os
 
 from bookwarm.cli.output import print_json, print_table
 from bookwarm.parsing.ingest import parse_library
+from bookwarm.parsing.llm import gemini_fallback
 from bookwarm.settings import resolve
 
 
@@ -15,13 +16,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", help="CSV/TSV export (Goodreads, StoryGraph, LibraryThing, ... or generic)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--all-authors", action="store_true", help="show every author, not the first 25")
+    p.add_argument("--llm", action="store_true", help="parse with the Gemini fallback even if a rule matches")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = resolve(os.environ)
     parsed = parse_library(
-        args.file, max_bytes=int(settings.ingest.max_upload_mb * 1024 * 1024), warm_roles=settings.warm_roles
+        args.file,
+        max_bytes=int(settings.ingest.max_upload_mb * 1024 * 1024),
+        warm_roles=settings.warm_roles,
+        fallback=gemini_fallback(settings.gemini),
+        force_fallback=args.llm,
     )
     if args.json:
         print_json(parsed.to_summary())

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from bookwarm.cli.output import print_json, print_table
-from bookwarm.errors import InputError
+from bookwarm.errors import InputError, ParseError
 from bookwarm.keys import Keys
 from bookwarm.parsing.ingest import parse_library
+from bookwarm.parsing.llm import GeminiFallback
 from bookwarm.settings import resolve
 
 
@@ -40,8 +41,14 @@ def run_warm(args: argparse.Namespace) -> int:
     if not args.file.startswith("s3://"):
         path = Path(args.file)
         settings = resolve()
-        # Bad input fails here, in one line, before any server starts.
-        parse_library(path, max_bytes=int(settings.ingest.max_upload_mb * 1024 * 1024))
+        # Bad input fails here, in one line, before any server starts. Files that need Gemini are
+        # only checked for a key here: the flow makes the (paid) calls once.
+        try:
+            parse_library(path, max_bytes=int(settings.ingest.max_upload_mb * 1024 * 1024))
+        except ParseError as exc:
+            if "no recognisable author column" not in str(exc) and "not a readable" not in str(exc):
+                raise
+            GeminiFallback(settings.gemini)  # raises ConfigError (exit 2) when no key is configured
         source = str(path.resolve())
     else:
         source = args.file

@@ -7,18 +7,22 @@ repeats its authors), which is what keeps a 100k-row file well under a second.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
 
-from bookwarm.errors import ParseError
+from bookwarm.errors import ConfigError, ParseError
 from bookwarm.parsing import isbn as isbnlib
 from bookwarm.parsing.decode import decode, sniff_delimiter
 from bookwarm.parsing.formats import AuthorColumn, ResolvedFormat, detect
 from bookwarm.parsing.names import DEFAULT_WARM_ROLES, SUFFIX_AFTER_SEPARATOR, AuthorName, parse_cell
 from bookwarm.parsing.source import DEFAULT_MAX_BYTES, read_source
+
+if TYPE_CHECKING:
+    from bookwarm.parsing.llm import LLMResult
 
 FIRST_DATA_ROW = 2  # rows are numbered as a spreadsheet shows them: the header is row 1
 
@@ -83,16 +87,34 @@ def parse_library(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     warm_roles: frozenset[str] = DEFAULT_WARM_ROLES,
+    fallback: Fallback | None = None,
+    force_fallback: bool = False,
 ) -> ParsedLibrary:
-    """Parse a path, raw bytes or base64 text. Raises SourceError/ParseError with one-line messages."""
+    """Parse a path, raw bytes or base64 text. Raises SourceError/ParseError with one-line messages.
+
+    ``fallback`` (the Gemini parser) is used only when no rule understands the file, or when forced.
+    It is a factory, so a missing API key is reported only for files that need it.
+    """
     data, label = read_source(source, max_bytes=max_bytes)
     text, encoding = decode(data)
     delimiter = sniff_delimiter(text)
-    frame = _read_frame(text, delimiter, label)
-    fmt = detect(frame.columns)
+    try:
+        frame = _read_frame(text, delimiter, label)
+        fmt = None if force_fallback else detect(frame.columns)
+    except ParseError:
+        if fallback is None:
+            raise
+        frame, fmt = None, None
     if fmt is None:
-        shown = ", ".join(repr(c) for c in frame.columns[:12])
-        raise ParseError(f"{label}: no recognisable author column (headers: {shown})")
+        shown = ", ".join(repr(c) for c in frame.columns[:12]) if frame is not None else "unreadable as CSV"
+        problem = f"{label}: no recognisable author column (headers: {shown})"
+        if fallback is None:
+            raise ParseError(problem)
+        try:
+            llm = fallback()
+        except ConfigError as exc:
+            raise ConfigError(f"{problem}; {exc}") from None
+        return _parse_with_llm(text, encoding, llm, warm_roles)
     frame = (
         frame.with_row_index("row", offset=FIRST_DATA_ROW)
         .with_columns(pl.col("row").cast(pl.Int64))
@@ -110,6 +132,59 @@ def parse_library(
         rejected=_rejections(frame, books, people, fmt, warm_roles),
         books=books.drop("isbn_invalid"),
         people=people,
+    )
+
+
+class _LLM(Protocol):
+    def parse(self, lines: list[tuple[int, str]]) -> LLMResult: ...
+
+
+Fallback = Callable[[], _LLM]
+
+
+def _parse_with_llm(text: str, encoding: str, llm: _LLM, warm_roles: frozenset[str]) -> ParsedLibrary:
+    """Rows are the file's non-blank lines, numbered by line; every line is accounted for."""
+    lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    result = llm.parse(lines)
+    rejected = dict(result.rejected)
+    books: dict[str, list[object]] = {"row": [], "title": [], "isbn13": [], "isbn10": []}
+    people: dict[str, list[object]] = {"row": [], "name": [], "key": [], "role": []}
+    for row in result.rows:
+        isbn13, isbn10 = isbnlib.normalise(row.isbn)
+        if row.isbn.strip() and isbn13 is None:
+            rejected[row.row] = f"invalid ISBN {row.isbn.strip()!r}"
+        found = [p for cell in row.authors for p in parse_cell(cell, style="auto", separator=",")]
+        seen: set[str] = set()
+        for person in found:
+            if person.key not in seen:
+                seen.add(person.key)
+                for k, v in (
+                    ("row", row.row),
+                    ("name", person.name),
+                    ("key", person.key),
+                    ("role", person.role),
+                ):
+                    people[k].append(v)
+        if not found:
+            rejected[row.row] = "no author after normalisation"
+        for k, v in (("row", row.row), ("title", row.title), ("isbn13", isbn13), ("isbn10", isbn10)):
+            books[k].append(v)
+    people_frame = pl.DataFrame(
+        people, schema={"row": pl.Int64, "name": pl.String, "key": pl.String, "role": pl.String}
+    )
+    books_frame = pl.DataFrame(
+        books, schema={"row": pl.Int64, "title": pl.String, "isbn13": pl.String, "isbn10": pl.String}
+    )
+    return ParsedLibrary(
+        format="llm",
+        encoding=encoding,
+        delimiter="",
+        rows=len(lines),
+        authors=_count_authors(people_frame, warm_roles),
+        isbns=books_frame["isbn13"].drop_nulls().unique(maintain_order=True).to_list(),
+        rejected=[Rejection(row, reason) for row, reason in sorted(rejected.items())],
+        books=books_frame,
+        people=people_frame,
     )
 
 

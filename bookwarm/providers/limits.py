@@ -69,10 +69,10 @@ class RedisLimiter:
         self.provider = provider
         # Slots are spaced a little wider than 1/rate: requests leave some milliseconds early or late
         # (scheduling, connection set-up), and a provider counting "N per second" must never see N+1
-        # in one second. Jitter is absolute, so most of the slack is too: 2% + 15 ms per slot.
-        self.interval_us = (
-            int(1_000_000 * (1 + safety) / rate_per_s + slack_ms * 1000) if rate_per_s > 0 else 0
-        )
+        # in one second. Jitter is absolute, so most of the slack is too: 2% + 15 ms per slot
+        # (at most a quarter of a slot, for fast limits).
+        slack_us = min(slack_ms * 1000, 0.25 * 1_000_000 / rate_per_s) if rate_per_s > 0 else 0
+        self.interval_us = int(1_000_000 * (1 + safety) / rate_per_s + slack_us) if rate_per_s > 0 else 0
         self.daily_quota = daily_quota
         # How late a caller may wake and still send: later, and the next caller (on time) would follow
         # it closer than 1/rate.

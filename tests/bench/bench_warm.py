@@ -29,6 +29,7 @@ from bookwarm.services.local import LocalServices, wait_http
 from bookwarm.services.process import free_port, spawn, stop
 
 LATENCY_MS = 150
+CONCURRENCY = 32
 
 
 def make_catalog(path: Path, count: int) -> list[str]:
@@ -73,7 +74,7 @@ def run_flow(csv_path: Path, env: dict[str, str]) -> tuple[float, dict]:
     from flows.warm_library import warm_library
 
     started = time.perf_counter()
-    summary = asyncio.run(warm_library(str(csv_path), max_depth=1))
+    summary = asyncio.run(warm_library(str(csv_path), max_depth=1, concurrency=CONCURRENCY))
     return time.perf_counter() - started, summary
 
 
@@ -130,7 +131,10 @@ def main() -> int:
     parser.add_argument("--authors", type=int, default=1000)
     parser.add_argument("--limited", type=int, default=200)
     parser.add_argument("--pg", help="PostgreSQL URL for a second Prefect server")
+    parser.add_argument("--concurrency", type=int, default=32, help="authors in flight per shard subflow")
     args = parser.parse_args()
+    global CONCURRENCY
+    CONCURRENCY = args.concurrency
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
