@@ -36,7 +36,7 @@ class ProviderSession:
         redis_client: aioredis.Redis | None = None,
         policy: RetryPolicy | None = None,
         core_only: bool = False,
-        max_connections: int = 50,
+        max_connections: int = 10,
     ) -> None:
         self.settings = settings
         self.policy = policy or RetryPolicy()
