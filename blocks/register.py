@@ -13,7 +13,10 @@ from bookwarm.settings import Settings
 
 
 def register_blocks(settings: Settings, *, overwrite: bool = False) -> list[str]:
-    """Save the blocks; return the names saved. Existing blocks are kept unless ``overwrite``."""
+    """Save the blocks; return the names saved. Existing blocks are kept unless ``overwrite``.
+
+    Synchronous on purpose (the CLI): inside an event loop Prefect's load/save return coroutines.
+    """
     saved = []
     for section, (cls, name) in BLOCK_NAMES.items():
         cls.register_type_and_schema()

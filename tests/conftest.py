@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 _HOME = Path(tempfile.mkdtemp(prefix="bookwarm-test-prefect-"))
-os.environ.setdefault("PREFECT_HOME", str(_HOME))
+os.environ["PREFECT_HOME"] = str(_HOME)  # never the project's or the user's Prefect home
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")

@@ -1,0 +1,40 @@
+"""Blocks: registered with one command, then read back by the resolver ahead of the environment."""
+
+from __future__ import annotations
+
+import os
+
+from blocks.loader import load_block_values
+from blocks.register import register_blocks
+from bookwarm.settings import resolve
+
+
+def test_register_then_resolve_prefers_blocks(prefect_api, services):
+    """Synchronous, like `bookwarm config --register-blocks` (Prefect's dual methods need a sync caller)."""
+    settings = resolve(
+        {**services.env(), "BOOKWARM_ISBNDB_API_KEY": "isbndb-secret", "BOOKWARM_REDIS_PREFIX": "blk:"}
+    )
+    saved = register_blocks(settings, overwrite=True)
+    assert {"bookwarm-redis", "bookwarm-s3", "bookwarm-openlibrary", "bookwarm-isbndb"} <= set(saved)
+
+    values = load_block_values()
+    assert values["redis"]["url"] == services.env()["BOOKWARM_REDIS_URL"]
+    assert values["isbndb"]["api_key"].get_secret_value() == "isbndb-secret"
+
+    env = {"BOOKWARM_REDIS_URL": "redis://from-env:1/0"}  # a block beats the environment
+    resolved = resolve(env, values)
+    assert (
+        resolved.redis.url == services.env()["BOOKWARM_REDIS_URL"]
+        and resolved.origins["redis.url"] == "block:redis"
+    )
+    assert resolved.redis.key_prefix == "blk:"
+    assert "isbndb-secret" not in repr(resolved)
+
+
+def test_blocks_are_skipped_without_a_prefect_api(monkeypatch):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: None}):
+        assert os.environ.get("PREFECT_API_URL") is None
+        assert load_block_values() == {}
