@@ -96,4 +96,7 @@ def _single_call_rows(path: Path) -> int:
 
 
 if __name__ == "__main__":
+    from tests.bench import exit_cleanly_on_sigterm
+
+    exit_cleanly_on_sigterm()
     raise SystemExit(main())

@@ -131,4 +131,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    from tests.bench import exit_cleanly_on_sigterm
+
+    exit_cleanly_on_sigterm()
     raise SystemExit(main())

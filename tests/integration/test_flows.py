@@ -218,6 +218,7 @@ async def test_prefect_shows_level_subflows_author_tasks_and_artifacts(flow_env,
     from prefect.client.schemas.filters import (
         ArtifactFilter,
         ArtifactFilterKey,
+        ArtifactFilterType,
         FlowRunFilter,
         FlowRunFilterParentFlowRunId,
         TaskRunFilter,
@@ -256,3 +257,34 @@ async def test_prefect_shows_level_subflows_author_tasks_and_artifacts(flow_env,
             )
         )
         assert {a.type for a in artifacts} == {"table"} and len(artifacts) == 2
+        progress = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(type=ArtifactFilterType(any_=["progress"])), flow_run_filter=None
+        )
+        assert any(a.flow_run_id and str(a.flow_run_id) == job_id and a.data == 100.0 for a in progress)
+
+        events: list[dict] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            response = await client.request(
+                "POST",
+                "/events/filter",
+                json={
+                    "filter": {
+                        "event": {"name": ["bookwarm.author.warmed"]},
+                        "related": {"resources_in_roles": [[f"bookwarm.job.{job_id}", "job"]]},
+                    },
+                    "limit": 50,
+                },
+            )
+            events = response.json()["events"]
+            if len(events) >= 2:
+                break
+            await asyncio.sleep(0.5)
+        by_author = {e["resource"]["prefect.resource.name"]: e["payload"] for e in events}
+        assert set(by_author) == {"Neil Gaiman", "Terry Pratchett"}
+        gaiman = by_author["Neil Gaiman"]
+        assert gaiman["depth"] == 0 and gaiman["works"] == 5 and gaiman["status"] == "warmed"
+        assert (
+            set(gaiman["provider_latency_s"]) == {"openlibrary", "google_books", "isbndb"}
+            and gaiman["duration_s"] > 0
+        )
