@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bookwarm.parsing import isbn as isbnlib
 from bookwarm.parsing.names import author_key
-from bookwarm.parsing.titles import title_key
 from bookwarm.providers.http import CallStats, ProviderHttp
 from bookwarm.providers.models import Person, ProviderResult, Work
 from bookwarm.providers.openlibrary import SAME_PERSON, name_similarity
@@ -53,30 +51,14 @@ def _work(item: dict[str, Any], name: str) -> Work | None:
     authors = [str(a) for a in info.get("authors") or []]
     if not info.get("title") or not any(name_similarity(name, a) >= SAME_PERSON for a in authors):
         return None  # inauthor: is fuzzy; keep only volumes by this person
-    isbns = []
-    for ident in info.get("industryIdentifiers") or []:
-        isbn13, _ = isbnlib.normalise(str(ident.get("identifier") or ""))
-        if isbn13 and isbn13 not in isbns:
-            isbns.append(isbn13)
-    title = str(info["title"])
-    year = str(info.get("publishedDate") or "")[:4]
-    cover = (info.get("imageLinks") or {}).get("thumbnail")
-    language = [info["language"]] if info.get("language") else []
-    work = Work(
-        title=title,
-        title_key=title_key(title),
-        source=NAME,
-        first_publish_year=int(year) if year.isdigit() else None,
-        isbn13=isbns,
-        cover=cover,
-        language=language,
+    return Work.from_fields(
+        NAME,
+        title=str(info["title"]),
+        isbns=[ident.get("identifier") for ident in info.get("industryIdentifiers") or []],
+        date=info.get("publishedDate"),
+        cover=(info.get("imageLinks") or {}).get("thumbnail"),
+        language=info.get("language"),
         description=info.get("description"),
-        categories=list(info.get("categories") or []),
+        categories=info.get("categories"),
         authors=[Person(a, author_key(a)) for a in authors],
     )
-    work.provenance = {
-        f: NAME
-        for f in ("title", "first_publish_year", "isbn13", "cover", "description", "categories")
-        if getattr(work, f)
-    }
-    return work

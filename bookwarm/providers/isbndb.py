@@ -9,9 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from bookwarm.parsing import isbn as isbnlib
 from bookwarm.parsing.names import parse_cell
-from bookwarm.parsing.titles import title_key
 from bookwarm.providers.http import CallStats, ProviderHttp
 from bookwarm.providers.models import Person, ProviderResult, Work
 from bookwarm.providers.openlibrary import SAME_PERSON, name_similarity
@@ -51,26 +49,13 @@ def book_to_work(book: dict[str, Any], name: str | None) -> Work | None:
         name and not any(name_similarity(name, p.name) >= SAME_PERSON for p in people)
     ):
         return None
-    isbns = []
-    for raw in (book.get("isbn13"), book.get("isbn"), book.get("isbn10")):
-        isbn13, _ = isbnlib.normalise(str(raw or ""))
-        if isbn13 and isbn13 not in isbns:
-            isbns.append(isbn13)
-    year = str(book.get("date_published") or "")[:4]
-    title = str(book["title"])
-    language = [str(book["language"])] if book.get("language") else []
-    work = Work(
-        title=title,
-        title_key=title_key(title),
-        source=NAME,
-        first_publish_year=int(year) if year.isdigit() else None,
-        isbn13=isbns,
+    return Work.from_fields(
+        NAME,
+        title=str(book["title"]),
+        isbns=[book.get("isbn13"), book.get("isbn"), book.get("isbn10")],
+        date=book.get("date_published"),
         cover=book.get("image"),
-        language=language,
+        language=book.get("language"),
         description=book.get("synopsis") or book.get("overview"),
         authors=[Person(p.name, p.key) for p in people],
     )
-    work.provenance = {
-        f: NAME for f in ("title", "first_publish_year", "isbn13", "cover", "description") if getattr(work, f)
-    }
-    return work

@@ -34,6 +34,47 @@ class Work:
     authors: list[Person] = field(default_factory=list)
     provenance: dict[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def from_fields(
+        cls,
+        source: str,
+        *,
+        title: str,
+        isbns: list[object],
+        date: object,
+        authors: list[Person],
+        cover: str | None = None,
+        language: str | None = None,
+        description: str | None = None,
+        categories: list[str] | None = None,
+    ) -> Work:
+        """A work from a provider's raw fields: ISBNs validated to ISBN-13, year from a date,
+        title key computed, and every filled field credited to ``source``."""
+        from bookwarm.parsing import isbn as isbnlib
+        from bookwarm.parsing.titles import title_key
+
+        isbn13s: list[str] = []
+        for raw in isbns:
+            isbn13, _ = isbnlib.normalise(str(raw or ""))
+            if isbn13 and isbn13 not in isbn13s:
+                isbn13s.append(isbn13)
+        year = str(date or "")[:4]
+        work = cls(
+            title=title,
+            title_key=title_key(title),
+            source=source,
+            first_publish_year=int(year) if year.isdigit() else None,
+            isbn13=isbn13s,
+            cover=cover,
+            language=[str(language)] if language else [],
+            description=description,
+            categories=list(categories or []),
+            authors=authors,
+        )
+        filled = ("title", "first_publish_year", "isbn13", "cover", "description", "categories")
+        work.provenance = {f: source for f in filled if getattr(work, f)}
+        return work
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("source")
