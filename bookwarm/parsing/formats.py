@@ -162,6 +162,16 @@ class ResolvedFormat:
     no_author_reason: str | None = None
     notes: list[str] = field(default_factory=list)
 
+    def columns(self) -> list[str]:
+        """The file's columns this format reads (in file spelling), so nothing else is materialised."""
+        wanted = [
+            self.title,
+            *(c.header for c in self.authors),
+            *(c.roles_header for c in self.authors),
+            *self.isbns,
+        ]
+        return list(dict.fromkeys(c for c in wanted if c))
+
 
 def detect(headers: list[str]) -> ResolvedFormat | None:
     """Match the header row against the rules, then the generic aliases; None when no author column."""

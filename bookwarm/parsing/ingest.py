@@ -6,6 +6,8 @@ repeats its authors), which is what keeps a 100k-row file well under a second.
 
 from __future__ import annotations
 
+import codecs
+import csv
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -98,15 +100,10 @@ def parse_library(
     data, label = read_source(source, max_bytes=max_bytes)
     text, encoding = decode(data)
     delimiter = sniff_delimiter(text)
-    try:
-        frame = _read_frame(text, delimiter, label)
-        fmt = None if force_fallback else detect(frame.columns)
-    except ParseError:
-        if fallback is None:
-            raise
-        frame, fmt = None, None
+    headers = header_row(text, delimiter)
+    fmt = None if force_fallback else detect(headers)
     if fmt is None:
-        shown = ", ".join(repr(c) for c in frame.columns[:12]) if frame is not None else "unreadable as CSV"
+        shown = ", ".join(repr(c) for c in headers[:12])
         problem = f"{label}: no recognisable author column (headers: {shown})"
         if fallback is None:
             raise ParseError(problem)
@@ -115,6 +112,10 @@ def parse_library(
         except ConfigError as exc:
             raise ConfigError(f"{problem}; {exc}") from None
         return _parse_with_llm(text, encoding, llm, warm_roles)
+    # Polars reads UTF-8 only: valid UTF-8 goes as it came (no decode/encode round trip), and only
+    # the columns this format uses are materialised and trimmed.
+    raw = data.removeprefix(codecs.BOM_UTF8) if encoding in ("utf-8", "utf-8-sig") else text.encode("utf-8")
+    frame = _read_frame(raw, delimiter, label, fmt.columns())
     frame = (
         frame.with_row_index("row", offset=FIRST_DATA_ROW)
         .with_columns(pl.col("row").cast(pl.Int64))
@@ -188,19 +189,25 @@ def _parse_with_llm(text: str, encoding: str, llm: _LLM, warm_roles: frozenset[s
     )
 
 
-def _read_frame(text: str, delimiter: str, label: str) -> pl.DataFrame:
+def header_row(text: str, delimiter: str) -> list[str]:
+    """The first record's cells, as csv reads them (a quoted header may hold the delimiter)."""
+    first = next(csv.reader(io.StringIO(text[:65536]), delimiter=delimiter), [])
+    return [cell for cell in first]
+
+
+def _read_frame(data: bytes, delimiter: str, label: str, columns: list[str]) -> pl.DataFrame:
     try:
         frame = pl.read_csv(
-            io.BytesIO(text.encode("utf-8")),
+            io.BytesIO(data),
             separator=delimiter,
             infer_schema=False,
             truncate_ragged_lines=True,
             quote_char='"',
             raise_if_empty=True,
+            columns=columns or None,
         )
-    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as exc:
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ColumnNotFoundError) as exc:
         raise ParseError(f"{label}: not a readable CSV/TSV file ({str(exc).splitlines()[0]})") from None
-    frame = frame.rename({c: c.strip() for c in frame.columns if c != c.strip()})
     frame = frame.select(pl.all().str.strip_chars())
     if (
         frame.height == 0
