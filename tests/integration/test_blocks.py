@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
+import pytest
+from prefect.exceptions import ObjectNotFound
+
+from blocks.bookwarm_blocks import BLOCK_NAMES
 from blocks.loader import load_block_values
 from blocks.register import register_blocks
 from bookwarm.settings import resolve
 
 
-def test_register_then_resolve_prefers_blocks(prefect_api, services):
+@pytest.fixture
+def clean_blocks(prefect_api):
+    """Saved blocks outrank the environment for every later flow in this session: remove them after."""
+    yield
+    for cls, name in BLOCK_NAMES.values():
+        with contextlib.suppress(ValueError, ObjectNotFound):
+            cls.delete(name)
+
+
+def test_register_then_resolve_prefers_blocks(clean_blocks, services):
     """Synchronous, like `bookwarm config --register-blocks` (Prefect's dual methods need a sync caller)."""
     settings = resolve(
         {**services.env(), "BOOKWARM_ISBNDB_API_KEY": "isbndb-secret", "BOOKWARM_REDIS_PREFIX": "blk:"}
@@ -29,6 +43,10 @@ def test_register_then_resolve_prefers_blocks(prefect_api, services):
     )
     assert resolved.redis.key_prefix == "blk:"
     assert "isbndb-secret" not in repr(resolved)
+
+
+def test_blocks_are_gone_after_the_test_above(prefect_api):
+    assert load_block_values() == {}
 
 
 def test_blocks_are_skipped_without_a_prefect_api(monkeypatch):
