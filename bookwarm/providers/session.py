@@ -77,7 +77,9 @@ class ProviderSession:
             headers=headers,
             timeout=httpx.Timeout(cfg.timeout_s),
             limits=httpx.Limits(
-                max_connections=self.max_connections, max_keepalive_connections=self.max_connections
+                max_connections=self.max_connections,
+                max_keepalive_connections=self.max_connections,
+                keepalive_expiry=4.0,  # below the usual 5 s server idle timeout: no reuse of a closing socket
             ),
         )
         self._clients.append(client)

@@ -288,3 +288,18 @@ async def test_prefect_shows_level_subflows_author_tasks_and_artifacts(flow_env,
             set(gaiman["provider_latency_s"]) == {"openlibrary", "google_books", "isbndb"}
             and gaiman["duration_s"] > 0
         )
+
+
+async def test_library_flow_uses_the_gemini_fallback(flow_env, monkeypatch):
+    """A hand-typed list no rule understands is read by Gemini inside the flow, then warmed."""
+    from tests.conftest import FIXTURES
+    from tests.fakes.gemini_server import GeminiServer
+
+    with GeminiServer() as gemini:
+        monkeypatch.setenv("BOOKWARM_GEMINI_URL", gemini.url)
+        monkeypatch.setenv("BOOKWARM_GEMINI_API_KEY", "flow-test-key")
+        summary = await warm_library(str(FIXTURES / "messy/author_dash_title.txt"), max_depth=1)
+        assert gemini.faults.calls == 1
+    assert summary["format"] == "llm"
+    done = await processed(flow_env)
+    assert {"ursula-k-le-guin", "stephen-king"} <= {k for k, v in done.items() if v["status"] == "warmed"}
