@@ -226,37 +226,63 @@ def _books(frame: pl.DataFrame, fmt: ResolvedFormat) -> pl.DataFrame:
             isbn10=pl.lit(None, dtype=pl.String),
             isbn_invalid=pl.lit(None, dtype=pl.String),
         )
-    candidates = (
-        pl.concat(
-            [
-                frame.select("row", pl.lit(i).alias("col"), pl.col(c).alias("raw"))
-                for i, c in enumerate(fmt.isbns)
-            ]
+    parts = [_isbn_candidates(frame, column, index) for index, column in enumerate(fmt.isbns)]
+    candidates = pl.concat(parts)  # column order, then row order: "first" below means the first column
+    v = pl.col("value")
+    # Each checksum only on values of its own shape, then the first valid one per row.
+    ok13 = candidates.filter(v.str.contains(isbnlib.ISBN13_RE)).filter(isbnlib.valid13_expr(v))
+    ok10 = candidates.filter(v.str.contains(isbnlib.ISBN10_RE)).filter(isbnlib.valid10_expr(v))
+    first13 = ok13.unique(subset="row", keep="first", maintain_order=True).select("row", v.alias("isbn13"))
+    first10 = ok10.unique(subset="row", keep="first", maintain_order=True).select("row", v.alias("isbn10"))
+    invalid = (
+        candidates.join(
+            pl.concat([ok13, ok10]), on=["row", "col", "value"], how="anti", maintain_order="left"
         )
-        .with_columns(pl.col("raw").str.replace_all(r"[=\"'\[\]]", "").str.split(","))
-        .explode("raw")
-        .with_columns(value=isbnlib.clean_expr(pl.col("raw").str.replace_all(r"[;|]", "")))
+        .unique(subset="row", keep="first", maintain_order=True)
+        .select("row", v.alias("isbn_invalid"))
+    )
+    found = first13.join(first10, on="row", how="full", coalesce=True)
+    # Derive the missing form only for the rows that lack it (most exports carry both).
+    has13, has10 = pl.col("isbn13").is_not_null(), pl.col("isbn10").is_not_null()
+    found = pl.concat(
+        [
+            found.filter(has13 & has10),
+            found.filter(~has13 & has10).with_columns(isbn13=isbnlib.to13_expr(pl.col("isbn10"))),
+            found.filter(has13 & ~has10).with_columns(isbn10=isbnlib.to10_expr(pl.col("isbn13"))),
+        ]
+    )
+    return base.join(found, on="row", how="left", maintain_order="left").join(
+        invalid, on="row", how="left", maintain_order="left"
+    )
+
+
+_EDGE_JUNK = "=\"'[] \t"
+_ANY_JUNK = r"[\s\-=\"'\[\];|,x]"
+
+
+def _isbn_candidates(frame: pl.DataFrame, column: str, index: int) -> pl.DataFrame:
+    """(row, col, value) of one ISBN column, cleaned like ``isbn.clean``.
+
+    Most exports only wrap ISBNs (`="…"`, `[…]`): stripping the edges is enough and much cheaper than
+    the full regex clean, which runs only on a column where junk is left after stripping.
+    """
+    stripped = pl.col(column).str.strip_chars(_EDGE_JUNK)
+    if not frame.select(stripped.str.contains(_ANY_JUNK).any()).item():
+        part = frame.select("row", stripped.alias("value"))
+    else:
+        raw = pl.col(column).str.replace_all(r"[=\"'\[\]]", "")
+        if frame.get_column(column).str.contains(",", literal=True).any():  # lists: "[0201…, 978…]"
+            part = frame.select("row", raw.str.split(",").alias("raw")).explode("raw")
+        else:
+            part = frame.select("row", raw.alias("raw"))
+        part = part.select(
+            "row", isbnlib.clean_expr(pl.col("raw").str.replace_all(r"[;|]", "")).alias("value")
+        )
+    return (
+        part.with_columns(pl.lit(index, dtype=pl.Int32).alias("col"))
+        .select("row", "col", "value")
         .filter(pl.col("value").str.len_chars() > 0)
     )
-    v = pl.col("value")
-    checked = candidates.with_columns(
-        ok13=v.str.contains(isbnlib.ISBN13_RE) & isbnlib.valid13_expr(v),
-        ok10=v.str.contains(isbnlib.ISBN10_RE) & isbnlib.valid10_expr(v),
-    )
-    # First valid ISBN-13 and ISBN-10 of each row; derive the missing form only where it is missing.
-    per_row = (
-        checked.group_by("row", maintain_order=True)
-        .agg(
-            v.filter(pl.col("ok13")).first().alias("isbn13"),
-            v.filter(pl.col("ok10")).first().alias("isbn10"),
-            v.filter(~pl.col("ok13") & ~pl.col("ok10")).first().alias("isbn_invalid"),
-        )
-        .with_columns(
-            isbn13=pl.coalesce("isbn13", isbnlib.to13_expr(pl.col("isbn10"))),
-            isbn10=pl.coalesce("isbn10", isbnlib.to10_expr(pl.col("isbn13"))),
-        )
-    )
-    return base.join(per_row, on="row", how="left", maintain_order="left")
 
 
 def _people(frame: pl.DataFrame, columns: tuple[AuthorColumn, ...]) -> pl.DataFrame:
