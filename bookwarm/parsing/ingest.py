@@ -301,17 +301,21 @@ def _people(frame: pl.DataFrame, columns: tuple[AuthorColumn, ...]) -> pl.DataFr
             column = AuthorColumn(column.header, column.style, "", column.role)
         mapping = _parse_distinct_cells(cells.select("cell", "roles").unique(), column, memo)
         parts.append(
-            cells.join(mapping, on=["cell", "roles"], how="inner", nulls_equal=True)
+            cells.join(
+                mapping, on=["cell", "roles"], how="inner", nulls_equal=True, maintain_order="left_right"
+            )
             .with_columns(pl.lit(order).alias("col"), _piece(cells))
             .select("row", "col", "piece", "pos", "name", "key", "role")
         )
     schema = {"row": pl.Int64, "name": pl.String, "key": pl.String, "role": pl.String}
     if not parts:
         return pl.DataFrame(schema=schema)
+    # Parts come column by column, each in row/piece/pos order: keeping the first (row, key) keeps the
+    # earliest column's entry, and a stable sort by row restores row order.
     return (
         pl.concat(parts)
-        .sort("row", "col", "piece", "pos")
         .unique(subset=["row", "key"], keep="first", maintain_order=True)
+        .sort("row", maintain_order=True)
         .select(list(schema))
     )
 

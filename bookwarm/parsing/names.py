@@ -14,7 +14,6 @@ from typing import Literal
 
 NameStyle = Literal["first_last", "last_first", "auto"]
 
-_SPACES = re.compile(r"\s+")
 _TOKEN = re.compile(r"[^\W_]+")
 _INLINE_ROLE = re.compile(r"^(?P<name>.*?)\s*\((?P<role>[^()]*)\)\s*$")
 _SUFFIXES = {"jr", "sr", "ii", "iii", "iv", "v", "phd", "md", "esq"}
@@ -83,8 +82,8 @@ class AuthorName:
 
 def tidy(raw: str) -> str:
     """NFKC, collapse whitespace, trim stray separators: the display form of a name."""
-    text = unicodedata.normalize("NFKC", raw)
-    return _SPACES.sub(" ", text).strip(" ,;")
+    text = raw if raw.isascii() else unicodedata.normalize("NFKC", raw)  # ASCII is already NFKC
+    return " ".join(text.split()).strip(" ,;")
 
 
 def author_key(name: str) -> str:
@@ -93,7 +92,7 @@ def author_key(name: str) -> str:
     "J.K. Rowling", "J. K. Rowling" and "JK Rowling" all give "j-k-rowling". A run of 2-3 capitals
     before the surname is read as initials unless the whole name is in capitals ("ED CATMULL").
     """
-    text = unicodedata.normalize("NFKC", name)
+    text = name if name.isascii() else unicodedata.normalize("NFKC", name)
     shouting = text.isupper()
     tokens = _TOKEN.findall(text)
     parts: list[str] = []
@@ -199,7 +198,7 @@ def parse_cell(
     out: list[AuthorName] = []
     for chunk, chunk_role in zip(chunks, roles, strict=True):
         name, inline_role = chunk, None
-        match = _INLINE_ROLE.match(chunk)
+        match = _INLINE_ROLE.match(chunk) if "(" in chunk else None
         if match and is_role(match["role"]):
             name, inline_role = match["name"], match["role"]
         elif match:  # "W. J. King (professor.)", "Shneur Zalman (of Lyady)": a qualifier, not a role
