@@ -234,14 +234,13 @@ def _books(frame: pl.DataFrame, fmt: ResolvedFormat) -> pl.DataFrame:
     ok10 = candidates.filter(v.str.contains(isbnlib.ISBN10_RE)).filter(isbnlib.valid10_expr(v))
     first13 = ok13.unique(subset="row", keep="first", maintain_order=True).select("row", v.alias("isbn13"))
     first10 = ok10.unique(subset="row", keep="first", maintain_order=True).select("row", v.alias("isbn10"))
+    found = first13.join(first10, on="row", how="full", coalesce=True)
+    # Reported only for rows with no valid ISBN at all, whose candidates are therefore all invalid.
     invalid = (
-        candidates.join(
-            pl.concat([ok13, ok10]), on=["row", "col", "value"], how="anti", maintain_order="left"
-        )
+        candidates.join(found.select("row"), on="row", how="anti", maintain_order="left")
         .unique(subset="row", keep="first", maintain_order=True)
         .select("row", v.alias("isbn_invalid"))
     )
-    found = first13.join(first10, on="row", how="full", coalesce=True)
     # Derive the missing form only for the rows that lack it (most exports carry both).
     has13, has10 = pl.col("isbn13").is_not_null(), pl.col("isbn10").is_not_null()
     found = pl.concat(
@@ -348,7 +347,9 @@ def _split_cells(cells: pl.DataFrame, separator: str) -> pl.DataFrame:
 def _parse_distinct_cells(
     cells: pl.DataFrame, column: AuthorColumn, memo: dict[tuple[object, ...], tuple[AuthorName, ...]]
 ) -> pl.DataFrame:
-    rows: dict[str, list[object]] = {k: [] for k in ("cell", "roles", "pos", "name", "key", "role")}
+    out: dict[str, list[object]] = {k: [] for k in ("cell", "roles", "pos", "name", "key", "role")}
+    cells_out, roles_out, pos_out = out["cell"], out["roles"], out["pos"]
+    names_out, keys_out, role_out = out["name"], out["key"], out["role"]
     for cell, roles_cell in cells.iter_rows():
         memo_key = (cell, roles_cell, column.style, column.separator, column.role)
         parsed = memo.get(memo_key)
@@ -361,15 +362,13 @@ def _parse_distinct_cells(
                 roles_cell=roles_cell,
             )
         for pos, person in enumerate(parsed):
-            for k, v in (
-                ("cell", cell),
-                ("roles", roles_cell),
-                ("pos", pos),
-                ("name", person.name),
-                ("key", person.key),
-                ("role", person.role),
-            ):
-                rows[k].append(v)
+            cells_out.append(cell)
+            roles_out.append(roles_cell)
+            pos_out.append(pos)
+            names_out.append(person.name)
+            keys_out.append(person.key)
+            role_out.append(person.role)
+    rows = out
     return pl.DataFrame(
         rows,
         schema={
