@@ -9,10 +9,12 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 
 from bookwarm.errors import ParseError
 
 _DELIMITERS = (",", ";", "\t", "|")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def decode(data: bytes) -> tuple[str, str]:
@@ -52,7 +54,7 @@ def _looks_like_bomless_utf16(data: bytes) -> bool:
 
 def _checked(text: str, encoding: str) -> tuple[str, str]:
     sample = text[:65536]
-    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\r\n\t")
+    controls = len(_CONTROL.findall(sample))
     if "\x00" in sample or controls > max(8, len(sample) // 100):
         raise ParseError("the file looks binary (control bytes), not a CSV or TSV export")
     return text, encoding

@@ -98,7 +98,11 @@ def parse_library(
     It is a factory, so a missing API key is reported only for files that need it.
     """
     data, label = read_source(source, max_bytes=max_bytes)
-    text, encoding = decode(data)
+    # UTF-8 files are classified on their first 64 KB (polars validates the rest as it reads);
+    # anything else is decoded whole here.
+    text, encoding = decode(_head(data))
+    if encoding not in ("utf-8", "utf-8-sig"):
+        text, encoding = decode(data)
     delimiter = sniff_delimiter(text)
     headers = header_row(text, delimiter)
     fmt = None if force_fallback else detect(headers)
@@ -111,11 +115,18 @@ def parse_library(
             llm = fallback()
         except ConfigError as exc:
             raise ConfigError(f"{problem}; {exc}") from None
+        text, encoding = decode(data)
         return _parse_with_llm(text, encoding, llm, warm_roles)
     # Polars reads UTF-8 only: valid UTF-8 goes as it came (no decode/encode round trip), and only
     # the columns this format uses are materialised and trimmed.
-    raw = data.removeprefix(codecs.BOM_UTF8) if encoding in ("utf-8", "utf-8-sig") else text.encode("utf-8")
-    frame = _read_frame(raw, delimiter, label, fmt.columns())
+    if encoding in ("utf-8", "utf-8-sig"):
+        try:
+            frame = _read_frame(data.removeprefix(codecs.BOM_UTF8), delimiter, label, fmt.columns())
+        except _InvalidUtf8:  # broken bytes past the first 64 KB: decode leniently, as for the head
+            text, encoding = decode(data)
+            frame = _read_frame(text.encode("utf-8"), delimiter, label, fmt.columns())
+    else:
+        frame = _read_frame(text.encode("utf-8"), delimiter, label, fmt.columns())
     frame = (
         frame.with_row_index("row", offset=FIRST_DATA_ROW)
         .with_columns(pl.col("row").cast(pl.Int64))
@@ -189,6 +200,18 @@ def _parse_with_llm(text: str, encoding: str, llm: _LLM, warm_roles: frozenset[s
     )
 
 
+class _InvalidUtf8(ParseError):
+    pass
+
+
+def _head(data: bytes, size: int = 65536) -> bytes:
+    """The first ``size`` bytes, cut at a line end so no character is split."""
+    if len(data) <= size:
+        return data
+    cut = data.rfind(b"\n", 0, size)
+    return data[: cut + 1] if cut > 0 else data[:size]
+
+
 def header_row(text: str, delimiter: str) -> list[str]:
     """The first record's cells, as csv reads them (a quoted header may hold the delimiter)."""
     first = next(csv.reader(io.StringIO(text[:65536]), delimiter=delimiter), [])
@@ -207,6 +230,8 @@ def _read_frame(data: bytes, delimiter: str, label: str, columns: list[str]) -> 
             columns=columns or None,
         )
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ColumnNotFoundError) as exc:
+        if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
+            raise _InvalidUtf8(f"{label}: invalid UTF-8") from None
         raise ParseError(f"{label}: not a readable CSV/TSV file ({str(exc).splitlines()[0]})") from None
     frame = frame.select(pl.all().str.strip_chars())
     if (

@@ -186,6 +186,10 @@ def parse_cell(
     """
     if not cell or not cell.strip():
         return ()
+    if style == "first_last" and not separator and not roles_cell and "(" not in cell:
+        name = tidy(cell)  # the common case: one plain name (each distinct name of a library passes here)
+        key = author_key(name)
+        return () if is_junk(key) else (AuthorName(name, key, canonical_role(role)),)
     text = tidy(cell)
     if style == "last_first":
         chunks = _split_list(text, separator) if separator and separator != "," else [text]
