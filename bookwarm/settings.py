@@ -10,7 +10,7 @@ This module is Prefect-free: blocks reach it as plain dicts loaded by ``blocks.l
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -221,13 +221,3 @@ def describe(settings: Settings) -> list[tuple[str, str, str, str]]:
                 )
             )
     return rows
-
-
-def require(value: Any, what: str, hint: str) -> Any:
-    """Raise a ConfigError naming the missing setting and how to provide it."""
-    if value in (None, ""):
-        raise ConfigError(f"{what} is not configured: {hint}")
-    return value
-
-
-Loader = Callable[[], Mapping[str, Mapping[str, Any]]]

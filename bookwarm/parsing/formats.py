@@ -6,7 +6,7 @@ ISBN columns. Rules are data, so adding an app means adding one entry here and o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from bookwarm.parsing.names import NameStyle
 
@@ -160,7 +160,6 @@ class ResolvedFormat:
     authors: tuple[AuthorColumn, ...]
     isbns: tuple[str, ...]
     no_author_reason: str | None = None
-    notes: list[str] = field(default_factory=list)
 
     def columns(self) -> list[str]:
         """The file's columns this format reads (in file spelling), so nothing else is materialised."""

@@ -118,7 +118,3 @@ class RedisLimiter:
         if wait_us == -2:
             raise ProviderUnavailable(self.provider, f"rate backlog over {self.max_wait_us // 1_000_000}s")
         return int(wait_us), int(used)
-
-    async def used_today(self) -> int:
-        value = await self.client.get(self.keys.quota(self.provider, utc_day()))
-        return int(value or 0)

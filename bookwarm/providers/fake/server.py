@@ -325,7 +325,3 @@ def _isbndb_book(work: CatalogWork, catalog: Catalog) -> dict[str, Any]:
         "binding": "Paperback",
         "publisher": "Fake House",
     }
-
-
-def dumps_faults(faults: dict[str, Faults]) -> str:
-    return json.dumps({p: asdict(f) for p, f in faults.items()})
