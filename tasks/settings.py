@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 from blocks.loader import aload_block_values
-from bookwarm.services.local import LocalServices
-from bookwarm.settings import Settings, resolve
+from bookwarm.runtime import load_settings
+from bookwarm.settings import Settings
 
 
 async def run_settings() -> Settings:
-    blocks = await aload_block_values()
-    first = resolve(os.environ, blocks)
-    if first.redis.url and first.s3.endpoint:
-        return first
-    state = LocalServices().running()  # a worker on a dev machine: use `bookwarm services up`'s servers
-    return resolve(os.environ, blocks, state.env() if state else None)
+    """Never starts servers: a worker on a dev machine uses `bookwarm services up`'s, if running."""
+    return load_settings(start_services=False, blocks=await aload_block_values())

@@ -20,15 +20,9 @@ def prepare_flow_runtime() -> Settings:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     settings = load_settings(start_services=True, services=services)
-    if not _prefect_api_configured():
+    from blocks.loader import prefect_api_configured
+
+    if not prefect_api_configured():
         state = services.up(with_prefect=True)
         os.environ["PREFECT_API_URL"] = state.env()["PREFECT_API_URL"]
     return settings
-
-
-def _prefect_api_configured() -> bool:
-    if os.environ.get("PREFECT_API_URL"):
-        return True
-    from prefect.settings import PREFECT_API_URL
-
-    return bool(PREFECT_API_URL.value())

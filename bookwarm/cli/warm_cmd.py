@@ -93,7 +93,7 @@ def _run(flow_name: str, as_json: bool, **parameters: Any) -> int:
         bar.close()
     if state.is_failed():
         raise_flow_failure(state)
-    summary = asyncio.run(state.aresult()) if asyncio.iscoroutinefunction(state.aresult) else state.result()
+    summary = state.result()
     if as_json:
         print_json(summary)
     else:
@@ -103,15 +103,14 @@ def _run(flow_name: str, as_json: bool, **parameters: Any) -> int:
 
 
 def raise_flow_failure(state: Any) -> None:
+    """Re-raise the run's own bookwarm error (its exit code and one-line message); wrap anything else."""
     from bookwarm.errors import BookwarmError
 
     message = state.message or "flow run failed"
     try:
         state.result()
-    except InputError as exc:
-        raise InputError(str(exc)) from None
-    except BookwarmError as exc:
-        raise exc from None
+    except BookwarmError:
+        raise
     except Exception as exc:
         raise BookwarmError(f"{message}: {type(exc).__name__}: {exc}") from None
     raise BookwarmError(message)
