@@ -44,7 +44,11 @@ def free_port(*, with_grpc: bool = False, taken: set[int] | None = None) -> int:
 def spawn(
     argv: list[str], log_path: Path, cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    """Start a server in its own process group, output to ``log_path``, never inheriting our stdin."""
+    """Start a server in its own process group, output to ``log_path``, never inheriting our stdin.
+
+    ``env`` replaces the environment when given (the Prefect server needs its own ``PREFECT_HOME``,
+    UI address and database URL); otherwise the server inherits ours.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         try:
@@ -54,6 +58,7 @@ def spawn(
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=cwd,
+                env=env,
                 start_new_session=True,
             )
         except OSError as exc:

@@ -25,10 +25,12 @@ from pathlib import Path
 from bookwarm.providers.fake.catalog import isbn13_for
 from bookwarm.providers.fake.runner import FakeProviders, provider_env, set_faults, stats
 from bookwarm.providers.fake.server import PROVIDERS, REAL_LIMITS, Faults
-from bookwarm.services.local import LocalServices, wait_http
+from bookwarm.services.local import PREFECT_SERVER_TUNING, LocalServices, wait_http
 from bookwarm.services.process import free_port, spawn, stop
+from tests.bench import cpu
 
 LATENCY_MS = 150
+PROCESSES: dict[str, int | str] = {}  # label -> pid or command name, for the CPU report
 CONCURRENCY = 32
 
 
@@ -57,6 +59,7 @@ def start_pg_prefect(home: Path, url: str) -> tuple[int, int]:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
         "PREFECT_LOGGING_LEVEL": "WARNING",
+        **PREFECT_SERVER_TUNING,  # the same batching as the embedded server
     }
     env.pop("PREFECT_API_URL", None)
     log = home / "prefect-pg.log"
@@ -69,13 +72,15 @@ def start_pg_prefect(home: Path, url: str) -> tuple[int, int]:
     return proc.pid, port
 
 
-def run_flow(csv_path: Path, env: dict[str, str]) -> tuple[float, dict]:
+def run_flow(csv_path: Path, env: dict[str, str]) -> tuple[float, dict, str]:
     os.environ.update(env)
     from flows.warm_library import warm_library
 
+    before = cpu.snapshot(PROCESSES)
     started = time.perf_counter()
     summary = asyncio.run(warm_library(str(csv_path), max_depth=1, concurrency=CONCURRENCY))
-    return time.perf_counter() - started, summary
+    wall = time.perf_counter() - started
+    return wall, summary, cpu.report(before, cpu.snapshot(PROCESSES), wall, summary["authors_queued"])
 
 
 def phase(
@@ -102,7 +107,7 @@ def phase(
         "BOOKWARM_ISBNDB_RPS": str(rates["isbndb"]),
         "BOOKWARM_GOOGLE_BOOKS_RPS": str(rates["google_books"]),
     }
-    wall, summary = run_flow(csv_path, env)
+    wall, summary, cpu_report = run_flow(csv_path, env)
     served = stats(port)
     calls = {p: served[p]["requests"] for p in PROVIDERS}
     authors = summary["authors_queued"]
@@ -124,6 +129,8 @@ def phase(
     else:
         print(f"  time per author {wall / authors * 1000:.1f} ms (providers instant)")
     print(f"  peak RSS of this process {peak_mb:.0f} MB")
+    if cpu_report:
+        print("  CPU by process:\n" + cpu_report)
 
 
 def main() -> int:
@@ -149,6 +156,17 @@ def main() -> int:
             if args.pg:
                 pg_pid, pg_port = start_pg_prefect(home, args.pg)
                 base["PREFECT_API_URL"] = f"http://127.0.0.1:{pg_port}/api"
+            PROCESSES.update(
+                {
+                    "flow (this)": os.getpid(),
+                    "prefect server": pg_pid or state.prefect_pid,
+                    "redis": state.redis_pid,
+                    "s3 (seaweedfs)": state.s3_pid,
+                    "fake providers": fake.running().pid if fake.running() else 0,
+                }
+            )
+            if args.pg:
+                PROCESSES["postgresql (all)"] = "postgres"
             backend = "PostgreSQL" if args.pg else "embedded SQLite"
             print(f"Prefect server: {backend}")
             if args.authors:

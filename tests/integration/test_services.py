@@ -76,3 +76,19 @@ def test_failed_start_leaves_nothing_running(tmp_path, monkeypatch):
     assert local.state() is None
     leftover = subprocess.run(["pgrep", "-f", f"--dir {tmp_path}/redis"], capture_output=True, check=False)
     assert leftover.stdout == b""
+
+
+def test_embedded_prefect_server_keeps_its_data_and_ui_address_local(tmp_path):
+    """The embedded Prefect server's database lives in the services folder (never ~/.prefect, where
+    every run would share and grow one database) and its UI talks to its own port, not 4200."""
+    import httpx
+
+    local = LocalServices(tmp_path, stop_grace_s=2.0)
+    try:
+        state = local.up(with_prefect=True)
+        ui = httpx.get(f"http://127.0.0.1:{state.prefect_port}/ui-settings", timeout=10).json()
+        assert ui["api_url"] == f"http://127.0.0.1:{state.prefect_port}/api"
+        assert (tmp_path / "prefect" / "prefect.db").exists()
+    finally:
+        local.down()
+    assert not pid_alive(state.prefect_pid)
