@@ -127,11 +127,6 @@ def parse_library(
             frame = _read_frame(text.encode("utf-8"), delimiter, label, fmt.columns())
     else:
         frame = _read_frame(text.encode("utf-8"), delimiter, label, fmt.columns())
-    frame = (
-        frame.with_row_index("row", offset=FIRST_DATA_ROW)
-        .with_columns(pl.col("row").cast(pl.Int64))
-        .filter(pl.any_horizontal(pl.exclude("row").str.len_chars() > 0))  # blank lines are not books
-    )
     books = _books(frame, fmt)
     people = _people(frame, fmt.authors)
     return ParsedLibrary(
@@ -233,79 +228,98 @@ def _read_frame(data: bytes, delimiter: str, label: str, columns: list[str]) -> 
         if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
             raise _InvalidUtf8(f"{label}: invalid UTF-8") from None
         raise ParseError(f"{label}: not a readable CSV/TSV file ({str(exc).splitlines()[0]})") from None
-    frame = frame.select(pl.all().str.strip_chars())
-    if (
-        frame.height == 0
-        or frame.select(pl.any_horizontal(pl.all().str.len_chars() > 0).any()).item() is False
-    ):
+    # Trimmed, numbered as a spreadsheet shows rows, and without blank lines (they are not books).
+    frame = (
+        frame.select(pl.all().str.strip_chars())
+        .with_row_index("row", offset=FIRST_DATA_ROW)
+        .with_columns(pl.col("row").cast(pl.Int64))
+        .filter(pl.any_horizontal(pl.exclude("row").str.len_chars() > 0))
+    )
+    if frame.height == 0:
         raise ParseError(f"{label}: the file has a header row but no books")
     return frame
 
 
 def _books(frame: pl.DataFrame, fmt: ResolvedFormat) -> pl.DataFrame:
+    """row, title, isbn13, isbn10, isbn_invalid: the first valid ISBN of each kind, columns in order.
+
+    One pass over the ISBN columns side by side; the other form is derived only where a row lacks
+    it (most exports carry both), and a row's first candidate is reported only when none is valid.
+    """
     title = pl.col(fmt.title) if fmt.title else pl.lit(None, dtype=pl.String)
-    base = frame.select("row", title.alias("title"))
     if not fmt.isbns:
-        return base.with_columns(
+        return frame.select(
+            "row",
+            title.alias("title"),
             isbn13=pl.lit(None, dtype=pl.String),
             isbn10=pl.lit(None, dtype=pl.String),
             isbn_invalid=pl.lit(None, dtype=pl.String),
         )
-    parts = [_isbn_candidates(frame, column, index) for index, column in enumerate(fmt.isbns)]
-    candidates = pl.concat(parts)  # column order, then row order: "first" below means the first column
-    v = pl.col("value")
-    # Each checksum only on values of its own shape, then the first valid one per row.
-    ok13 = candidates.filter(v.str.contains(isbnlib.ISBN13_RE)).filter(isbnlib.valid13_expr(v))
-    ok10 = candidates.filter(v.str.contains(isbnlib.ISBN10_RE)).filter(isbnlib.valid10_expr(v))
-    first13 = ok13.unique(subset="row", keep="first", maintain_order=True).select("row", v.alias("isbn13"))
-    first10 = ok10.unique(subset="row", keep="first", maintain_order=True).select("row", v.alias("isbn10"))
-    found = first13.join(first10, on="row", how="full", coalesce=True)
-    # Reported only for rows with no valid ISBN at all, whose candidates are therefore all invalid.
-    invalid = (
-        candidates.join(found.select("row"), on="row", how="anti", maintain_order="left")
-        .unique(subset="row", keep="first", maintain_order=True)
-        .select("row", v.alias("isbn_invalid"))
+    columns = [_isbn_column(frame, column) for column in fmt.isbns]
+    found = (
+        frame.lazy()
+        .select(
+            "row",
+            title.alias("title"),
+            pl.coalesce([c.valid13 for c in columns]).alias("isbn13"),
+            pl.coalesce([c.valid10 for c in columns]).alias("isbn10"),
+            pl.coalesce([c.first for c in columns]).alias("first"),
+        )
+        .collect()
     )
-    # Derive the missing form only for the rows that lack it (most exports carry both).
     has13, has10 = pl.col("isbn13").is_not_null(), pl.col("isbn10").is_not_null()
-    found = pl.concat(
-        [
-            found.filter(has13 & has10),
-            found.filter(~has13 & has10).with_columns(isbn13=isbnlib.to13_expr(pl.col("isbn10"))),
-            found.filter(has13 & ~has10).with_columns(isbn10=isbnlib.to10_expr(pl.col("isbn13"))),
-        ]
-    )
-    return base.join(found, on="row", how="left", maintain_order="left").join(
-        invalid, on="row", how="left", maintain_order="left"
-    )
+    one_form, none_valid = found.select(
+        (has13 ^ has10).any().alias("one_form"),
+        (~has13 & ~has10 & pl.col("first").is_not_null()).any().alias("none_valid"),
+    ).row(0)
+    if one_form:
+        derived = found.filter(has13 ^ has10).select(
+            "row",
+            pl.coalesce("isbn13", isbnlib.to13_expr(pl.col("isbn10"))).alias("isbn13"),
+            pl.coalesce("isbn10", isbnlib.to10_expr(pl.col("isbn13"))).alias("isbn10"),
+        )
+        found = found.update(derived, on="row")
+    invalid = pl.when(~has13 & ~has10).then(pl.col("first")) if none_valid else pl.lit(None, dtype=pl.String)
+    return found.with_columns(invalid.alias("isbn_invalid")).drop("first")
 
 
 _EDGE_JUNK = "=\"'[] \t"
 _ANY_JUNK = r"[\s\-=\"'\[\];|,x]"
 
 
-def _isbn_candidates(frame: pl.DataFrame, column: str, index: int) -> pl.DataFrame:
-    """(row, col, value) of one ISBN column, cleaned like ``isbn.clean``.
+@dataclass(frozen=True)
+class _IsbnColumn:
+    """One ISBN column as three expressions: its first valid ISBN-13, first valid ISBN-10, first value."""
 
-    Most exports only wrap ISBNs (`="…"`, `[…]`): stripping the edges is enough and much cheaper than
-    the full regex clean, which runs only on a column where junk is left after stripping.
-    """
+    valid13: pl.Expr
+    valid10: pl.Expr
+    first: pl.Expr
+
+
+def _isbn_column(frame: pl.DataFrame, column: str) -> _IsbnColumn:
+    """Cleaned like ``isbn.clean``. Most exports only wrap ISBNs (`="…"`, `[…]`): stripping the edges
+    is enough and much cheaper than the full regex clean, which runs only where junk is left."""
     stripped = pl.col(column).str.strip_chars(_EDGE_JUNK)
     if not frame.select(stripped.str.contains(_ANY_JUNK).any()).item():
-        part = frame.select("row", stripped.alias("value"))
-    else:
-        raw = pl.col(column).str.replace_all(r"[=\"'\[\]]", "")
-        if frame.get_column(column).str.contains(",", literal=True).any():  # lists: "[0201…, 978…]"
-            part = frame.select("row", raw.str.split(",").alias("raw")).explode("raw")
-        else:
-            part = frame.select("row", raw.alias("raw"))
-        part = part.select(
-            "row", isbnlib.clean_expr(pl.col("raw").str.replace_all(r"[;|]", "")).alias("value")
-        )
-    return (
-        part.with_columns(pl.lit(index, dtype=pl.Int32).alias("col"))
-        .select("row", "col", "value")
-        .filter(pl.col("value").str.len_chars() > 0)
+        return _scalar_isbns(stripped)
+    raw = pl.col(column).str.replace_all(r"[=\"'\[\]]", "")
+    if not frame.get_column(column).str.contains(",", literal=True).any():
+        return _scalar_isbns(isbnlib.clean_expr(raw.str.replace_all(r"[;|]", "")))
+    # Lists such as LibraryThing's "[0201…, 978…]": the first valid one in list order.
+    e = pl.element()
+    values = raw.str.split(",").list.eval(isbnlib.clean_expr(e.str.replace_all(r"[;|]", "")))
+    return _IsbnColumn(
+        values.list.eval(e.filter(e.str.contains(isbnlib.ISBN13_RE) & isbnlib.valid13_expr(e))).list.first(),
+        values.list.eval(e.filter(e.str.contains(isbnlib.ISBN10_RE) & isbnlib.valid10_expr(e))).list.first(),
+        values.list.eval(e.filter(e.str.len_chars() > 0)).list.first(),
+    )
+
+
+def _scalar_isbns(value: pl.Expr) -> _IsbnColumn:
+    return _IsbnColumn(
+        pl.when(value.str.contains(isbnlib.ISBN13_RE) & isbnlib.valid13_expr(value)).then(value),
+        pl.when(value.str.contains(isbnlib.ISBN10_RE) & isbnlib.valid10_expr(value)).then(value),
+        pl.when(value.str.len_chars() > 0).then(value),
     )
 
 
@@ -334,12 +348,12 @@ def _people(frame: pl.DataFrame, columns: tuple[AuthorColumn, ...]) -> pl.DataFr
     schema = {"row": pl.Int64, "name": pl.String, "key": pl.String, "role": pl.String}
     if not parts:
         return pl.DataFrame(schema=schema)
-    # Parts come column by column, each in row/piece/pos order: keeping the first (row, key) keeps the
-    # earliest column's entry, and a stable sort by row restores row order.
+    # Parts come column by column, each in row/piece/pos order: a stable sort by row keeps that order
+    # within a row, so the first (row, key) is the earliest column's entry.
     return (
         pl.concat(parts)
-        .unique(subset=["row", "key"], keep="first", maintain_order=True)
         .sort("row", maintain_order=True)
+        .filter(pl.struct("row", "key").is_first_distinct())
         .select(list(schema))
     )
 
@@ -410,8 +424,8 @@ def _parse_distinct_cells(
 def _count_authors(people: pl.DataFrame, warm_roles: frozenset[str]) -> list[AuthorCount]:
     counted = (
         people.filter(pl.col("role").is_in(list(warm_roles)))
-        .group_by("key", maintain_order=True)
-        .agg(pl.col("name").first(), pl.col("row").n_unique().alias("books"))
+        .group_by("key")  # people holds each (row, key) once, so a group's length is its books
+        .agg(pl.col("name").first(), pl.len().alias("books"))
         .sort("books", "key", descending=[True, False])
     )
     return [AuthorCount(name, key, books) for key, name, books in counted.iter_rows()]

@@ -7,6 +7,7 @@ author is built from, so it must be stable: change it only with a cache migratio
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from typing import Literal
 NameStyle = Literal["first_last", "last_first", "auto"]
 
 _TOKEN = re.compile(r"[^\W_]+")
+# Two letters in a row that are not lower-case ASCII: the only way a run of initials ("JK") can occur.
+_MAYBE_INITIALS = re.compile(r"[^\W\d_a-z]{2}")
 _INLINE_ROLE = re.compile(r"^(?P<name>.*?)\s*\((?P<role>[^()]*)\)\s*$")
 _SUFFIXES = {"jr", "sr", "ii", "iii", "iv", "v", "phd", "md", "esq"}
 # The same suffixes as a regex, for gluing them to their name before a list is split in polars.
@@ -95,6 +98,8 @@ def author_key(name: str) -> str:
     text = name if name.isascii() else unicodedata.normalize("NFKC", name)
     shouting = text.isupper()
     tokens = _TOKEN.findall(text)
+    if shouting or not _MAYBE_INITIALS.search(text):  # most names: no run of capitals to split
+        return _fold("-".join(tokens))
     parts: list[str] = []
     for index, token in enumerate(tokens):
         is_initials = (
@@ -105,7 +110,12 @@ def author_key(name: str) -> str:
             and token.isupper()
         )
         parts.extend(token if is_initials else [token])
-    folded = "-".join(parts).casefold()
+    return _fold("-".join(parts))
+
+
+def _fold(text: str) -> str:
+    """Case and accents folded: the key compares names, the display name keeps them."""
+    folded = text.casefold()
     if folded.isascii():
         return folded
     decomposed = unicodedata.normalize("NFKD", folded)
@@ -116,6 +126,7 @@ def is_junk(key: str) -> bool:
     return key in _JUNK_KEYS
 
 
+@functools.lru_cache(maxsize=1024)  # a handful of distinct roles, asked once per name
 def canonical_role(raw: str | None) -> str:
     """Map a free-text role to author/translator/narrator/illustrator/editor/contributor.
 
