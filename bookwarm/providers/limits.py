@@ -28,12 +28,12 @@ local quota = tonumber(ARGV[2])
 local max_wait = tonumber(ARGV[4])
 if quota > 0 then
   local used = tonumber(redis.call('GET', KEYS[2]) or '0')
-  if used >= quota then return {-1, used} end
+  if used >= quota then return {-1, used, now} end
 end
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 local start = math.max(tat, now)
 local wait = start - now
-if wait > max_wait then return {-2, wait} end
+if wait > max_wait then return {-2, wait, now} end
 local next_tat = start + interval
 redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', math.floor((next_tat - now) / 1000) + 1000)
 local used = 0
@@ -41,12 +41,54 @@ if ARGV[5] == '1' then
   used = redis.call('INCR', KEYS[2])
   if used == 1 then redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3])) end
 end
-return {wait, used}
+return {wait, used, now}
 """
+
+
+MIN_LATE_S = 0.002  # lateness always tolerated: a loopback round trip plus timer resolution
 
 
 def utc_day() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
+class RedisClock:
+    """Redis's clock (the one slots are reserved in) on this process's monotonic clock.
+
+    Estimated from the fastest round trip seen: its midpoint is within half that round trip of the
+    moment Redis answered. ``calibrate`` takes a few samples while the event loop is still quiet;
+    every fast reservation refreshes the estimate. Shared by the limiters of one Redis.
+    """
+
+    PRECISE_RTT_S = 0.01  # slower samples leave the estimate unknown: limiters then time from receipt
+
+    def __init__(self) -> None:
+        self.offset_s: float | None = None
+        self._best_rtt_s = float("inf")
+
+    @property
+    def known(self) -> bool:
+        return self.offset_s is not None and self._best_rtt_s <= self.PRECISE_RTT_S
+
+    def observe(self, issued: float, received: float, redis_now_us: int) -> None:
+        rtt = received - issued
+        if rtt <= max(self._best_rtt_s, 0.001):  # samples up to 1 ms keep refreshing it (drift)
+            self._best_rtt_s = rtt
+            self.offset_s = redis_now_us / 1_000_000 - (issued + received) / 2
+
+    def to_local(self, redis_us: int) -> float:
+        """A Redis time (µs) as a time.monotonic() value; only when ``known``."""
+        assert self.offset_s is not None
+        return redis_us / 1_000_000 - self.offset_s
+
+    async def calibrate(self, client: aioredis.Redis, samples: int = 3) -> None:
+        try:
+            for _ in range(samples):
+                issued = time.monotonic()
+                seconds, micros = await client.time()
+                self.observe(issued, time.monotonic(), int(seconds) * 1_000_000 + int(micros))
+        except RedisError as exc:
+            raise CacheError(f"rate limiter: Redis failed ({type(exc).__name__})") from None
 
 
 class RedisLimiter:
@@ -63,6 +105,7 @@ class RedisLimiter:
         max_wait_s: float = 900.0,
         safety: float = 0.02,
         slack_ms: float = 15.0,
+        clock: RedisClock | None = None,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -77,29 +120,43 @@ class RedisLimiter:
         # How late a caller may wake and still send: later, and the next caller (on time) would follow
         # it closer than 1/rate.
         self.slack_s = (self.interval_us - 1_000_000 / rate_per_s) / 1_000_000 if rate_per_s > 0 else 0.0
+        # Some lateness is never avoidable (Redis's answer travels back, the loop resumes us): at high
+        # rates a slack of microseconds would make every caller re-reserve, to no one's benefit.
+        self.late_s = max(self.slack_s, MIN_LATE_S)
         self.max_wait_us = int(max_wait_s * 1_000_000)
         self._script = client.register_script(_ACQUIRE)
+        self.clock = clock or RedisClock()
 
     async def acquire(self) -> int:
         """Wait for this call's slot; return the calls counted today. Raises QuotaExhausted.
 
-        A caller that wakes up late (the event loop was busy) would send its request next to the
-        ones of later slots, so it takes a fresh slot instead; the quota is counted once.
+        A caller that runs late would send its request next to the ones of later slots, so it takes a
+        fresh slot instead; the quota is counted once. Lateness is measured against the slot in
+        Redis's clock: a busy event loop may hand us Redis's answer long after it came (measured at
+        the start of a run: 110-175 ms), and a clock started on receipt would not see that.
         """
-        wait_us, used = await self._reserve(count=True)
+        issued = time.monotonic()
+        wait_us, used, redis_now = await self._reserve(count=True)
         for _ in range(8):
-            due = time.monotonic() + wait_us / 1_000_000
-            if wait_us > 0:
-                await asyncio.sleep(wait_us / 1_000_000)
-            if time.monotonic() - due <= self.slack_s:
+            received = time.monotonic()
+            self.clock.observe(issued, received, redis_now)
+            if self.clock.known:
+                slot = self.clock.to_local(redis_now + wait_us)
+            else:  # never early: the slot is at most `wait` after the reply arrived
+                slot = received + wait_us / 1_000_000
+            if slot > received:
+                await asyncio.sleep(slot - received)
+            if time.monotonic() - slot <= self.late_s:
                 break
-            wait_us, _ = await self._reserve(count=False)
+            issued = time.monotonic()
+            wait_us, _, redis_now = await self._reserve(count=False)
         return used
 
-    async def _reserve(self, *, count: bool) -> tuple[int, int]:
+    async def _reserve(self, *, count: bool) -> tuple[int, int, int]:
+        """(microseconds to the reserved slot, calls counted today, Redis's time in microseconds)."""
         day = utc_day()
         try:
-            wait_us, used = await self._script(
+            wait_us, used, redis_now = await self._script(
                 keys=[self.keys.rate(self.provider), self.keys.quota(self.provider, day)],
                 args=[
                     self.interval_us,
@@ -117,4 +174,4 @@ class RedisLimiter:
             raise QuotaExhausted(self.provider, f"daily quota of {self.daily_quota} calls spent ({day} UTC)")
         if wait_us == -2:
             raise ProviderUnavailable(self.provider, f"rate backlog over {self.max_wait_us // 1_000_000}s")
-        return int(wait_us), int(used)
+        return int(wait_us), int(used), int(redis_now)

@@ -21,7 +21,7 @@ from bookwarm.parsing.names import author_key
 from bookwarm.providers.google_books import GoogleBooksClient
 from bookwarm.providers.http import CallStats, CircuitBreaker, ProviderHttp, RetryPolicy
 from bookwarm.providers.isbndb import ISBNdbClient
-from bookwarm.providers.limits import RedisLimiter
+from bookwarm.providers.limits import RedisClock, RedisLimiter
 from bookwarm.providers.merge import merge
 from bookwarm.providers.models import Bibliography, ProviderResult
 from bookwarm.providers.openlibrary import OpenLibraryClient, user_agent
@@ -37,19 +37,26 @@ class ProviderSession:
         policy: RetryPolicy | None = None,
         core_only: bool = False,
         max_connections: int = 10,
+        with_limits: bool = True,
     ) -> None:
+        """``with_limits=False`` drops the Redis rate limits and quotas (no Redis is touched): only
+        for tests of everything else against fakes."""
         self.settings = settings
         self.policy = policy or RetryPolicy()
         self.core_only = core_only
         self.max_connections = max_connections
+        self.with_limits = with_limits
         self._own_redis = redis_client is None
         self.redis = redis_client or make_redis(settings.redis.url)
         self.keys = Keys(settings.redis.key_prefix)
         self._clients: list[httpx.AsyncClient] = []
         self.http: dict[str, ProviderHttp] = {}
+        self.clock = RedisClock()  # shared by the limiters: one Redis, one clock
 
     async def __aenter__(self) -> ProviderSession:
         s = self.settings
+        if self.with_limits:
+            await self.clock.calibrate(self.redis)  # now, before a busy event loop delays the replies
         headers = {"User-Agent": user_agent(s.ingest.contact_email), "Accept": "application/json"}
         self.http["openlibrary"] = self._provider("openlibrary", s.openlibrary, headers)
         self.http["google_books"] = self._provider("google_books", s.google_books, headers)
@@ -83,8 +90,17 @@ class ProviderSession:
             ),
         )
         self._clients.append(client)
-        limiter = RedisLimiter(
-            self.redis, self.keys, name, rate_per_s=cfg.rate_per_s, daily_quota=cfg.daily_quota
+        limiter = (
+            RedisLimiter(
+                self.redis,
+                self.keys,
+                name,
+                rate_per_s=cfg.rate_per_s,
+                daily_quota=cfg.daily_quota,
+                clock=self.clock,
+            )
+            if self.with_limits
+            else None
         )
         return ProviderHttp(name, client, limiter=limiter, breaker=CircuitBreaker(), policy=self.policy)
 

@@ -196,9 +196,7 @@ async def test_the_three_providers_are_queried_concurrently():
             "BOOKWARM_ISBNDB_API_KEY": "k",
         }
     )
-    async with ProviderSession(settings) as session:
-        for http in session.http.values():
-            http.limiter = None  # this test is about concurrency, not limits (no Redis here)
+    async with ProviderSession(settings, with_limits=False) as session:  # about concurrency: no Redis here
         bib = await session.fetch("Frank Herbert")
     assert arrived == {"ol", "gb", "db"}
     assert bib.status == "ok" and [w.title for w in bib.works] == ["Dune"]

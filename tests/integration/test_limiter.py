@@ -1,0 +1,73 @@
+"""The Redis rate limiter against a real Redis: slots 1/rate apart, and a caller whose event loop
+handed it Redis's answer late takes a fresh slot instead of sending next to the following caller."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+
+import pytest
+
+from bookwarm.cache.redis_client import make_redis
+from bookwarm.keys import Keys
+from bookwarm.providers.limits import RedisClock, RedisLimiter
+
+RATE = 2.0  # slots 0.525 s apart (2% + 15 ms of slack)
+
+
+class BusyAfterFirstReply:
+    """A redis-py client whose first script reply reaches the caller after the event loop was busy
+    for ``busy_s`` (as at the start of a run, when dozens of tasks start at once)."""
+
+    def __init__(self, client, busy_s: float) -> None:
+        self.client, self.busy_s, self.calls = client, busy_s, 0
+
+    def register_script(self, body: str):
+        script = self.client.register_script(body)
+
+        async def call(*args, **kwargs):
+            result = await script(*args, **kwargs)
+            self.calls += 1
+            if self.calls == 1:
+                time.sleep(self.busy_s)  # blocks the event loop, like a burst of CPU work
+            return result
+
+        return call
+
+
+@pytest.fixture
+async def redis(settings):
+    client = make_redis(settings.redis.url)
+    yield client
+    await client.aclose()
+
+
+async def test_concurrent_callers_get_slots_one_interval_apart(redis):
+    keys, clock = Keys(f"t{uuid.uuid4().hex[:8]}:"), RedisClock()
+    await clock.calibrate(redis)
+    limiter = RedisLimiter(redis, keys, "isbndb", rate_per_s=10.0, clock=clock)
+
+    async def timed() -> float:
+        await limiter.acquire()
+        return time.monotonic()
+
+    times = sorted(await asyncio.gather(*(timed() for _ in range(6))))
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 1 / 10.0 - 0.002, gaps  # 2 ms: timer resolution, not slack
+
+
+async def test_a_caller_handed_its_slot_late_takes_a_fresh_one(redis):
+    keys, clock = Keys(f"t{uuid.uuid4().hex[:8]}:"), RedisClock()
+    await clock.calibrate(redis)
+    slow = RedisLimiter(BusyAfterFirstReply(redis, 0.2), keys, "isbndb", rate_per_s=RATE, clock=clock)
+    normal = RedisLimiter(redis, keys, "isbndb", rate_per_s=RATE, clock=clock)
+
+    first_used = await slow.acquire()  # slot now, but seen 200 ms later: too late to use
+    first_sent = time.monotonic()
+    second_used = await normal.acquire()
+    second_sent = time.monotonic()
+
+    assert second_sent - first_sent >= 1 / RATE, second_sent - first_sent
+    assert (first_used, second_used) == (1, 2)  # the fresh slot did not count twice against the quota
