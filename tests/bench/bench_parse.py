@@ -17,6 +17,7 @@ from pathlib import Path
 from bookwarm.parsing import isbn as isbnlib
 from bookwarm.parsing.ingest import parse_library
 from bookwarm.parsing.names import DEFAULT_WARM_ROLES, parse_cell
+from tests.bench import reference_ms
 
 HEADER = (
     "Book Id,Title,Author,Author l-f,Additional Authors,ISBN,ISBN13,My Rating,Average Rating,Publisher,"
@@ -148,6 +149,7 @@ def main() -> int:
         "results differ"
     )
     print(f"file: {rows:,} rows, {size_mb:.1f} MB, {authors:,} unique authors, {isbns:,} ISBNs")
+    print(f"reference workload: {reference_ms():.0f} ms (machine speed; compare runs next to it)")
     print(f"bookwarm (polars): {t_bw:.3f} s  {rows / t_bw:>12,.0f} rows/s")
     print(f"csv module       : {t_csv:.3f} s  {rows / t_csv:>12,.0f} rows/s")
     print(f"speed-up         : {t_csv / t_bw:.1f}x")

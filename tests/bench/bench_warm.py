@@ -27,7 +27,7 @@ from bookwarm.providers.fake.runner import FakeProviders, provider_env, set_faul
 from bookwarm.providers.fake.server import PROVIDERS, REAL_LIMITS, Faults
 from bookwarm.services.local import PREFECT_SERVER_TUNING, LocalServices, wait_http
 from bookwarm.services.process import free_port, spawn, stop
-from tests.bench import cpu
+from tests.bench import cpu, reference_ms
 
 LATENCY_MS = 150
 PROCESSES: dict[str, int | str] = {}  # label -> pid or command name, for the CPU report
@@ -168,7 +168,7 @@ def main() -> int:
             if args.pg:
                 PROCESSES["postgresql (all)"] = "postgres"
             backend = "PostgreSQL" if args.pg else "embedded SQLite"
-            print(f"Prefect server: {backend}")
+            print(f"Prefect server: {backend}; reference workload {reference_ms():.0f} ms (machine speed)")
             if args.authors:
                 phase("unlimited", names[: args.authors], home, base, port, limited=False)
             if args.limited:
