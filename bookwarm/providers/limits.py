@@ -117,12 +117,12 @@ class RedisLimiter:
         slack_us = min(slack_ms * 1000, 0.25 * 1_000_000 / rate_per_s) if rate_per_s > 0 else 0
         self.interval_us = int(1_000_000 * (1 + safety) / rate_per_s + slack_us) if rate_per_s > 0 else 0
         self.daily_quota = daily_quota
-        # How late a caller may wake and still send: later, and the next caller (on time) would follow
-        # it closer than 1/rate.
-        self.slack_s = (self.interval_us - 1_000_000 / rate_per_s) / 1_000_000 if rate_per_s > 0 else 0.0
-        # Some lateness is never avoidable (Redis's answer travels back, the loop resumes us): at high
-        # rates a slack of microseconds would make every caller re-reserve, to no one's benefit.
-        self.late_s = max(self.slack_s, MIN_LATE_S)
+        # How late a caller may run and still send: later than the slack, and the next caller (on time)
+        # would follow it closer than 1/rate. Some lateness is never avoidable (Redis's answer travels
+        # back, the loop resumes us): at high rates a slack of microseconds would make every caller
+        # re-reserve, to no one's benefit, hence the floor.
+        slack_s = (self.interval_us - 1_000_000 / rate_per_s) / 1_000_000 if rate_per_s > 0 else 0.0
+        self.late_s = max(slack_s, MIN_LATE_S)
         self.max_wait_us = int(max_wait_s * 1_000_000)
         self._script = client.register_script(_ACQUIRE)
         self.clock = clock or RedisClock()

@@ -124,36 +124,9 @@ class LocalServices:
         self.state_path.chmod(0o600)
 
     def _add_prefect(self, state: ServicesState) -> ServicesState:
-        port = free_port()
-        log = self.home / "prefect.log"
-        env = {
-            **os.environ,
-            "PREFECT_HOME": str(self.home / "prefect"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "DO_NOT_TRACK": "1",
-            "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",
-            "PREFECT_LOGGING_LEVEL": "WARNING",
-        }
-        env.update({k: os.environ.get(k, v) for k, v in PREFECT_SERVER_TUNING.items()})
-        env.pop("PREFECT_API_URL", None)
-        argv = [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ]
-        proc = spawn(argv, log, env=env)
-        try:
-            wait_http(port, "/api/health", proc.pid, "Prefect server", log, timeout_s=120)
-        except BaseException:
-            stop(proc.pid, self.stop_grace_s)
-            raise
-        state.prefect_pid, state.prefect_port = proc.pid, port
+        state.prefect_pid, state.prefect_port = start_prefect_server(
+            self.home / "prefect", self.home / "prefect.log", stop_grace_s=self.stop_grace_s
+        )
         self._save(state)
         return state
 
@@ -237,6 +210,43 @@ class LocalServices:
             stop(proc.pid, self.stop_grace_s)
             raise
         return s3, proc.pid
+
+
+def start_prefect_server(
+    home: Path,
+    log: Path,
+    *,
+    stop_grace_s: float,
+    database_url: str | None = None,
+    timeout_s: float = 120,
+) -> tuple[int, int]:
+    """`prefect server start` on a free loopback port: (pid, port).
+
+    Its own PREFECT_HOME (database included, unless ``database_url`` names another), a UI that talks
+    to its own port, telemetry off, and PREFECT_SERVER_TUNING unless the environment says otherwise.
+    """
+    port = free_port()
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+    for name, value in PREFECT_SERVER_TUNING.items():
+        env.setdefault(name, value)
+    if database_url:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
+    env.pop("PREFECT_API_URL", None)
+    argv = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    proc = spawn(argv, log, env=env)
+    try:
+        wait_http(port, "/api/health", proc.pid, "Prefect server", log, timeout_s=timeout_s)
+    except BaseException:
+        stop(proc.pid, stop_grace_s)
+        raise
+    return proc.pid, port
 
 
 def _wait_s3_ready(port: int, pid: int, log: Path, timeout_s: float = 30.0) -> None:

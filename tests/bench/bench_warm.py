@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,8 +24,8 @@ from pathlib import Path
 from bookwarm.providers.fake.catalog import isbn13_for
 from bookwarm.providers.fake.runner import FakeProviders, provider_env, set_faults, stats
 from bookwarm.providers.fake.server import PROVIDERS, REAL_LIMITS, Faults
-from bookwarm.services.local import PREFECT_SERVER_TUNING, LocalServices, wait_http
-from bookwarm.services.process import free_port, spawn, stop
+from bookwarm.services.local import LocalServices, start_prefect_server
+from bookwarm.services.process import stop
 from tests.bench import cpu, reference_ms
 
 LATENCY_MS = 150
@@ -48,28 +47,6 @@ def make_catalog(path: Path, count: int) -> list[str]:
         authors.append({"key": f"OL{i + 1}A", "name": name, "works": works})
     path.write_text(json.dumps({"authors": authors}))
     return names
-
-
-def start_pg_prefect(home: Path, url: str) -> tuple[int, int]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home / "prefect-pg"),
-        "PREFECT_API_DATABASE_CONNECTION_URL": url,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-        "PREFECT_LOGGING_LEVEL": "WARNING",
-        **PREFECT_SERVER_TUNING,  # the same batching as the embedded server
-    }
-    env.pop("PREFECT_API_URL", None)
-    log = home / "prefect-pg.log"
-    proc = spawn(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        log,
-        env=env,
-    )
-    wait_http(port, "/api/health", proc.pid, "Prefect (PostgreSQL)", log, 180)
-    return proc.pid, port
 
 
 def run_flow(csv_path: Path, env: dict[str, str]) -> tuple[float, dict, str]:
@@ -151,10 +128,17 @@ def main() -> int:
         pg_pid = 0
         try:
             state = services.up(with_prefect=not args.pg)
-            port = fake.up(catalog, real_limits=False).port
+            fake_state = fake.up(catalog, real_limits=False)
+            port = fake_state.port
             base = {**state.env(), **provider_env(port), "PREFECT_HOME": str(home / "client")}
             if args.pg:
-                pg_pid, pg_port = start_pg_prefect(home, args.pg)
+                pg_pid, pg_port = start_prefect_server(
+                    home / "prefect-pg",
+                    home / "prefect-pg.log",
+                    stop_grace_s=3,
+                    database_url=args.pg,
+                    timeout_s=180,
+                )
                 base["PREFECT_API_URL"] = f"http://127.0.0.1:{pg_port}/api"
             PROCESSES.update(
                 {
@@ -162,7 +146,7 @@ def main() -> int:
                     "prefect server": pg_pid or state.prefect_pid,
                     "redis": state.redis_pid,
                     "s3 (seaweedfs)": state.s3_pid,
-                    "fake providers": fake.running().pid if fake.running() else 0,
+                    "fake providers": fake_state.pid,
                 }
             )
             if args.pg:
