@@ -9,6 +9,7 @@ makes the bibliography partial; it never fails the author.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from types import TracebackType
 
 import httpx
@@ -25,6 +26,7 @@ from bookwarm.providers.limits import RedisClock, RedisLimiter
 from bookwarm.providers.merge import merge
 from bookwarm.providers.models import Bibliography, ProviderResult
 from bookwarm.providers.openlibrary import OpenLibraryClient, user_agent
+from bookwarm.providers.transport import AiohttpTransport
 from bookwarm.settings import ProviderSettings, Settings
 
 
@@ -38,14 +40,17 @@ class ProviderSession:
         core_only: bool = False,
         max_connections: int = 10,
         with_limits: bool = True,
+        transport_factory: Callable[[], httpx.AsyncBaseTransport] | None = None,
     ) -> None:
-        """``with_limits=False`` drops the Redis rate limits and quotas (no Redis is touched): only
-        for tests of everything else against fakes."""
+        """``with_limits=False`` drops the Redis rate limits and quotas (no Redis is touched), and
+        ``transport_factory`` replaces the aiohttp transport (e.g. by httpx's own, which respx
+        mocks): only for tests of everything else against fakes."""
         self.settings = settings
         self.policy = policy or RetryPolicy()
         self.core_only = core_only
         self.max_connections = max_connections
         self.with_limits = with_limits
+        self.transport_factory = transport_factory
         self._own_redis = redis_client is None
         self.redis = redis_client or make_redis(settings.redis.url)
         self.keys = Keys(settings.redis.key_prefix)
@@ -83,11 +88,7 @@ class ProviderSession:
             base_url=cfg.base_url.rstrip("/"),
             headers=headers,
             timeout=httpx.Timeout(cfg.timeout_s),
-            limits=httpx.Limits(
-                max_connections=self.max_connections,
-                max_keepalive_connections=self.max_connections,
-                keepalive_expiry=4.0,  # below the usual 5 s server idle timeout: no reuse of a closing socket
-            ),
+            transport=self._transport(),
         )
         self._clients.append(client)
         limiter = (
@@ -103,6 +104,12 @@ class ProviderSession:
             else None
         )
         return ProviderHttp(name, client, limiter=limiter, breaker=CircuitBreaker(), policy=self.policy)
+
+    def _transport(self) -> httpx.AsyncBaseTransport:
+        if self.transport_factory is not None:
+            return self.transport_factory()
+        # Keep-alive below the usual 5 s server idle timeout: no reuse of a socket the server is closing.
+        return AiohttpTransport(max_connections=self.max_connections, keepalive_s=4.0)
 
     async def fetch(self, name: str) -> Bibliography:
         """The merged bibliography of one author, providers queried concurrently."""

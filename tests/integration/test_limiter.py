@@ -71,3 +71,15 @@ async def test_a_caller_handed_its_slot_late_takes_a_fresh_one(redis):
 
     assert second_sent - first_sent >= 1 / RATE, second_sent - first_sent
     assert (first_used, second_used) == (1, 2)  # the fresh slot did not count twice against the quota
+
+
+async def test_at_high_rates_a_busy_loops_lag_costs_no_second_reservation(redis):
+    """At 1,000 calls/s, 1,000 slots span 1.27 s: a call 50 ms late cannot put 1,001 in any second."""
+    keys, clock = Keys(f"t{uuid.uuid4().hex[:8]}:"), RedisClock()
+    await clock.calibrate(redis)
+    busy = BusyAfterFirstReply(redis, 0.05)
+    limiter = RedisLimiter(busy, keys, "openlibrary", rate_per_s=1000.0, clock=clock)
+
+    await limiter.acquire()
+
+    assert busy.calls == 1

@@ -196,7 +196,10 @@ async def test_the_three_providers_are_queried_concurrently():
             "BOOKWARM_ISBNDB_API_KEY": "k",
         }
     )
-    async with ProviderSession(settings, with_limits=False) as session:  # about concurrency: no Redis here
+    # No Redis (limits off) and httpx's own transport, which respx intercepts: no socket is opened.
+    async with ProviderSession(
+        settings, with_limits=False, transport_factory=httpx.AsyncHTTPTransport
+    ) as session:
         bib = await session.fetch("Frank Herbert")
     assert arrived == {"ol", "gb", "db"}
     assert bib.status == "ok" and [w.title for w in bib.works] == ["Dune"]
