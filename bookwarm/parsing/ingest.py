@@ -19,7 +19,7 @@ import polars as pl
 from bookwarm.errors import ConfigError, ParseError
 from bookwarm.parsing import isbn as isbnlib
 from bookwarm.parsing.decode import decode, sniff_delimiter
-from bookwarm.parsing.formats import AuthorColumn, ResolvedFormat, detect
+from bookwarm.parsing.formats import COMMA, AuthorColumn, ResolvedFormat, detect
 from bookwarm.parsing.names import DEFAULT_WARM_ROLES, SUFFIX_AFTER_SEPARATOR, AuthorName, parse_cell
 from bookwarm.parsing.source import DEFAULT_MAX_BYTES, read_source
 
@@ -403,13 +403,13 @@ def _piece(cells: pl.DataFrame) -> pl.Expr:
 def _split_cells(cells: pl.DataFrame, separator: str) -> pl.DataFrame:
     """One row per list item, numbered by ``piece``; suffixes such as 'Jr.' stay on their name."""
     unit = "\x1f"
+    cell = pl.col("cell").str.replace_all(SUFFIX_AFTER_SEPARATOR, " ${1}${2}")
+    # The common separator splits literally: the spaces it allows around the comma are stripped below.
+    pieces = (
+        cell.str.split(",") if separator == COMMA else cell.str.replace_all(separator, unit).str.split(unit)
+    )
     return (
-        cells.with_columns(
-            pl.col("cell")
-            .str.replace_all(SUFFIX_AFTER_SEPARATOR, " ${1}${2}")
-            .str.replace_all(separator, unit)
-            .str.split(unit)
-        )
+        cells.with_columns(pieces)
         .with_columns(piece=pl.int_ranges(pl.col("cell").list.len()))
         .explode("cell", "piece")
         .with_columns(pl.col("cell").str.strip_chars())
