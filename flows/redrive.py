@@ -8,7 +8,7 @@ from typing import Any
 from prefect import flow
 
 from bookwarm.warming.context import WarmContext
-from flows.levels import warm_levels
+from flows.levels import SHARD_SIZE, warm_levels
 from tasks.jobs import finish_job
 from tasks.settings import run_settings
 
@@ -34,7 +34,7 @@ async def redrive(job_id: str, concurrency: int = 32) -> dict[str, Any]:
                 by_depth[depth],
                 max_depth=record["max_depth"],
                 force=True,
-                shard_size=500,
+                shard_size=SHARD_SIZE,
                 concurrency=concurrency,
                 progress_artifact_id=None,
                 start_depth=depth,

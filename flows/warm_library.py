@@ -9,7 +9,7 @@ from prefect.runtime import flow_run
 from pydantic import Field
 
 from bookwarm.warming.context import WarmContext
-from flows.levels import warm_levels
+from flows.levels import SHARD_SIZE, warm_levels
 from tasks.jobs import finish_job, start_job
 from tasks.parse_source import parse_source
 from tasks.settings import run_settings
@@ -24,7 +24,7 @@ async def warm_library(
     source: str,
     max_depth: MaxDepth = 2,
     force: bool = False,
-    shard_size: int = 500,
+    shard_size: int = SHARD_SIZE,
     concurrency: int = 32,
 ) -> dict[str, Any]:
     """``source``: a file path, an s3://bucket/key object, or base64 CSV text."""

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from bookwarm.parsing.names import parse_cell
 from bookwarm.warming.context import WarmContext
-from flows.levels import warm_levels
+from flows.levels import SHARD_SIZE, warm_levels
 from tasks.jobs import finish_job, start_job
 from tasks.settings import run_settings
 
@@ -67,7 +67,7 @@ async def warm_popular_authors(
                 list(people.values()),
                 max_depth=max_depth,
                 force=force,
-                shard_size=500,
+                shard_size=SHARD_SIZE,
                 concurrency=concurrency,
                 progress_artifact_id=str(progress),
             )
