@@ -12,7 +12,11 @@ family, as before. Bodies are handed to httpx undecoded: httpx applies Content-E
 
 from __future__ import annotations
 
+import ssl
+from functools import cache
+
 import aiohttp
+import certifi
 import httpx
 
 # Hop-by-hop framing aiohttp has already undone; httpx must not see it on a whole body.
@@ -29,7 +33,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
-            limit=self._max_connections, keepalive_timeout=self._keepalive_s, ttl_dns_cache=300
+            limit=self._max_connections,
+            keepalive_timeout=self._keepalive_s,
+            ttl_dns_cache=300,
+            ssl=_tls_context(),
         )
         # No default headers (httpx's request carries them) and no decoding (httpx decodes).
         return aiohttp.ClientSession(
@@ -75,6 +82,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+@cache
+def _tls_context() -> ssl.SSLContext:
+    """The CA bundle httpx itself verifies against (certifi), built once: loading it costs ~30 ms."""
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def _client_timeout(timeout: dict[str, float | None]) -> aiohttp.ClientTimeout:
