@@ -256,12 +256,17 @@ def _books(frame: pl.DataFrame, fmt: ResolvedFormat) -> pl.DataFrame:
             isbn_invalid=pl.lit(None, dtype=pl.String),
         )
     # Each ISBN column's cleaned value is materialised once: the checks below read it ~20 times.
+    # Most exports only wrap ISBNs (`="…"`, `[…]`): stripping the edges is all the cleaning they need.
+    names = [f"_isbn{i}" for i in range(len(fmt.isbns))]
     cleaned = frame.select(
         "row",
         title.alias("title"),
-        *(_isbn_value(frame, c).alias(f"_isbn{i}") for i, c in enumerate(fmt.isbns)),
+        *(pl.col(c).str.strip_chars(_EDGE_JUNK).alias(n) for c, n in zip(fmt.isbns, names, strict=True)),
     )
-    columns = [_isbn_column(cleaned, f"_isbn{i}") for i in range(len(fmt.isbns))]
+    junk = cleaned.select(pl.col(n).str.contains(_ANY_JUNK).any() for n in names).row(0)
+    if any(junk):
+        cleaned = cleaned.with_columns(_cleaned(cleaned, n) for n, j in zip(names, junk, strict=True) if j)
+    columns = [_isbn_column(cleaned, n) for n in names]
     found = (
         cleaned.lazy()
         .select(
@@ -306,26 +311,22 @@ class _IsbnColumn:
     first: pl.Expr
 
 
-def _isbn_value(frame: pl.DataFrame, column: str) -> pl.Expr:
-    """The column cleaned like ``isbn.clean``; lists (LibraryThing's "[0201…, 978…]") stay whole.
-
-    Most exports only wrap ISBNs (`="…"`, `[…]`): stripping the edges is enough and much cheaper
-    than the full regex clean, which runs only where junk is left."""
-    stripped = pl.col(column).str.strip_chars(_EDGE_JUNK)
-    if not frame.select(stripped.str.contains(_ANY_JUNK).any()).item():
-        return stripped
+def _cleaned(frame: pl.DataFrame, column: str) -> pl.Expr:
+    """An edge-stripped column that still holds junk, cleaned like ``isbn.clean``; lists
+    (LibraryThing's "[0201…, 978…]") stay whole, to be cleaned item by item in _isbn_column."""
+    value = pl.col(column)
     # Typed ISBNs carry hyphens and spaces: two literal replaces cost a fraction of the regex clean.
-    typed = stripped.str.replace_all("-", "", literal=True).str.replace_all(" ", "", literal=True)
+    typed = value.str.replace_all("-", "", literal=True).str.replace_all(" ", "", literal=True)
     if not frame.select(typed.str.contains(_ANY_JUNK).any()).item():
-        return typed
-    raw = pl.col(column).str.replace_all(r"[=\"'\[\]]", "")
+        return typed.alias(column)
+    raw = value.str.replace_all(r"[=\"'\[\]]", "")
     if not frame.get_column(column).str.contains(",", literal=True).any():
-        return isbnlib.clean_expr(raw.str.replace_all(r"[;|]", ""))
-    return raw  # a list: cleaned item by item in _isbn_column
+        return isbnlib.clean_expr(raw.str.replace_all(r"[;|]", "")).alias(column)
+    return raw.alias(column)
 
 
 def _isbn_column(frame: pl.DataFrame, column: str) -> _IsbnColumn:
-    """Checks over one cleaned column (see _isbn_value)."""
+    """Checks over one cleaned column (see _books and _cleaned)."""
     if not frame.get_column(column).str.contains(",", literal=True).any():
         return _scalar_isbns(frame, pl.col(column))
     # Lists such as LibraryThing's "[0201…, 978…]": the first valid one in list order.
