@@ -54,8 +54,9 @@ def late_tolerance_s(rate_per_s: float, interval_us: int) -> float:
     Providers count calls per second: N consecutive slots span N * interval, a little over one
     second, and that excess is how late any call may leave without an N+1th call landing in some
     window. The per-slot slack always holds too (it keeps neighbours 1/rate apart), and is all there
-    is below one call a second or for fractional rates. At high rates the tolerance grows to a few hundred ms, so a busy event loop's
-    lag does not make every caller reserve twice (it did: half of all reservations, limits off).
+    is below one call a second or for fractional rates. At high rates the tolerance grows to a few
+    hundred ms, so a busy event loop's lag does not make every caller reserve twice (it did: half of
+    all reservations, limits off).
     """
     if rate_per_s <= 0:
         return 0.0

@@ -66,9 +66,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             raise httpx.ConnectError(_reason(exc), request=request) from exc
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
             raise httpx.RemoteProtocolError(_reason(exc), request=request) from exc
-        except (
-            aiohttp.ClientError
-        ) as exc:  # some (InvalidURL, ClientResponseError) quote the URL: key and all
+        except aiohttp.ClientError as exc:
+            # Some (InvalidURL, ClientResponseError) quote the URL, API key and all: the kind only.
             raise httpx.TransportError(type(exc).__name__, request=request) from None
         return httpx.Response(
             response.status,

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bookwarm.parsing import isbn as isbnlib
+from bookwarm.parsing.formats import COMMA
 from bookwarm.parsing.ingest import parse_library
 from bookwarm.parsing.names import DEFAULT_WARM_ROLES, parse_cell
 from tests.bench import reference_ms
@@ -119,7 +120,7 @@ def csv_module_baseline(path: Path) -> Extraction:
         for row_no, row in enumerate(csv.DictReader(fh), start=2):
             seen: set[str] = set()
             warmable = False
-            for header, sep in (("Author", ""), ("Additional Authors", r"\s*,\s*")):
+            for header, sep in (("Author", ""), ("Additional Authors", COMMA)):
                 cell = row[header].strip()
                 parsed = cache.get((cell, sep))
                 if parsed is None:
