@@ -263,29 +263,16 @@ def _books(frame: pl.DataFrame, fmt: ResolvedFormat) -> pl.DataFrame:
         title.alias("title"),
         *(pl.col(c).str.strip_chars(_EDGE_JUNK).alias(n) for c, n in zip(fmt.isbns, names, strict=True)),
     )
-    junk = cleaned.select(pl.col(n).str.contains(_ANY_JUNK).any() for n in names).row(0)
-    # Lists ("[0201…, 978…]") hold commas, which count as junk: only a junk column can be one.
-    listed = [
-        j and bool(cleaned.get_column(n).str.contains(",", literal=True).any())
-        for n, j in zip(names, junk, strict=True)
-    ]
-    if any(junk):
-        cleaned = cleaned.with_columns(
-            _cleaned(cleaned, n, listed=is_list)
-            for n, j, is_list in zip(names, junk, listed, strict=True)
-            if j
-        )
-    columns = [_isbn_column(cleaned, n, listed=is_list) for n, is_list in zip(names, listed, strict=True)]
-    found = (
-        cleaned.lazy()
-        .select(
-            "row",
-            "title",
-            pl.coalesce([c.valid13 for c in columns]).alias("isbn13"),
-            pl.coalesce([c.valid10 for c in columns]).alias("isbn10"),
-            pl.coalesce([c.first for c in columns]).alias("first"),
-        )
-        .collect()
+    columns: list[_IsbnColumn] = []
+    for name in names:
+        cleaned, column = _isbn_column(cleaned, name)
+        columns.append(column)
+    found = cleaned.select(  # eager: polars 2's default lazy engine, streaming, took twice as long here
+        "row",
+        "title",
+        pl.coalesce([c.valid13 for c in columns]).alias("isbn13"),
+        pl.coalesce([c.valid10 for c in columns]).alias("isbn10"),
+        pl.coalesce([c.first for c in columns]).alias("first"),
     )
     has13, has10 = pl.col("isbn13").is_not_null(), pl.col("isbn10").is_not_null()
     one_form, none_valid = found.select(
@@ -299,16 +286,14 @@ def _books(frame: pl.DataFrame, fmt: ResolvedFormat) -> pl.DataFrame:
             pl.coalesce("isbn10", isbnlib.to10_expr(pl.col("isbn13"))).alias("isbn10"),
         )
         found = found.update(derived, on="row")
-    invalid = (  # reported as ``isbn.clean`` shows it, however its column was cleaned
-        pl.when(~has13 & ~has10).then(pl.col("first").str.to_uppercase())
-        if none_valid
-        else pl.lit(None, dtype=pl.String)
+    invalid = (  # already as ``isbn.clean`` shows it: every value that was not is cleaned above
+        pl.when(~has13 & ~has10).then(pl.col("first")) if none_valid else pl.lit(None, dtype=pl.String)
     )
     return found.with_columns(invalid.alias("isbn_invalid")).drop("first")
 
 
 _EDGE_JUNK = "=\"'[] \t"
-_ANY_JUNK = r"[\s\-=\"'\[\];|,x]"
+_NOT_CLEAN = r"[^0-9X]"  # a value with anything else needs cleaning (or is not an ISBN)
 
 
 @dataclass(frozen=True)
@@ -320,36 +305,54 @@ class _IsbnColumn:
     first: pl.Expr
 
 
-def _cleaned(frame: pl.DataFrame, column: str, *, listed: bool) -> pl.Expr:
-    """An edge-stripped column that still holds junk, cleaned like ``isbn.clean``; lists
-    (LibraryThing's "[0201…, 978…]") stay whole, to be cleaned item by item in _isbn_column."""
-    value = pl.col(column)
-    if listed:
-        return value.str.replace_all(r"[=\"'\[\]]", "").alias(column)
-    # Typed ISBNs carry hyphens and spaces: two literal replaces cost a fraction of the regex clean.
-    typed = value.str.replace_all("-", "", literal=True).str.replace_all(" ", "", literal=True)
-    if not frame.select(typed.str.contains(_ANY_JUNK).any()).item():
-        return typed.alias(column)
-    return isbnlib.clean_expr(value.str.replace_all(r"[=\"'\[\];|]", "")).alias(column)
+def _isbn_column(frame: pl.DataFrame, column: str) -> tuple[pl.DataFrame, _IsbnColumn]:
+    """Clean an edge-stripped ISBN column like ``isbn.clean``, and the checks over it.
+
+    Only the rows that still need it are cleaned (typed hyphens, a lower-case x: ~1% of a
+    Goodreads export): cleaning the whole column cost more than every check after it.
+    """
+    values = frame.get_column(column)
+    dirty = values.str.contains(_NOT_CLEAN).arg_true()
+    if dirty.len() == 0:
+        return frame, _scalar_isbns(frame, pl.col(column))
+    raw = values.gather(dirty)
+    if raw.str.contains(",", literal=True).any():  # lists, as LibraryThing's "[0201…, 978…]"
+        found = _listed_isbns(frame.select("row", column), column)
+        frame = frame.join(found, on="row", how="left", maintain_order="left")
+        return frame, _IsbnColumn(*(pl.col(f"{column}{kind}") for kind in ("_13", "_10", "_first")))
+    repaired = (
+        raw.to_frame().select(isbnlib.clean_expr(pl.col(column).str.replace_all("[;|]", ""))).to_series()
+    )
+    frame = frame.with_columns(values.clone().scatter(dirty, repaired))
+    return frame, _scalar_isbns(frame, pl.col(column))
 
 
-def _isbn_column(frame: pl.DataFrame, column: str, *, listed: bool) -> _IsbnColumn:
-    """Checks over one cleaned column (see _books and _cleaned)."""
-    if not listed:
-        return _scalar_isbns(frame, pl.col(column))
-    # Lists such as LibraryThing's "[0201…, 978…]": the first valid one in list order.
-    e = pl.element()
-    values = pl.col(column).str.split(",").list.eval(isbnlib.clean_expr(e.str.replace_all(r"[;|]", "")))
-    return _IsbnColumn(
-        values.list.eval(e.filter(e.str.contains(isbnlib.ISBN13_RE) & isbnlib.valid13_expr(e))).list.first(),
-        values.list.eval(e.filter(e.str.contains(isbnlib.ISBN10_RE) & isbnlib.valid10_expr(e))).list.first(),
-        values.list.eval(e.filter(e.str.len_chars() > 0)).list.first(),
+def _listed_isbns(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    """row, then the column's first valid ISBN-13, first valid ISBN-10 and first value, in list order.
+
+    The lists are exploded and checked flat: polars cannot run the array checksum inside list.eval.
+    """
+    items = (
+        frame.select("row", pl.col(column).str.split(","))
+        .explode(column)
+        .with_columns(isbnlib.clean_expr(pl.col(column).str.replace_all("[;|]", "")))
+    )
+    checks = _scalar_isbns(items, pl.col(column))
+    return (
+        items.select(
+            "row",
+            checks.valid13.alias(f"{column}_13"),
+            checks.valid10.alias(f"{column}_10"),
+            checks.first.alias(f"{column}_first"),
+        )
+        .group_by("row", maintain_order=True)
+        .agg(pl.all().drop_nulls().first())
     )
 
 
 def _scalar_isbns(frame: pl.DataFrame, value: pl.Expr) -> _IsbnColumn:
-    """A checksum costs ~15 ms per 100k rows and most columns hold one length only (Goodreads'
-    ISBN13 and ISBN): each check runs only on a column that has values of its length."""
+    """Most columns hold one length only (Goodreads' ISBN13 and ISBN): each check (shape and
+    checksum, ~5 ms per 100k rows) runs only on a column that has values of its length."""
     lengths = set(frame.select(value.str.len_bytes().unique()).to_series().to_list())
     none = pl.lit(None, dtype=pl.String)
     return _IsbnColumn(
