@@ -20,7 +20,17 @@ from bookwarm.errors import ConfigError, ParseError
 from bookwarm.parsing import isbn as isbnlib
 from bookwarm.parsing.decode import decode, sniff_delimiter
 from bookwarm.parsing.formats import COMMA, AuthorColumn, ResolvedFormat, detect
-from bookwarm.parsing.names import DEFAULT_WARM_ROLES, SUFFIX_AFTER_SEPARATOR, AuthorName, parse_cell
+from bookwarm.parsing.names import (
+    DEFAULT_WARM_ROLES,
+    SUFFIX_AFTER_SEPARATOR,
+    AuthorName,
+    canonical_role,
+    is_junk_expr,
+    is_plain_expr,
+    parse_cell,
+    plain_key_expr,
+    plain_name_expr,
+)
 from bookwarm.parsing.source import DEFAULT_MAX_BYTES, read_source
 
 if TYPE_CHECKING:
@@ -368,10 +378,13 @@ def _scalar_isbns(frame: pl.DataFrame, value: pl.Expr) -> _IsbnColumn:
 
 def _people(frame: pl.DataFrame, columns: tuple[AuthorColumn, ...]) -> pl.DataFrame:
     """Long frame (row, name, key, role): each person once per row, in column then cell order."""
-    parts: list[pl.DataFrame] = []
+    schema = {"row": pl.Int64, "name": pl.String, "key": pl.String, "role": pl.String}
+    if not columns:
+        return pl.DataFrame(schema=schema)
     memo: dict[tuple[object, ...], tuple[AuthorName, ...]] = {}  # the same names recur across columns
-    key_ids: dict[str, int] = {}  # each key as a small integer: repeats within a row are found on integers
-    for order, column in enumerate(columns):
+    cells_per_column: list[pl.DataFrame] = []
+    mappings: list[pl.DataFrame] = []
+    for column in columns:
         roles = pl.col(column.roles_header) if column.roles_header else pl.lit(None, dtype=pl.String)
         cells = frame.select("row", pl.col(column.header).alias("cell"), roles.alias("roles")).filter(
             pl.col("cell").str.len_chars() > 0
@@ -381,34 +394,29 @@ def _people(frame: pl.DataFrame, columns: tuple[AuthorColumn, ...]) -> pl.DataFr
             # mostly unique per book, the names in them are not.
             cells = _split_cells(cells, column.separator)
             column = AuthorColumn(column.header, column.style, "", column.role)
-        mapping = _parse_distinct_cells(cells.select("cell", "roles").unique(), column, memo, key_ids)
-        parts.append(
-            cells.join(
-                mapping, on=["cell", "roles"], how="inner", nulls_equal=True, maintain_order="left_right"
-            )
-            .with_columns(pl.lit(order).alias("col"), _piece(cells))
-            .select("row", "col", "piece", "pos", "name", "key", "role", "key_id")
-        )
-    schema = {"row": pl.Int64, "name": pl.String, "key": pl.String, "role": pl.String}
-    if not parts:
-        return pl.DataFrame(schema=schema)
-    # Parts come column by column, each in row/piece/pos order: a stable sort by row keeps that order
-    # within a row, so the first (row, key) is the earliest column's entry. (row, key) is packed into
-    # one integer: a third of the cost of comparing (row, key string) pairs.
+        cells_per_column.append(cells.select("row", "cell", "roles"))
+        mappings.append(_parse_distinct_cells(cells.select("cell", "roles").unique(), column, memo))
+    # Each key as a small integer, so that (row, key) packs into one: a third of the cost of
+    # finding repeats on (row, key string) pairs.
+    key_ids = pl.concat([m.select("key") for m in mappings]).unique().with_row_index("key_id")
+    parts = [
+        cells.join(
+            mapping.join(key_ids, on="key", maintain_order="left"),
+            on=["cell", "roles"],
+            how="inner",
+            nulls_equal=True,
+            maintain_order="left_right",
+        ).select("row", "name", "key", "role", "key_id")
+        for cells, mapping in zip(cells_per_column, mappings, strict=True)
+    ]
+    # Parts come column by column, each in row/piece/position order: a stable sort by row keeps that
+    # order within a row, so the first (row, key) is the earliest column's entry.
     row_and_key = pl.col("row") * (1 << 32) + pl.col("key_id")
     return (
         pl.concat(parts)
         .sort("row", maintain_order=True)
         .filter(row_and_key.is_first_distinct())
         .select(list(schema))
-    )
-
-
-def _piece(cells: pl.DataFrame) -> pl.Expr:
-    return (
-        pl.col("piece").cast(pl.Int64)
-        if "piece" in cells.columns
-        else pl.lit(0, dtype=pl.Int64).alias("piece")
     )
 
 
@@ -433,12 +441,33 @@ def _parse_distinct_cells(
     cells: pl.DataFrame,
     column: AuthorColumn,
     memo: dict[tuple[object, ...], tuple[AuthorName, ...]],
-    key_ids: dict[str, int],
 ) -> pl.DataFrame:
-    out: dict[str, list[object]] = {k: [] for k in ("cell", "roles", "pos", "name", "key", "role", "key_id")}
+    """cell, roles, pos, name, key, role: every person named in each distinct cell, in cell order.
+
+    Plain one-name cells (most of a library) are normalised by polars; ``parse_cell`` takes the rest.
+    """
+    schema = {
+        "cell": pl.String,
+        "roles": pl.String,
+        "pos": pl.Int64,
+        "name": pl.String,
+        "key": pl.String,
+        "role": pl.String,
+    }
+    plain = pl.Series("plain", [False] * cells.height, dtype=pl.Boolean)
+    if column.style == "first_last" and not column.separator:
+        plain = cells.select(pl.col("roles").is_null() & is_plain_expr(pl.col("cell"))).to_series()
+    vectorised = (
+        cells.filter(plain)
+        .with_columns(pl.lit(0, dtype=pl.Int64).alias("pos"), plain_name_expr(pl.col("cell")).alias("name"))
+        .with_columns(plain_key_expr(pl.col("name")).alias("key"))
+        .filter(~is_junk_expr(pl.col("key")))
+        .with_columns(pl.lit(canonical_role(column.role)).alias("role"))
+    )
+    out: dict[str, list[object]] = {k: [] for k in schema}
     cells_out, roles_out, pos_out = out["cell"], out["roles"], out["pos"]
-    names_out, keys_out, role_out, ids_out = out["name"], out["key"], out["role"], out["key_id"]
-    for cell, roles_cell in cells.iter_rows():
+    names_out, keys_out, role_out = out["name"], out["key"], out["role"]
+    for cell, roles_cell in cells.filter(~plain).iter_rows():
         memo_key = (cell, roles_cell, column.style, column.separator, column.role)
         parsed = memo.get(memo_key)
         if parsed is None:
@@ -456,20 +485,7 @@ def _parse_distinct_cells(
             names_out.append(person.name)
             keys_out.append(person.key)
             role_out.append(person.role)
-            ids_out.append(key_ids.setdefault(person.key, len(key_ids)))
-    rows = out
-    return pl.DataFrame(
-        rows,
-        schema={
-            "cell": pl.String,
-            "roles": pl.String,
-            "pos": pl.Int64,
-            "name": pl.String,
-            "key": pl.String,
-            "role": pl.String,
-            "key_id": pl.Int64,
-        },
-    )
+    return pl.concat([vectorised.select(list(schema)), pl.DataFrame(out, schema=schema)])
 
 
 def _count_authors(people: pl.DataFrame, warm_roles: frozenset[str]) -> list[AuthorCount]:
