@@ -148,7 +148,7 @@ def parse_library(
         isbns=books["isbn13"].drop_nulls().unique(maintain_order=True).to_list(),
         rejected=_rejections(frame, books, people, fmt, warm_roles),
         books=books.drop("isbn_invalid"),
-        people=people,
+        people=people.drop("key_id"),
     )
 
 
@@ -377,13 +377,13 @@ def _scalar_isbns(frame: pl.DataFrame, value: pl.Expr) -> _IsbnColumn:
 
 
 def _people(frame: pl.DataFrame, columns: tuple[AuthorColumn, ...]) -> pl.DataFrame:
-    """Long frame (row, name, key, role): each person once per row, in column then cell order."""
-    schema = {"row": pl.Int64, "name": pl.String, "key": pl.String, "role": pl.String}
+    """Long frame (row, name, key, role, key_id): each person once per row, in column then cell order.
+
+    ``key_id`` numbers the keys, for grouping on integers; ``parse_library`` drops it.
+    """
     if not columns:
-        return pl.DataFrame(schema=schema)
-    memo: dict[tuple[object, ...], tuple[AuthorName, ...]] = {}  # the same names recur across columns
-    cells_per_column: list[pl.DataFrame] = []
-    mappings: list[pl.DataFrame] = []
+        return pl.DataFrame(schema=_PEOPLE_SCHEMA)
+    cells_per_column: list[tuple[pl.DataFrame, AuthorColumn]] = []
     for column in columns:
         roles = pl.col(column.roles_header) if column.roles_header else pl.lit(None, dtype=pl.String)
         cells = frame.select("row", pl.col(column.header).alias("cell"), roles.alias("roles")).filter(
@@ -394,30 +394,53 @@ def _people(frame: pl.DataFrame, columns: tuple[AuthorColumn, ...]) -> pl.DataFr
             # mostly unique per book, the names in them are not.
             cells = _split_cells(cells, column.separator)
             column = AuthorColumn(column.header, column.style, "", column.role)
-        cells_per_column.append(cells.select("row", "cell", "roles"))
-        mappings.append(_parse_distinct_cells(cells.select("cell", "roles").unique(), column, memo))
-    # Each key as a small integer, so that (row, key) packs into one: a third of the cost of
-    # finding repeats on (row, key string) pairs.
-    key_ids = pl.concat([m.select("key") for m in mappings]).unique().with_row_index("key_id")
-    parts = [
+        cells_per_column.append((cells, column))
+    # Columns read alike (Goodreads' Author and, once split, Additional Authors) name mostly the
+    # same people: their distinct cells are normalised together, once. Every person found is a
+    # row of ``persons``; the rest of the work moves integers and gathers the strings at the end.
+    parsed: dict[tuple[str, str, str], pl.DataFrame] = {}
+    for config in dict.fromkeys(_parse_config(column) for _, column in cells_per_column):
+        alike = [cells.select("cell", "roles") for cells, c in cells_per_column if _parse_config(c) == config]
+        parsed[config] = _parse_distinct_cells(pl.concat(alike).unique(), AuthorColumn("", *config))
+    persons = pl.concat(parsed.values()).with_row_index("person")
+    key_ids = persons.select("key").unique().with_row_index("key_id")
+    persons = persons.join(key_ids, on="key", maintain_order="left")
+    lookup: dict[tuple[str, str, str], pl.DataFrame] = {}  # each config's own rows of ``persons``
+    start = 0
+    for config, mapping in parsed.items():
+        lookup[config] = persons.slice(start, mapping.height).select("cell", "roles", "person", "key_id")
+        start += mapping.height
+    links = pl.concat(
         cells.join(
-            mapping.join(key_ids, on="key", maintain_order="left"),
+            lookup[_parse_config(column)],
             on=["cell", "roles"],
             how="inner",
             nulls_equal=True,
             maintain_order="left_right",
-        ).select("row", "name", "key", "role", "key_id")
-        for cells, mapping in zip(cells_per_column, mappings, strict=True)
-    ]
-    # Parts come column by column, each in row/piece/position order: a stable sort by row keeps that
-    # order within a row, so the first (row, key) is the earliest column's entry.
-    row_and_key = pl.col("row") * (1 << 32) + pl.col("key_id")
-    return (
-        pl.concat(parts)
-        .sort("row", maintain_order=True)
-        .filter(row_and_key.is_first_distinct())
-        .select(list(schema))
+        ).select("row", "person", "key_id")
+        for cells, column in cells_per_column
     )
+    # Links come column by column, each in row/piece/position order: a stable sort by row keeps that
+    # order within a row, so the first (row, key) is the earliest column's entry. (row, key) is
+    # packed into one integer: a third of the cost of comparing (row, key string) pairs.
+    row_and_key = pl.col("row") * (1 << 32) + pl.col("key_id")
+    kept = links.sort("row", maintain_order=True).filter(row_and_key.is_first_distinct())
+    people = persons.select(pl.col("name", "key", "role", "key_id").gather(kept.get_column("person")))
+    return people.insert_column(0, kept.get_column("row"))
+
+
+_PEOPLE_SCHEMA = {
+    "row": pl.Int64,
+    "name": pl.String,
+    "key": pl.String,
+    "role": pl.String,
+    "key_id": pl.UInt32,
+}
+
+
+def _parse_config(column: AuthorColumn) -> tuple[str, str, str]:
+    """What decides how a cell is read: two columns with the same config read a cell the same way."""
+    return (column.style, column.separator, column.role)
 
 
 def _split_cells(cells: pl.DataFrame, separator: str) -> pl.DataFrame:
@@ -437,11 +460,7 @@ def _split_cells(cells: pl.DataFrame, separator: str) -> pl.DataFrame:
     )
 
 
-def _parse_distinct_cells(
-    cells: pl.DataFrame,
-    column: AuthorColumn,
-    memo: dict[tuple[object, ...], tuple[AuthorName, ...]],
-) -> pl.DataFrame:
+def _parse_distinct_cells(cells: pl.DataFrame, column: AuthorColumn) -> pl.DataFrame:
     """cell, roles, pos, name, key, role: every person named in each distinct cell, in cell order.
 
     Plain one-name cells (most of a library) are normalised by polars; ``parse_cell`` takes the rest.
@@ -468,16 +487,9 @@ def _parse_distinct_cells(
     cells_out, roles_out, pos_out = out["cell"], out["roles"], out["pos"]
     names_out, keys_out, role_out = out["name"], out["key"], out["role"]
     for cell, roles_cell in cells.filter(~plain).iter_rows():
-        memo_key = (cell, roles_cell, column.style, column.separator, column.role)
-        parsed = memo.get(memo_key)
-        if parsed is None:
-            parsed = memo[memo_key] = parse_cell(
-                cell,
-                style=column.style,
-                separator=column.separator,
-                role=column.role,
-                roles_cell=roles_cell,
-            )
+        parsed = parse_cell(
+            cell, style=column.style, separator=column.separator, role=column.role, roles_cell=roles_cell
+        )
         for pos, person in enumerate(parsed):
             cells_out.append(cell)
             roles_out.append(roles_cell)
@@ -489,13 +501,15 @@ def _parse_distinct_cells(
 
 
 def _count_authors(people: pl.DataFrame, warm_roles: frozenset[str]) -> list[AuthorCount]:
+    if "key_id" not in people.columns:  # the Gemini fallback's people: few, keyed by string only
+        people = people.with_columns(key_id=pl.col("key").rank("dense"))
     counted = (
         people.filter(pl.col("role").is_in(list(warm_roles)))
-        .group_by("key")  # people holds each (row, key) once, so a group's length is its books
-        .agg(pl.col("name").first(), pl.len().alias("books"))
+        .group_by("key_id")  # people holds each (row, key) once, so a group's length is its books
+        .agg(pl.col("name").first(), pl.col("key").first(), pl.len().alias("books"))
         .sort("books", "key", descending=[True, False])
     )
-    return [AuthorCount(name, key, books) for key, name, books in counted.iter_rows()]
+    return [AuthorCount(name, key, books) for _, name, key, books in counted.iter_rows()]
 
 
 def _rejections(
