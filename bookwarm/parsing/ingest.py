@@ -444,17 +444,18 @@ def _parse_config(column: AuthorColumn) -> tuple[str, str, str]:
 
 
 def _split_cells(cells: pl.DataFrame, separator: str) -> pl.DataFrame:
-    """One row per list item, numbered by ``piece``; suffixes such as 'Jr.' stay on their name."""
+    """One row per list item, in list order; suffixes such as 'Jr.' stay on their name."""
     unit = "\x1f"
-    cell = pl.col("cell").str.replace_all(SUFFIX_AFTER_SEPARATOR, " ${1}${2}")
+    cell = pl.col("cell")
+    if cells.select(cell.str.contains(SUFFIX_AFTER_SEPARATOR).any()).item():  # rare: skip the rewrite
+        cell = cell.str.replace_all(SUFFIX_AFTER_SEPARATOR, " ${1}${2}")
     # The common separator splits literally: the spaces it allows around the comma are stripped below.
     pieces = (
         cell.str.split(",") if separator == COMMA else cell.str.replace_all(separator, unit).str.split(unit)
     )
     return (
         cells.with_columns(pieces)
-        .with_columns(piece=pl.int_ranges(pl.col("cell").list.len()))
-        .explode("cell", "piece")
+        .explode("cell")
         .with_columns(pl.col("cell").str.strip_chars())
         .filter(pl.col("cell").str.len_chars() > 0)
     )
@@ -509,7 +510,8 @@ def _count_authors(people: pl.DataFrame, warm_roles: frozenset[str]) -> list[Aut
         .agg(pl.col("name").first(), pl.col("key").first(), pl.len().alias("books"))
         .sort("books", "key", descending=[True, False])
     )
-    return [AuthorCount(name, key, books) for _, name, key, books in counted.iter_rows()]
+    columns = (counted.get_column(c).to_list() for c in ("name", "key", "books"))
+    return [AuthorCount(name, key, books) for name, key, books in zip(*columns, strict=True)]
 
 
 def _rejections(
