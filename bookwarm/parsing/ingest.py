@@ -33,11 +33,10 @@ from bookwarm.parsing.names import (
     plain_name_expr,
 )
 from bookwarm.parsing.source import DEFAULT_MAX_BYTES, read_source
+from bookwarm.parsing.table import InvalidUtf8, read_table
 
 if TYPE_CHECKING:
     from bookwarm.parsing.llm import LLMResult
-
-FIRST_DATA_ROW = 2  # rows are numbered as a spreadsheet shows them: the header is row 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +110,20 @@ def parse_library(
     data, label = read_source(source, max_bytes=max_bytes)
     # UTF-8 files are classified on their first 64 KB (polars validates the rest as it reads);
     # anything else is decoded whole here.
-    text, encoding = decode(_head(data))
+    text, encoding = _decode(_head(data), label)
     if encoding not in ("utf-8", "utf-8-sig"):
-        text, encoding = decode(data)
-    delimiter = sniff_delimiter(text)
-    headers = header_row(text, delimiter)
+        text, encoding = _decode(data, label)
+    if "\r" in text and "\n" not in text:
+        # Classic Mac OS line endings (CR alone): polars and the csv module split lines on LF only.
+        # A CR byte never occurs inside a multi-byte UTF-8 character, so the bytes convert as they are.
+        text = text.replace("\r", "\n")
+        data = data.replace(b"\r", b"\n") if encoding in ("utf-8", "utf-8-sig") else data
+    try:
+        delimiter = sniff_delimiter(text)
+        headers = header_row(text, delimiter)
+    except csv.Error as exc:
+        problem = "a line break inside an unquoted cell" if "new-line" in str(exc) else str(exc)
+        raise ParseError(f"{label}: not a readable CSV/TSV header ({problem})") from None
     fmt = None if force_fallback else detect(headers)
     if fmt is None:
         shown = ", ".join(repr(c) for c in headers[:12])
@@ -126,18 +134,18 @@ def parse_library(
             llm = fallback()
         except ConfigError as exc:
             raise ConfigError(f"{problem}; {exc}") from None
-        text, encoding = decode(data)
+        text, encoding = _decode(data, label)
         return _parse_with_llm(text, encoding, llm, warm_roles)
     # Polars reads UTF-8 only: valid UTF-8 goes as it came (no decode/encode round trip), and only
     # the columns this format uses are materialised and trimmed.
     if encoding in ("utf-8", "utf-8-sig"):
         try:
-            frame = _read_frame(data.removeprefix(codecs.BOM_UTF8), delimiter, label, fmt.columns())
-        except _InvalidUtf8:  # broken bytes past the first 64 KB: decode leniently, as for the head
-            text, encoding = decode(data)
-            frame = _read_frame(text.encode("utf-8"), delimiter, label, fmt.columns())
+            frame = read_table(data.removeprefix(codecs.BOM_UTF8), delimiter, label, fmt.columns())
+        except InvalidUtf8:  # broken bytes past the first 64 KB: decode leniently, as for the head
+            text, encoding = _decode(data, label)
+            frame = read_table(text.encode("utf-8"), delimiter, label, fmt.columns())
     else:
-        frame = _read_frame(text.encode("utf-8"), delimiter, label, fmt.columns())
+        frame = read_table(text.encode("utf-8"), delimiter, label, fmt.columns())
     books = _books(frame, fmt)
     people = _people(frame, fmt.authors)
     return ParsedLibrary(
@@ -206,8 +214,11 @@ def _parse_with_llm(text: str, encoding: str, llm: _LLM, warm_roles: frozenset[s
     )
 
 
-class _InvalidUtf8(ParseError):
-    pass
+def _decode(data: bytes, label: str) -> tuple[str, str]:
+    try:
+        return decode(data)
+    except ParseError as exc:
+        raise ParseError(f"{label}: {exc}") from None
 
 
 def _head(data: bytes, size: int = 65536) -> bytes:
@@ -222,33 +233,6 @@ def header_row(text: str, delimiter: str) -> list[str]:
     """The first record's cells, as csv reads them (a quoted header may hold the delimiter)."""
     first = next(csv.reader(io.StringIO(text[:65536]), delimiter=delimiter), [])
     return [cell for cell in first]
-
-
-def _read_frame(data: bytes, delimiter: str, label: str, columns: list[str]) -> pl.DataFrame:
-    try:
-        frame = pl.read_csv(
-            io.BytesIO(data),
-            separator=delimiter,
-            infer_schema=False,
-            truncate_ragged_lines=True,
-            quote_char='"',
-            raise_if_empty=True,
-            columns=columns or None,
-        )
-    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ColumnNotFoundError) as exc:
-        if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
-            raise _InvalidUtf8(f"{label}: invalid UTF-8") from None
-        raise ParseError(f"{label}: not a readable CSV/TSV file ({str(exc).splitlines()[0]})") from None
-    # Trimmed, numbered as a spreadsheet shows rows, and without blank lines (they are not books).
-    frame = (
-        frame.select(pl.all().str.strip_chars())
-        .with_row_index("row", offset=FIRST_DATA_ROW)
-        .with_columns(pl.col("row").cast(pl.Int64))
-        .filter(pl.any_horizontal(pl.exclude("row").str.len_chars() > 0))
-    )
-    if frame.height == 0:
-        raise ParseError(f"{label}: the file has a header row but no books")
-    return frame
 
 
 def _books(frame: pl.DataFrame, fmt: ResolvedFormat) -> pl.DataFrame:

@@ -95,6 +95,16 @@ def test_multiline_quoted_cells_and_crlf():
     assert authors(parsed) == {"ann-leckie": 2}
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_classic_mac_line_endings(encoding):
+    """Lines ended by CR alone (classic Mac OS exports) read as the same file with LF."""
+    text = 'Title,Author,ISBN\r"A\rlong title",Ann Leckie,0441172717\rTwo,Frank Herbert,\r'
+    parsed = parse_library(text.encode(encoding))
+    assert parsed.rows == 2
+    assert authors(parsed) == {"ann-leckie": 1, "frank-herbert": 1}
+    assert parsed.isbns == ["9780441172719"]
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -102,6 +112,7 @@ def test_multiline_quoted_cells_and_crlf():
         (b"\x00\x01\x02binary\x00" * 50, "binary"),
         (b"colour,size\nred,3\n", "no recognisable author column"),
         (b"Title,Author\n", "no books"),
+        (b"Title,Au\rthor\nDune,Frank Herbert\n", "header .a line break inside an unquoted cell"),
     ],
 )
 def test_bad_content_is_one_clear_error(data, message):
