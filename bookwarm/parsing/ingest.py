@@ -389,6 +389,7 @@ def _people(frame: pl.DataFrame, columns: tuple[AuthorColumn, ...]) -> pl.DataFr
         parsed[config] = _parse_distinct_cells(pl.concat(alike).unique(), AuthorColumn("", *config))
     persons = pl.concat(parsed.values()).with_row_index("person")
     key_ids = persons.select("key").unique().with_row_index("key_id")
+    # Every person has a key, so this join keeps every row in place: "person" stays its position.
     persons = persons.join(key_ids, on="key", maintain_order="left")
     lookup: dict[tuple[str, str, str], pl.DataFrame] = {}  # each config's own rows of ``persons``
     start = 0
