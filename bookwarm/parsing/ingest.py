@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from bookwarm.parsing.llm import LLMResult
 
 
+_UTF8 = ("utf-8", "utf-8-sig")  # what polars reads as it is
+
+
 @dataclass(frozen=True, slots=True)
 class AuthorCount:
     name: str
@@ -111,13 +114,13 @@ def parse_library(
     # UTF-8 files are classified on their first 64 KB (polars validates the rest as it reads);
     # anything else is decoded whole here.
     text, encoding = _decode(_head(data), label)
-    if encoding not in ("utf-8", "utf-8-sig"):
+    if encoding not in _UTF8:
         text, encoding = _decode(data, label)
     if "\r" in text and "\n" not in text:
         # Classic Mac OS line endings (CR alone): polars and the csv module split lines on LF only.
         # A CR byte never occurs inside a multi-byte UTF-8 character, so the bytes convert as they are.
         text = text.replace("\r", "\n")
-        data = data.replace(b"\r", b"\n") if encoding in ("utf-8", "utf-8-sig") else data
+        data = data.replace(b"\r", b"\n") if encoding in _UTF8 else data
     try:
         delimiter = sniff_delimiter(text)
         headers = header_row(text, delimiter)
@@ -138,7 +141,7 @@ def parse_library(
         return _parse_with_llm(text, encoding, llm, warm_roles)
     # Polars reads UTF-8 only: valid UTF-8 goes as it came (no decode/encode round trip), and only
     # the columns this format uses are materialised and trimmed.
-    if encoding in ("utf-8", "utf-8-sig"):
+    if encoding in _UTF8:
         try:
             frame = read_table(data.removeprefix(codecs.BOM_UTF8), delimiter, label, fmt.columns())
         except InvalidUtf8:  # broken bytes past the first 64 KB: decode leniently, as for the head
@@ -315,11 +318,14 @@ def _isbn_column(frame: pl.DataFrame, column: str) -> tuple[pl.DataFrame, _IsbnC
         found = _listed_isbns(frame.select("row", column), column)
         frame = frame.join(found, on="row", how="left", maintain_order="left")
         return frame, _IsbnColumn(*(pl.col(f"{column}{kind}") for kind in ("_13", "_10", "_first")))
-    repaired = (
-        raw.to_frame().select(isbnlib.clean_expr(pl.col(column).str.replace_all("[;|]", ""))).to_series()
-    )
+    repaired = raw.to_frame().select(_clean_isbn(pl.col(column))).to_series()
     frame = frame.with_columns(values.clone().scatter(dirty, repaired))
     return frame, _scalar_isbns(frame, pl.col(column))
+
+
+def _clean_isbn(value: pl.Expr) -> pl.Expr:
+    """``isbn.clean``, and the ";" and "|" that exports put between or after ISBNs."""
+    return isbnlib.clean_expr(value.str.replace_all("[;|]", ""))
 
 
 def _listed_isbns(frame: pl.DataFrame, column: str) -> pl.DataFrame:
@@ -330,7 +336,7 @@ def _listed_isbns(frame: pl.DataFrame, column: str) -> pl.DataFrame:
     items = (
         frame.select("row", pl.col(column).str.split(","))
         .explode(column)
-        .with_columns(isbnlib.clean_expr(pl.col(column).str.replace_all("[;|]", "")))
+        .with_columns(_clean_isbn(pl.col(column)))
     )
     checks = _scalar_isbns(items, pl.col(column))
     return (

@@ -58,17 +58,12 @@ def _read_with_csv_module(data: bytes, delimiter: str, label: str, columns: list
     cells past the header dropped, missing ones null."""
     text = data.decode("utf-8")
     try:
-        try:
-            records = _records(text, delimiter, strict=True)
-        except _CsvProblem as problem:
-            if problem.unclosed_quote:
-                raise
-            # Quotes in odd places (`"Jo" Walton`): read as spreadsheets do, keeping the characters.
-            records = _records(text, delimiter, strict=False)
+        records = _records(text, delimiter, label, strict=True)
     except _CsvProblem as problem:
-        raise ParseError(
-            f"{label}: not a readable CSV/TSV file (line {problem.line}: {problem.reason})"
-        ) from None
+        if problem.unclosed_quote:
+            raise
+        # Quotes in odd places (`"Jo" Walton`): read as spreadsheets do, keeping the characters.
+        records = _records(text, delimiter, label, strict=False)
     header, records = (records[0], records[1:]) if records else ([], [])
     position = {name: i for i, name in reversed(list(enumerate(header)))}  # the first of a repeated name
     wanted = columns or list(position)
@@ -81,15 +76,15 @@ def _read_with_csv_module(data: bytes, delimiter: str, label: str, columns: list
     )
 
 
-class _CsvProblem(Exception):
-    def __init__(self, line: int, error: csv.Error) -> None:
-        self.line = line
+class _CsvProblem(ParseError):
+    def __init__(self, label: str, line: int, error: csv.Error) -> None:
         # Only a strict reader notices the end of the file inside a quoted cell.
         self.unclosed_quote = "end of data" in str(error)
-        self.reason = "a quote opened and never closed" if self.unclosed_quote else str(error)
+        reason = "a quote opened and never closed" if self.unclosed_quote else str(error)
+        super().__init__(f"{label}: not a readable CSV/TSV file (line {line}: {reason})")
 
 
-def _records(text: str, delimiter: str, *, strict: bool) -> list[list[str]]:
+def _records(text: str, delimiter: str, label: str, *, strict: bool) -> list[list[str]]:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=strict)
     records: list[list[str]] = []
     starts_on = 1  # the line the record being read starts on
@@ -98,7 +93,7 @@ def _records(text: str, delimiter: str, *, strict: bool) -> list[list[str]]:
             records.append(record)
             starts_on = reader.line_num + 1
     except csv.Error as exc:
-        raise _CsvProblem(starts_on, exc) from None
+        raise _CsvProblem(label, starts_on, exc) from None
     return records
 
 
