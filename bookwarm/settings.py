@@ -82,6 +82,12 @@ class IngestSettings:
     contact_email: str = _f(
         "BOOKWARM_CONTACT_EMAIL", "ops@bookwarm.invalid", doc="sent to OpenLibrary in the User-Agent"
     )
+    uploads_prefix: str = _f(
+        "BOOKWARM_UPLOADS_PREFIX", "uploads/", doc="object prefix runs may read library files from"
+    )
+    source_roots: str = _f(
+        "BOOKWARM_SOURCE_ROOTS", "", doc="directories runs may read local files from (comma-separated; none)"
+    )
 
 
 PROVIDERS: dict[str, dict[str, Any]] = {

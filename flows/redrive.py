@@ -9,12 +9,13 @@ from prefect import flow
 
 from bookwarm.warming.context import WarmContext
 from flows.levels import SHARD_SIZE, warm_levels
+from flows.params import Concurrency
 from tasks.jobs import finish_job
 from tasks.settings import run_settings
 
 
 @flow(name="redrive", flow_run_name="redrive/{job_id}", log_prints=False)
-async def redrive(job_id: str, concurrency: int = 32) -> dict[str, Any]:
+async def redrive(job_id: str, concurrency: Concurrency = 32) -> dict[str, Any]:
     settings = await run_settings()
     async with WarmContext(settings, with_providers=False) as ctx:
         record = await ctx.jobs.get(job_id)

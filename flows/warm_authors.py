@@ -14,6 +14,7 @@ from typing import Any
 from prefect import flow
 
 from bookwarm.warming.context import WarmContext
+from flows.params import Concurrency
 from tasks.jobs import record_dead_letter, update_progress
 from tasks.settings import run_settings
 from tasks.warm_author import warm_author
@@ -25,7 +26,7 @@ async def warm_authors(
     depth: int,
     job_id: str,
     force: bool = False,
-    concurrency: int = 32,
+    concurrency: Concurrency = 32,
     shard: int = 0,
     progress_artifact_id: str | None = None,
 ) -> list[dict[str, str]]:

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import json
 from importlib import resources
-from typing import Annotated, Any
+from typing import Any
 
 from prefect import flow
 from prefect.runtime import flow_run
 from prefect.variables import Variable
-from pydantic import Field
 
 from bookwarm.parsing.names import parse_cell
 from bookwarm.warming.context import WarmContext
 from flows.levels import SHARD_SIZE, warm_levels
+from flows.params import Concurrency, NamedMaxDepth
 from tasks.jobs import finish_job, start_job
 from tasks.settings import run_settings
 
@@ -44,9 +44,9 @@ def popular_from_variable(value: object) -> list[str]:
 @flow(name="warm-popular-authors", log_prints=False)
 async def warm_popular_authors(
     names: list[str] | None = None,
-    max_depth: Annotated[int, Field(ge=0, le=3)] = 1,
+    max_depth: NamedMaxDepth = 1,
     force: bool = False,
-    concurrency: int = 32,
+    concurrency: Concurrency = 32,
 ) -> dict[str, Any]:
     if not names:
         names = (

@@ -83,11 +83,9 @@ class ObjectStore:
                 response.close()
                 response.release_conn()
 
-    def get_bytes_sync(
-        self, key: str, *, bucket: str | None = None, max_bytes: int | None = None
-    ) -> bytes | None:
-        """Raw object bytes (library files given as s3://...), None when missing."""
-        bucket = bucket or self.bucket
+    def get_bytes_sync(self, key: str, *, max_bytes: int | None = None) -> bytes | None:
+        """Raw object bytes of this store's bucket (uploaded library files), None when missing."""
+        bucket = self.bucket
         response = None
         try:
             if max_bytes is not None:
@@ -96,7 +94,8 @@ class ObjectStore:
                     from bookwarm.errors import SourceError
 
                     raise SourceError(
-                        f"s3://{bucket}/{key} is {size:,} bytes, over the {max_bytes:,} byte limit"
+                        f"s3://{bucket}/{key} is {size:,} bytes, over the {max_bytes:,} byte limit "
+                        "(raise it with BOOKWARM_MAX_UPLOAD_MB)"
                     )
             response = self._client.get_object(bucket, key)
             return response.read()
@@ -129,14 +128,3 @@ class ObjectStore:
     def _error(self, action: str, exc: Exception) -> CacheError:
         detail = getattr(exc, "code", None) or type(exc).__name__
         return CacheError(f"object store {self._endpoint}/{self.bucket}: cannot {action} ({detail})")
-
-
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """'s3://bucket/key' -> (bucket, key)."""
-    rest = uri.removeprefix("s3://")
-    bucket, _, key = rest.partition("/")
-    if not bucket or not key:
-        from bookwarm.errors import SourceError
-
-        raise SourceError(f"not an s3://bucket/key URI: {uri!r}")
-    return bucket, key

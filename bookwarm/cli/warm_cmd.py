@@ -1,4 +1,8 @@
-"""`bookwarm warm FILE`, `bookwarm warm-authors NAME...`, `bookwarm redrive JOB_ID`: run the flows here."""
+"""`bookwarm warm FILE`, `bookwarm upload FILE`, `bookwarm warm-authors NAME...`, `bookwarm redrive JOB_ID`.
+
+A local file is checked here, then uploaded into the bucket's uploads prefix, and the run reads it
+from there by its s3:// URI: the same way a deployment run from the UI or REST API reads one.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +16,20 @@ from bookwarm.errors import InputError, ParseError
 from bookwarm.keys import Keys
 from bookwarm.parsing.ingest import parse_library
 from bookwarm.parsing.llm import GeminiFallback
-from bookwarm.settings import resolve
+from bookwarm.settings import Settings, resolve
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     warm = sub.add_parser("warm", help="warm the cache for every author in a library export (and co-authors)")
-    warm.add_argument("file", help="library export, or s3://bucket/key")
+    warm.add_argument("file", help="library export (uploaded first), or the s3:// URI of an upload")
     warm.add_argument("--max-depth", type=int, default=2, help="co-author levels, 1-3 (default 2)")
     warm.add_argument("--force", action="store_true", help="re-warm authors that are still fresh")
     warm.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     warm.set_defaults(handler=run_warm)
+
+    upload = sub.add_parser("upload", help="put a library export into the uploads prefix; prints its s3:// URI")
+    upload.add_argument("file")
+    upload.set_defaults(handler=run_upload)
 
     authors = sub.add_parser("warm-authors", help="warm the named authors (and their co-authors)")
     authors.add_argument("names", nargs="+")
@@ -38,21 +46,52 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_warm(args: argparse.Namespace) -> int:
     check_depth(args.max_depth, low=1)
-    if not args.file.startswith("s3://"):
-        path = Path(args.file)
-        settings = resolve()
-        # Bad input fails here, in one line, before any server starts. Files that need Gemini are
-        # only checked for a key here: the flow makes the (paid) calls once.
-        try:
-            parse_library(path, max_bytes=int(settings.ingest.max_upload_mb * 1024 * 1024))
-        except ParseError as exc:
-            if "no recognisable author column" not in str(exc) and "not a readable" not in str(exc):
-                raise
-            GeminiFallback(settings.gemini)  # raises ConfigError (exit 2) when no key is configured
-        source = str(path.resolve())
-    else:
-        source = args.file
-    return _run("warm_library", args.json, source=source, max_depth=args.max_depth, force=args.force)
+    if args.file.startswith("s3://"):
+        return _run("warm_library", args.json, source=args.file, max_depth=args.max_depth, force=args.force)
+    path = Path(args.file)
+    _check_locally(path)
+    from bookwarm.cli.runtime_env import prepare_flow_runtime
+
+    settings = prepare_flow_runtime()
+    source = _upload(path, settings)
+    return _run(
+        "warm_library", args.json, settings, source=source, max_depth=args.max_depth, force=args.force
+    )
+
+
+def run_upload(args: argparse.Namespace) -> int:
+    from bookwarm.runtime import load_settings
+
+    path = Path(args.file)
+    _check_locally(path)
+    print(_upload(path, load_settings(start_services=True)))
+    return 0
+
+
+def _check_locally(path: Path) -> None:
+    """Bad input fails here, in one line, before any server starts. Files that need Gemini are only
+    checked for a key here: the flow makes the (paid) calls once."""
+    settings = resolve()
+    try:
+        parse_library(path, max_bytes=int(settings.ingest.max_upload_mb * 1024 * 1024))
+    except ParseError as exc:
+        if "no recognisable author column" not in str(exc) and "not a readable" not in str(exc):
+            raise
+        GeminiFallback(settings.gemini)  # raises ConfigError (exit 2) when no key is configured
+
+
+def _upload(path: Path, settings: Settings) -> str:
+    from bookwarm.cache.objectstore import ObjectStore
+    from bookwarm.sources import upload_file
+
+    store = ObjectStore(settings.s3)
+    try:
+        store.ensure_bucket()
+        return upload_file(
+            path, store, settings.ingest.uploads_prefix, int(settings.ingest.max_upload_mb * 1024 * 1024)
+        )
+    finally:
+        store.close()
 
 
 def run_warm_authors(args: argparse.Namespace) -> int:
@@ -71,12 +110,12 @@ def check_depth(value: int, *, low: int) -> None:
         raise InputError(f"--max-depth must be between {low} and 3, got {value}")
 
 
-def _run(flow_name: str, as_json: bool, **parameters: Any) -> int:
+def _run(flow_name: str, as_json: bool, settings: Settings | None = None, **parameters: Any) -> int:
     from bookwarm.cli.progress import ProgressBar
     from bookwarm.cli.runtime_env import prepare_flow_runtime
     from bookwarm.warming.progress import subscribe
 
-    settings = prepare_flow_runtime()
+    settings = settings or prepare_flow_runtime()
     from flows import redrive, warm_library, warm_popular
 
     flow = {

@@ -104,13 +104,15 @@ def parse_library(
     warm_roles: frozenset[str] = DEFAULT_WARM_ROLES,
     fallback: Fallback | None = None,
     force_fallback: bool = False,
+    label: str | None = None,
 ) -> ParsedLibrary:
     """Parse a path, raw bytes or base64 text. Raises SourceError/ParseError with one-line messages.
 
     ``fallback`` (the Gemini parser) is used only when no rule understands the file, or when forced.
     It is a factory, so a missing API key is reported only for files that need it.
     """
-    data, label = read_source(source, max_bytes=max_bytes)
+    data, read_label = read_source(source, max_bytes=max_bytes)
+    label = label or read_label
     # UTF-8 files are classified on their first 64 KB (polars validates the rest as it reads);
     # anything else is decoded whole here.
     text, encoding = _decode(_head(data), label)
@@ -129,7 +131,7 @@ def parse_library(
         raise ParseError(f"{label}: not a readable CSV/TSV header ({problem})") from None
     fmt = None if force_fallback else detect(headers)
     if fmt is None:
-        shown = ", ".join(repr(c) for c in headers[:12])
+        shown = _few_headers(headers)
         problem = f"{label}: no recognisable author column (headers: {shown})"
         if fallback is None:
             raise ParseError(problem)
@@ -215,6 +217,17 @@ def _parse_with_llm(text: str, encoding: str, llm: _LLM, warm_roles: frozenset[s
         books=books_frame,
         people=people_frame,
     )
+
+
+def _few_headers(headers: list[str], count: int = 5, width: int = 20) -> str:
+    """Enough header names to fix a real export, and no more: the file's content is never echoed
+    whole (errors reach logs, events and the Prefect database)."""
+    shown = []
+    for name in headers[:count]:
+        clean = "".join(c if c.isprintable() else "?" for c in name)
+        shown.append(repr(clean if len(clean) <= width else clean[: width - 1] + "…"))
+    more = f", … {len(headers) - count} more" if len(headers) > count else ""
+    return ", ".join(shown) + more
 
 
 def _decode(data: bytes, label: str) -> tuple[str, str]:

@@ -12,7 +12,7 @@ import pytest
 
 from bookwarm.services.local import LocalServices, ServicesState
 from bookwarm.settings import Settings, resolve
-from tests.conftest import PROJECT
+from tests.conftest import FIXTURES, PROJECT
 
 CATALOG = PROJECT / "examples" / "catalog.json"
 
@@ -77,7 +77,7 @@ def prefect_api() -> Iterator[None]:
 
 
 @pytest.fixture
-def flow_env(services, fake_providers, prefect_api, monkeypatch, request) -> Settings:
+def flow_env(services, fake_providers, prefect_api, monkeypatch, request, tmp_path_factory) -> Settings:
     """Environment the flows resolve their settings from: real servers, fake providers, own key prefix."""
     from bookwarm.providers.fake.runner import provider_env, set_faults
     from bookwarm.providers.fake.server import PROVIDERS, Faults
@@ -91,6 +91,8 @@ def flow_env(services, fake_providers, prefect_api, monkeypatch, request) -> Set
         "BOOKWARM_ISBNDB_RPS": "500",
         "BOOKWARM_GOOGLE_BOOKS_RPS": "500",
         "BOOKWARM_CLAIM_TTL_S": "3",
+        # Runs read local files only under these: the tests' own temp folders and fixtures.
+        "BOOKWARM_SOURCE_ROOTS": f"{tmp_path_factory.getbasetemp()},{FIXTURES}",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -144,12 +144,13 @@ async def test_bad_max_depth_rejected_before_any_work(flow_env, tmp_path, max_de
 @pytest.mark.parametrize(
     ("source", "message"),
     [
-        ("/no/such/library.csv", "file not found"),
-        ("s3://bookwarm/no-such-object.csv", "does not exist"),
+        ("{tmp}/no-such-library.csv", "file not found"),
+        ("s3://{bucket}/uploads/no-such-object.csv", "does not exist"),
         ("Y29sb3VyLHNpemUKcmVkLDMK", "no recognisable author column"),
     ],
 )
-async def test_bad_source_fails_with_a_clear_message(flow_env, source, message):
+async def test_bad_source_fails_with_a_clear_message(flow_env, tmp_path, source, message):
+    source = source.format(tmp=tmp_path, bucket=flow_env.s3.bucket)
     state = await warm_library(source, max_depth=1, return_state=True)
     assert state.is_failed() and message in state.message
     assert await processed(flow_env) == {}
