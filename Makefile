@@ -46,7 +46,7 @@ bench-providers: install
 	$(BIN)/python -m tests.bench.bench_providers
 
 bench-warm: install
-	$(BIN)/python -m tests.bench.bench_warm --authors 1000 --limited 200
+	$(BIN)/python -m tests.bench.bench_warm --authors 1000 --limited 1000
 
 bench-gemini: install
 	$(BIN)/python -m tests.bench.bench_gemini

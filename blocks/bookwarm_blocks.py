@@ -46,6 +46,15 @@ class BookwarmProvider(Block):
     max_pages: int = Field(
         1, description="page budget per author (Google Books, ISBNdb); OpenLibrary is never capped"
     )
+    quota_share: float = Field(
+        0.9, gt=0, le=1, description="share of the daily quota bookwarm spends; calls stop there"
+    )
+    counting: str = Field(
+        "per_isbn", description="ISBNdb POST /books counted per_isbn (conservative) or per_request"
+    )
+    batch: int = Field(
+        100, ge=1, description="OpenLibrary: authors per batched query; ISBNdb: ISBNs per POST /books call"
+    )
 
 
 class BookwarmGemini(Block):

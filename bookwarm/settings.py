@@ -54,7 +54,18 @@ class ProviderSettings:
     daily_quota: int = _f("", 0, doc="calls per UTC day, failed ones included (0 = unlimited)")
     timeout_s: float = _f("", 20.0, doc="per-request timeout")
     max_pages: int = _f(
-        "", 1, doc="page budget per author (Google Books 40/page, ISBNdb 100/page; OpenLibrary: no cap)"
+        "", 1, doc="page budget per author (Google Books 40/page, ISBNdb 1,000/page; OpenLibrary: no cap)"
+    )
+    quota_share: float = _f(
+        "", 0.9, doc="share of the daily quota bookwarm spends; calls stop there (fail-closed)"
+    )
+    counting: str = _f(
+        "", "per_isbn", doc="how the provider counts POST /books: per_isbn (conservative) or per_request"
+    )
+    batch: int = _f(
+        "",
+        100,
+        doc="OpenLibrary: authors per batched query (25); ISBNdb: ISBNs per POST /books (10/100/1000 by plan)",
     )
 
 
@@ -92,7 +103,12 @@ class IngestSettings:
 
 PROVIDERS: dict[str, dict[str, Any]] = {
     # name -> env prefix and embedded defaults (documented limits of each provider's free tier)
-    "openlibrary": {"env": "BOOKWARM_OPENLIBRARY", "base_url": "https://openlibrary.org", "rate_per_s": 3.0},
+    "openlibrary": {
+        "env": "BOOKWARM_OPENLIBRARY",
+        "base_url": "https://openlibrary.org",
+        "rate_per_s": 3.0,
+        "batch": 25,  # authors per batched query, as OpenLibrary's maintainers suggest (docs/decisions.md)
+    },
     "google_books": {
         "env": "BOOKWARM_GOOGLE_BOOKS",
         "base_url": "https://www.googleapis.com/books/v1",
@@ -113,6 +129,9 @@ _PROVIDER_ENV = {
     "daily_quota": "DAILY_QUOTA",
     "timeout_s": "TIMEOUT_S",
     "max_pages": "MAX_PAGES",
+    "quota_share": "QUOTA_SHARE",
+    "counting": "COUNTING",
+    "batch": "BATCH",
 }
 
 
@@ -185,7 +204,23 @@ def resolve(
             values[f.name] = _coerce(raw, f.type, f"{name}")
             origins[f"{section}.{f.name}"] = origin
         built[section] = cls(**values)
-    return Settings(**built, origins=origins)
+    settings = Settings(**built, origins=origins)
+    _check_budgets(settings)
+    return settings
+
+
+def _check_budgets(settings: Settings) -> None:
+    """Budget settings out of range would spend a quota or stop every call: refuse them up front."""
+    for section in PROVIDERS:
+        cfg: ProviderSettings = getattr(settings, section)
+        if not 0 < cfg.quota_share <= 1:
+            raise ConfigError(f"{env_name(section, 'quota_share')} must be in (0, 1], got {cfg.quota_share}")
+        if cfg.counting not in ("per_isbn", "per_request"):
+            raise ConfigError(f"{env_name(section, 'counting')} must be per_isbn or per_request")
+        if cfg.batch < 1 or cfg.rate_per_s < 0 or cfg.daily_quota < 0:
+            raise ConfigError(
+                f"{PROVIDERS[section]['env']}_BATCH, _RPS and _DAILY_QUOTA must not be negative"
+            )
 
 
 def _coerce(raw: Any, type_name: Any, label: str) -> Any:

@@ -4,6 +4,7 @@
 - warm-popular-authors: weekly, Monday 03:00 UTC; names from the Prefect Variable
   `bookwarm-popular-authors` (JSON list), else the 29 authors bookwarm ships with.
 - redrive: re-run a job's dead letters, {job_id}.
+- enrich: daily at 00:10 UTC, just after the providers' quotas reset; {job_id} (optional).
 
 Each run starts in a new process (Prefect's runner); on many machines, run this on each (or use a
 work pool and workers): they share the Prefect server, Redis and the object store.
@@ -14,11 +15,13 @@ from __future__ import annotations
 from prefect import serve
 from prefect.client.schemas.schedules import CronSchedule
 
+from flows.enrich import enrich
 from flows.redrive import redrive
 from flows.warm_library import warm_library
 from flows.warm_popular import warm_popular_authors
 
 WEEKLY_MONDAY_0300_UTC = "0 3 * * 1"
+DAILY_AFTER_QUOTA_RESET = "10 0 * * *"  # Google Books and ISBNdb quotas reset at 00:00 UTC
 
 
 def build_deployments() -> list:
@@ -36,6 +39,13 @@ def build_deployments() -> list:
             tags=["bookwarm"],
         ),
         redrive.to_deployment(name="redrive", description="Re-run a job's dead letters.", tags=["bookwarm"]),
+        enrich.to_deployment(
+            name="enrich",
+            schedule=CronSchedule(cron=DAILY_AFTER_QUOTA_RESET, timezone="UTC"),
+            description="Drain pending Google Books / ISBNdb enrichment within today's budgets "
+            "(library authors first, then co-authors by depth).",
+            tags=["bookwarm"],
+        ),
     ]
 
 

@@ -8,6 +8,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from bookwarm.warming.context import WarmContext
+from flows.enrich import hand_off_enrichment
 from flows.levels import SHARD_SIZE, warm_levels
 from flows.params import Concurrency, MaxDepth, ShardSize, Source
 from tasks.jobs import finish_job, start_job
@@ -27,7 +28,7 @@ async def warm_library(
     job_id = str(flow_run.id or "local")
     settings = await run_settings()
     parsed = await parse_source(source, settings)
-    authors = [{"name": a["name"], "key": a["key"]} for a in parsed["authors"]]
+    authors = [{"name": a["name"], "key": a["key"], "isbns": a["isbns"]} for a in parsed["authors"]]
     async with WarmContext(settings, with_providers=False) as ctx:
         progress = await start_job(
             ctx, job_id, source=parsed["source"], max_depth=max_depth, authors=len(authors), force=force
@@ -47,6 +48,7 @@ async def warm_library(
             status = "completed"
         finally:
             summary = await finish_job(ctx, job_id, status, progress)
+    summary["enrich_run"] = await hand_off_enrichment(job_id, summary)
     summary["format"] = parsed["format"]
     summary["rejected_rows"] = len(parsed["rejected"])
     return summary

@@ -17,7 +17,7 @@ from bookwarm.sources import SourcePolicy, check_source, read_allowed
 
 @task(name="parse-library", cache_policy=NO_CACHE, retries=0)
 async def parse_source(source: str, settings: Settings) -> dict[str, Any]:
-    """{format, rows, authors: [{name, key, books}], isbns, rejected, source}; input errors are not retried.
+    """{format, rows, authors: [{name, key, books, isbns}], isbns, rejected, source}; input errors are not retried.
 
     A source the policy refuses is never opened: the refusal quotes nothing of it."""
     allowed = check_source(source, SourcePolicy.from_settings(settings))
@@ -36,4 +36,8 @@ async def parse_source(source: str, settings: Settings) -> dict[str, Any]:
         fallback=gemini_fallback(settings.gemini),
         label=allowed.label,
     )
-    return {**parsed.to_summary(), "source": allowed.label}
+    summary = parsed.to_summary()
+    isbns = parsed.author_isbns(settings.warm_roles)
+    for author in summary["authors"]:
+        author["isbns"] = isbns.get(author["key"], [])
+    return {**summary, "source": allowed.label}

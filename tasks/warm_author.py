@@ -1,7 +1,8 @@
 """Task: warm one author. Its task run's state is the author's status; Failed is a dead letter.
 
-Retries (3, backing off) cover failures outside HTTP, such as a cache write; HTTP retries stay in
-the providers' layer. The live context is passed in, so caching is off (NO_CACHE).
+The shard's OpenLibrary batch tasks found its identity and works, so this task only writes them;
+a retry (3, backing off) fetches the author alone, so providers that answered are not asked
+again for the rest of the batch. The live context is passed in, so caching is off (NO_CACHE).
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
+from prefect.runtime import task_run
 from prefect.tasks import exponential_backoff
 
 from bookwarm.warming.author import warm_one
 from bookwarm.warming.context import WarmContext
 from bookwarm.warming.progress import notify
+from bookwarm.warming.shard import ClaimKeeper, Fetched
 
-# Retries of failures outside HTTP (cache writes): 3 as in the original design; the delay doubles.
+# Retries of failures: 3 as in the original design; the delay doubles.
 RETRIES = int(os.environ.get("BOOKWARM_AUTHOR_RETRIES", "3"))
 RETRY_DELAY_S = float(os.environ.get("BOOKWARM_AUTHOR_RETRY_DELAY_S", "1"))
 
@@ -32,9 +35,26 @@ RETRY_DELAY_S = float(os.environ.get("BOOKWARM_AUTHOR_RETRY_DELAY_S", "1"))
     cache_policy=NO_CACHE,
 )
 async def warm_author(
-    author: dict[str, str], depth: int, job_id: str, ctx: WarmContext, force: bool = False
+    author: dict[str, Any],
+    depth: int,
+    job_id: str,
+    ctx: WarmContext,
+    force: bool = False,
+    fetched: Fetched | None = None,
+    keeper: ClaimKeeper | None = None,
+    fresh: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    outcome = await warm_one(ctx, author, depth, job_id, force=force)
+    outcome = await warm_one(
+        ctx,
+        author,
+        depth,
+        job_id,
+        force=force,
+        fetched=fetched,
+        keeper=keeper,
+        fresh=fresh,
+        refetch=task_run.run_count > 1,
+    )
     emit_event(
         event="bookwarm.author.warmed",
         resource={
@@ -47,8 +67,7 @@ async def warm_author(
             "works": outcome.works,
             "depth": depth,
             "duration_s": outcome.seconds,
-            "provider_latency_s": outcome.provider_seconds,
-            "calls": outcome.calls,
+            "openlibrary_key": outcome.openlibrary_key,
         },
     )
     notify(job_id, outcome)

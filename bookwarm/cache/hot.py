@@ -46,6 +46,27 @@ class HotCache:
         ok = await self._call(self.client.set(self.keys.claim(author_key), token, nx=True, ex=ttl_s))
         return token if ok else None
 
+    async def claim_many(self, author_keys: list[str], ttl_s: int) -> dict[str, str | None]:
+        """Claim a shard's authors in one round trip: key -> token, or None where another run holds it."""
+        tokens = {k: uuid.uuid4().hex for k in author_keys}
+        pipe = self.client.pipeline(transaction=False)
+        for key, token in tokens.items():
+            pipe.set(self.keys.claim(key), token, nx=True, ex=ttl_s)
+        results = await self._call(pipe.execute())
+        return {k: (t if ok else None) for (k, t), ok in zip(tokens.items(), results, strict=True)}
+
+    async def extend_many(self, claims: dict[str, str], ttl_s: int) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for key, token in claims.items():
+            await self._extend(keys=[self.keys.claim(key)], args=[token, ttl_s], client=pipe)
+        await self._call(pipe.execute())
+
+    async def release_many(self, claims: dict[str, str]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for key, token in claims.items():
+            await self._release(keys=[self.keys.claim(key)], args=[token], client=pipe)
+        await self._call(pipe.execute())
+
     async def release(self, author_key: str, token: str) -> None:
         await self._call(self._release(keys=[self.keys.claim(author_key)], args=[token]))
 

@@ -11,10 +11,19 @@ import os
 import sys
 from collections.abc import Sequence
 
-from bookwarm.cli import config_cmd, deploy_cmd, parse_cmd, providers_cmd, read_cmd, services_cmd, warm_cmd
+from bookwarm.cli import (
+    config_cmd,
+    deploy_cmd,
+    enrich_cmd,
+    parse_cmd,
+    providers_cmd,
+    read_cmd,
+    services_cmd,
+    warm_cmd,
+)
 from bookwarm.errors import BookwarmError, ConfigError, InputError
 
-COMMANDS = (parse_cmd, warm_cmd, read_cmd, services_cmd, providers_cmd, deploy_cmd, config_cmd)
+COMMANDS = (parse_cmd, warm_cmd, enrich_cmd, read_cmd, services_cmd, providers_cmd, deploy_cmd, config_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

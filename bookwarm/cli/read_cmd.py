@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from bookwarm.cli.output import print_json, print_table
+from bookwarm.cli.output import print_json, print_table, summary_rows
 from bookwarm.errors import InputError
 from bookwarm.parsing.names import author_key, tidy
 from bookwarm.runtime import load_settings
@@ -95,7 +95,7 @@ def run_status(args: argparse.Namespace) -> int:
     if args.json:
         print_json(data)
         return 0
-    print_table(("", ""), [(k, v) for k, v in data.items() if k != "dead_letters"])
+    print_table(("", ""), summary_rows(data))
     if dead:
         print(f"\n{len(dead)} dead letters (re-drive with `bookwarm redrive {args.job_id}`):")
         print_table(("depth", "name", "reason"), [(d["depth"], d["name"], d["reason"][:80]) for d in dead])

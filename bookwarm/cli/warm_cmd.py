@@ -11,7 +11,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from bookwarm.cli.output import print_json, print_table
+from bookwarm.cli.output import print_json, print_table, summary_rows
 from bookwarm.errors import InputError, ParseError
 from bookwarm.keys import Keys
 from bookwarm.parsing.ingest import parse_library
@@ -27,7 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     warm.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     warm.set_defaults(handler=run_warm)
 
-    upload = sub.add_parser("upload", help="put a library export into the uploads prefix; prints its s3:// URI")
+    upload = sub.add_parser(
+        "upload", help="put a library export into the uploads prefix; prints its s3:// URI"
+    )
     upload.add_argument("file")
     upload.set_defaults(handler=run_upload)
 
@@ -136,7 +138,7 @@ def _run(flow_name: str, as_json: bool, settings: Settings | None = None, **para
     if as_json:
         print_json(summary)
     else:
-        print_table(("", ""), [(k, v) for k, v in summary.items()])
+        print_table(("", ""), summary_rows(summary))
         print(f"\nDetails: bookwarm status {summary.get('job_id')}")
     return 1 if summary.get("authors_failed") else 0
 

@@ -78,6 +78,22 @@ class ParsedLibrary:
     books: pl.DataFrame  # row, title, isbn13, isbn10
     people: pl.DataFrame  # row, name, key, role (every person, every role)
 
+    def author_isbns(
+        self, warm_roles: frozenset[str] = DEFAULT_WARM_ROLES, per_author: int = 3
+    ) -> dict[str, list[str]]:
+        """A few ISBN-13s of each author's own books in this library (file order): the user owns
+        these, so OpenLibrary's author of them is the person the user reads."""
+        if self.books.is_empty() or self.people.is_empty():
+            return {}
+        joined = (
+            self.people.filter(pl.col("role").is_in(list(warm_roles)))
+            .join(self.books.select("row", "isbn13").drop_nulls("isbn13"), on="row")
+            .sort("row")
+            .group_by("key", maintain_order=True)
+            .agg(pl.col("isbn13").unique(maintain_order=True).head(per_author))
+        )
+        return dict(zip(joined["key"].to_list(), joined["isbn13"].to_list(), strict=True))
+
     def records(self) -> Iterator[Record]:
         """One Record per data row, in file order (built lazily: large files have many)."""
         by_row: dict[int, list[AuthorName]] = {}

@@ -29,7 +29,7 @@ LARGE_BODY = 256 * 1024
 
 
 class Limiter(Protocol):
-    async def acquire(self) -> int: ...
+    async def acquire(self, units: int = 1) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,25 @@ class ProviderHttp:
         stats: CallStats | None = None,
     ) -> Any | None:
         """The decoded JSON body, or None for 404. Raises ProviderUnavailable/ProviderRejected/QuotaExhausted."""
+        return await self.request_json("GET", path, params, author=author, stats=stats)
+
+    async def post_json(
+        self, path: str, body: Any, *, author: str, stats: CallStats | None = None, units: int = 1
+    ) -> Any | None:
+        """POST a JSON body; ``units`` is what the call costs against the daily quota."""
+        return await self.request_json("POST", path, None, body=body, author=author, stats=stats, units=units)
+
+    async def request_json(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        *,
+        body: Any = None,
+        author: str,
+        stats: CallStats | None = None,
+        units: int = 1,
+    ) -> Any | None:
         stats = stats if stats is not None else CallStats()
         started = time.monotonic()
         last_error = "no attempt made"
@@ -125,9 +144,9 @@ class ProviderHttp:
                 if not self.breaker.allow():
                     raise ProviderUnavailable(self.provider, "circuit open after repeated failures; skipped")
                 if self.limiter is not None:
-                    await self.limiter.acquire()
+                    await self.limiter.acquire(units)
                 stats.add(self.provider, calls=1)
-                delay, last_error, result = await self._attempt(path, params, stats, attempt)
+                delay, last_error, result = await self._attempt(method, path, params, body, stats, attempt)
                 if delay is None:
                     self.breaker.record_success()
                     return result
@@ -150,11 +169,17 @@ class ProviderHttp:
             stats.add(self.provider, seconds=time.monotonic() - started)
 
     async def _attempt(
-        self, path: str, params: dict[str, Any] | None, stats: CallStats, attempt_no: int
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        body: Any,
+        stats: CallStats,
+        attempt_no: int,
     ) -> tuple[float | None, str, Any]:
         """(None, _, body) on success; (delay, reason, None) when worth retrying."""
         try:
-            response = await self.client.get(path, params=params)
+            response = await self.client.request(method, path, params=params, json=body)
         except httpx.TimeoutException:
             return self._backoff(attempt_no), "timeout", None
         except httpx.TransportError as exc:

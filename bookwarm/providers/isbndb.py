@@ -1,4 +1,4 @@
-"""ISBNdb v2: editions by author (`/author/{name}`, paged) and by ISBN (`/book/{isbn}`).
+"""ISBNdb v2: editions by author (`/author/{name}`, pages of 1,000) and by ISBNs (`POST /books`).
 
 The key travels in the `Authorization` header. Rates are 1/s (basic) to 5/s and quotas are per
 day: both are configuration. Without a key ISBNdb is skipped, not failed.
@@ -18,10 +18,13 @@ NAME = "isbndb"
 
 
 class ISBNdbClient:
-    def __init__(self, http: ProviderHttp, *, page_size: int = 100, max_pages: int = 1) -> None:
+    def __init__(
+        self, http: ProviderHttp, *, page_size: int = 1000, max_pages: int = 1, counting: str = "per_isbn"
+    ) -> None:
         self.http = http
         self.page_size = page_size
         self.max_pages = max_pages
+        self.counting = counting
 
     async def fetch(self, name: str, stats: CallStats) -> ProviderResult:
         result = ProviderResult(NAME)
@@ -37,6 +40,14 @@ class ISBNdbClient:
                 return result
         result.complete = False
         return result
+
+    async def books(self, isbns: list[str], stats: CallStats) -> list[Work]:
+        """`POST /books`: the editions of these ISBNs (unknown ones are left out of the answer)."""
+        units = len(isbns) if self.counting == "per_isbn" else 1
+        data = await self.http.post_json(
+            "/books", {"isbns": isbns}, author=f"{len(isbns)} ISBNs", stats=stats, units=units
+        )
+        return [w for w in (book_to_work(b, None) for b in (data or {}).get("data") or []) if w is not None]
 
     async def book(self, isbn13: str, stats: CallStats) -> Work | None:
         data = await self.http.get_json(f"/book/{isbn13}", author=isbn13, stats=stats)

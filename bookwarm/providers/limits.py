@@ -26,9 +26,10 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local quota = tonumber(ARGV[2])
 local max_wait = tonumber(ARGV[4])
+local units = tonumber(ARGV[6])
 if quota > 0 then
   local used = tonumber(redis.call('GET', KEYS[2]) or '0')
-  if used >= quota then return {-1, used, now} end
+  if used + units > quota then return {-1, used, now} end
 end
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 local start = math.max(tat, now)
@@ -38,8 +39,8 @@ local next_tat = start + interval
 redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', math.floor((next_tat - now) / 1000) + 1000)
 local used = 0
 if ARGV[5] == '1' then
-  used = redis.call('INCR', KEYS[2])
-  if used == 1 then redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3])) end
+  used = redis.call('INCRBY', KEYS[2], units)
+  if used == units then redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3])) end
 end
 return {wait, used, now}
 """
@@ -139,8 +140,11 @@ class RedisLimiter:
         self._script = client.register_script(_ACQUIRE)
         self.clock = clock or RedisClock()
 
-    async def acquire(self) -> int:
-        """Wait for this call's slot; return the calls counted today. Raises QuotaExhausted.
+    async def acquire(self, units: int = 1) -> int:
+        """Wait for this call's slot; return the units counted today. Raises QuotaExhausted.
+
+        ``units`` is what the provider charges for this call against its daily quota (ISBNdb's
+        `POST /books` may count every ISBN); a call that would pass the quota is not made.
 
         A caller that runs late would send its request next to the ones of later slots, so it takes a
         fresh slot instead; the quota is counted once. Lateness is measured against the slot in
@@ -148,7 +152,7 @@ class RedisLimiter:
         the start of a run: 110-175 ms), and a clock started on receipt would not see that.
         """
         issued = time.monotonic()
-        wait_us, used, redis_now = await self._reserve(count=True)
+        wait_us, used, redis_now = await self._reserve(count=True, units=units)
         for fresh in (False, True):  # at most one fresh slot: on a saturated loop every slot runs late
             received = time.monotonic()
             self.clock.observe(issued, received, redis_now)
@@ -164,7 +168,7 @@ class RedisLimiter:
             wait_us, _, redis_now = await self._reserve(count=False)
         return used
 
-    async def _reserve(self, *, count: bool) -> tuple[int, int, int]:
+    async def _reserve(self, *, count: bool, units: int = 1) -> tuple[int, int, int]:
         """(microseconds to the reserved slot, calls counted today, Redis's time in microseconds)."""
         day = utc_day()
         try:
@@ -176,6 +180,7 @@ class RedisLimiter:
                     2 * 86400,
                     self.max_wait_us,
                     int(count),
+                    units,
                 ],
             )
         except RedisError as exc:
@@ -183,7 +188,10 @@ class RedisLimiter:
                 f"rate limiter for {self.provider}: Redis failed ({type(exc).__name__})"
             ) from None
         if wait_us == -1:
-            raise QuotaExhausted(self.provider, f"daily quota of {self.daily_quota} calls spent ({day} UTC)")
+            raise QuotaExhausted(
+                self.provider,
+                f"daily quota budget of {self.daily_quota} units spent, or too small for this call ({day} UTC)",
+            )
         if wait_us == -2:
             raise ProviderUnavailable(self.provider, f"rate backlog over {self.max_wait_us // 1_000_000}s")
         return int(wait_us), int(used), int(redis_now)

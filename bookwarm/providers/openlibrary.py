@@ -41,7 +41,7 @@ class OpenLibraryClient:
         result = ProviderResult(NAME, complete=complete)
         if identity is not None:
             result.works = [
-                _work(doc, identity)
+                work_from_doc(doc, identity)
                 for doc in docs
                 if identity.openlibrary_key in (doc.get("author_key") or [])
             ]
@@ -110,7 +110,7 @@ def choose_identity(name: str, docs: list[dict[str, Any]]) -> Identity | None:
     )
 
 
-def _work(doc: dict[str, Any], identity: Identity) -> Work:
+def work_from_doc(doc: dict[str, Any], identity: Identity) -> Work:
     title = str(doc.get("title") or "")
     isbns: list[str] = []
     for raw in doc.get("isbn") or []:

@@ -26,8 +26,14 @@ from bookwarm.providers.limits import RedisClock, RedisLimiter
 from bookwarm.providers.merge import merge
 from bookwarm.providers.models import Bibliography, ProviderResult
 from bookwarm.providers.openlibrary import OpenLibraryClient, user_agent
+from bookwarm.providers.openlibrary_batch import OpenLibraryBatches
 from bookwarm.providers.transport import AiohttpTransport
 from bookwarm.settings import ProviderSettings, Settings
+
+
+def budget(cfg: ProviderSettings) -> int:
+    """The quota units bookwarm may spend a day: a share of the provider's quota (0 = unlimited)."""
+    return int(cfg.daily_quota * cfg.quota_share) if cfg.daily_quota else 0
 
 
 class ProviderSession:
@@ -69,11 +75,16 @@ class ProviderSession:
         if isbndb_key:
             self.http["isbndb"] = self._provider("isbndb", s.isbndb, {**headers, "Authorization": isbndb_key})
         self.openlibrary = OpenLibraryClient(self.http["openlibrary"])
+        self.ol_batches = OpenLibraryBatches(self.http["openlibrary"], key_batch=s.openlibrary.batch)
         google_key = s.google_books.api_key.get_secret_value() if s.google_books.api_key else None
         self.google = GoogleBooksClient(
             self.http["google_books"], api_key=google_key, max_pages=s.google_books.max_pages
         )
-        self.isbndb = ISBNdbClient(self.http["isbndb"], max_pages=s.isbndb.max_pages) if isbndb_key else None
+        self.isbndb = (
+            ISBNdbClient(self.http["isbndb"], max_pages=s.isbndb.max_pages, counting=s.isbndb.counting)
+            if isbndb_key
+            else None
+        )
         return self
 
     async def __aexit__(
@@ -97,7 +108,7 @@ class ProviderSession:
                 self.keys,
                 name,
                 rate_per_s=cfg.rate_per_s,
-                daily_quota=cfg.daily_quota,
+                daily_quota=budget(cfg),
                 clock=self.clock,
             )
             if self.with_limits

@@ -1,8 +1,9 @@
-"""Warm one author: claim, skip if fresh, fetch from the providers, write both tiers, mark done.
+"""Warm one author from what its shard's OpenLibrary batches found: write both tiers, mark done.
 
-Claims are Redis `SET NX EX`: two runs never fetch the same author at once, and a crashed
-worker's claim expires. A run that finds an author claimed waits (bounded) for the other run's
-result instead of fetching it again, then uses it for co-author discovery like a fresh skip.
+The status comes from OpenLibrary alone (`openlibrary_bibliography`). An author OpenLibrary could
+not answer for is never cached with no works: it raises, its task retries (fetching it alone), and
+then it is a dead letter. An author this shard did not claim (another run holds it) waits for that
+run's result and uses it like a fresh skip; if that run died, it is claimed and fetched alone.
 """
 
 from __future__ import annotations
@@ -11,113 +12,142 @@ import asyncio
 import time
 from typing import Any
 
+from bookwarm.errors import ProviderUnavailable
+from bookwarm.providers.openlibrary_batch import openlibrary_bibliography
 from bookwarm.warming.context import WarmContext
 from bookwarm.warming.jobs import now_iso
 from bookwarm.warming.outcome import COUNTER, AuthorOutcome
+from bookwarm.warming.shard import ClaimKeeper, Fetched, fetch_alone, wanted_for
 
 POLL_S = 0.25
+STATUS = {"ok": "warmed", "partial": "partial", "review": "review", "unknown": "unknown"}
 
 
 async def warm_one(
-    ctx: WarmContext, author: dict[str, str], depth: int, job_id: str, *, force: bool = False
+    ctx: WarmContext,
+    author: dict[str, Any],
+    depth: int,
+    job_id: str,
+    *,
+    force: bool = False,
+    fetched: Fetched | None = None,
+    keeper: ClaimKeeper | None = None,
+    fresh: dict[str, Any] | None = None,
+    refetch: bool = False,
 ) -> AuthorOutcome:
+    """``fetched`` and a claim in ``keeper`` come from the shard; without them (or with ``refetch``,
+    a task retry) the author is claimed here and fetched alone."""
     started = time.monotonic()
     name, key = author["name"], author["key"]
-    outcome = await _skip_if_fresh(ctx, name, key, depth, force)
-    token = None
-    while outcome is None:
-        token = await ctx.hot.claim(key, ctx.claim_ttl_s)
-        if token is not None:
-            break
-        outcome = await _wait_for_other_run(ctx, name, key, depth)
-    if outcome is None:
-        heartbeat = asyncio.create_task(_keep_claim(ctx, key, token))
+    if fresh is not None:
+        outcome = await _skipped(ctx, name, key, depth, fresh)
+    elif keeper is not None and key in keeper.claims:
         try:
-            outcome = await _fetch_and_write(ctx, name, key, depth)
+            if fetched is None or refetch or fetched.incomplete:
+                fetched = await fetch_alone(ctx, job_id, wanted_for(author))
+            outcome = await _write(ctx, author, depth, fetched)
         finally:
-            heartbeat.cancel()
-            await ctx.hot.release(key, token)
+            await keeper.release(key)
+    else:
+        outcome = await _claim_and_fetch(ctx, author, depth, job_id, force)
     outcome.seconds = round(time.monotonic() - started, 4)
     await ctx.jobs.incr(
         job_id,
-        **{
-            COUNTER[outcome.status]: 1,
-            "works_cached": outcome.works if outcome.status != "skipped" else 0,
-            "provider_calls": sum(outcome.calls.values()),
-        },
+        **{COUNTER[outcome.status]: 1, "works_cached": outcome.works if outcome.status != "skipped" else 0},
     )
     return outcome
 
 
-async def _keep_claim(ctx: WarmContext, key: str, token: str) -> None:
-    """Renew the claim while this worker is alive; if it dies, the claim lapses within its TTL."""
+async def _claim_and_fetch(
+    ctx: WarmContext, author: dict[str, Any], depth: int, job_id: str, force: bool
+) -> AuthorOutcome:
+    name, key = author["name"], author["key"]
     while True:
-        await asyncio.sleep(max(0.5, ctx.claim_ttl_s / 3))
-        await ctx.hot.extend_claim(key, token, ctx.claim_ttl_s)
+        if not force and (record := await _fresh_record(ctx, key, depth)) is not None:
+            return await _skipped(ctx, name, key, depth, record, concurrent=True)
+        token = await ctx.hot.claim(key, ctx.claim_ttl_s)
+        if token is not None:
+            break
+        while await ctx.hot.is_claimed(key):  # renewed while its owner lives, gone within a TTL if not
+            await asyncio.sleep(POLL_S)
+        force = False  # the other run's result counts as fresh now
+    async with ClaimKeeper(ctx, {key: token}) as keeper:
+        record = await ctx.hot.processed(key)
+        known = dict(author)
+        if record and record.get("openlibrary_key"):
+            known.setdefault("openlibrary_key", record["openlibrary_key"])
+        fetched = await fetch_alone(ctx, job_id, wanted_for(known))
+        try:
+            return await _write(ctx, author, depth, fetched)
+        finally:
+            await keeper.release(key)
 
 
-async def _skip_if_fresh(
-    ctx: WarmContext, name: str, key: str, depth: int, force: bool
-) -> AuthorOutcome | None:
-    """Skip an author warmed at this depth or shallower within the processed TTL (unless forced)."""
-    if force:
-        return None
+async def _fresh_record(ctx: WarmContext, key: str, depth: int) -> dict[str, Any] | None:
     record = await ctx.hot.processed(key)
-    if record is None or int(record.get("depth", 99)) > depth:
-        return None
+    return record if record is not None and int(record.get("depth", 99)) <= depth else None
+
+
+async def _skipped(
+    ctx: WarmContext, name: str, key: str, depth: int, record: dict[str, Any], *, concurrent: bool = False
+) -> AuthorOutcome:
+    """Skip an author warmed at this depth or shallower within the processed TTL; its cached works
+    still give the co-authors of the next level."""
     cached, _ = await ctx.cache.read_author(key)
-    coauthors = _coauthors(cached) if cached else []
+    reason = (
+        "warmed by a concurrent run"
+        if concurrent
+        else f"fresh: warmed {record.get('last_warmed')} at depth {record.get('depth')}"
+    )
     return AuthorOutcome(
         name,
         key,
         depth,
         "skipped",
         works=int(record.get("works_count", 0)),
-        coauthors=coauthors,
-        reason=f"fresh: warmed {record.get('last_warmed')} at depth {record.get('depth')}",
+        coauthors=coauthors(cached) if cached else [],
+        reason=reason,
+        openlibrary_key=record.get("openlibrary_key"),
     )
 
 
-async def _wait_for_other_run(ctx: WarmContext, name: str, key: str, depth: int) -> AuthorOutcome | None:
-    """Another run holds the claim: wait until it finishes (its processed marker) or the claim lapses."""
-    while await ctx.hot.is_claimed(key):  # renewed while its owner lives, gone within a TTL if it dies
-        await asyncio.sleep(POLL_S)
-    outcome = await _skip_if_fresh(ctx, name, key, depth, force=False)
-    if outcome is not None:
-        outcome.reason = "warmed by a concurrent run"
-    return outcome  # None: the other run died or warmed it deeper; claim it ourselves
-
-
-async def _fetch_and_write(ctx: WarmContext, name: str, key: str, depth: int) -> AuthorOutcome:
-    assert ctx.providers is not None
-    bibliography = await ctx.providers.fetch(name)
+async def _write(ctx: WarmContext, author: dict[str, Any], depth: int, fetched: Fetched) -> AuthorOutcome:
+    name, key = author["name"], author["key"]
+    bibliography = openlibrary_bibliography(name, key, fetched.identity, fetched.works, fetched.error)
+    if bibliography.status == "failed":
+        # Never an empty cache entry: the task retries it alone, then it is a dead letter.
+        reason = bibliography.sources["openlibrary"]["error"] or "OpenLibrary gave no answer"
+        raise ProviderUnavailable("openlibrary", f"no bibliography for {name}: {reason}")
     data = bibliography.to_dict()
     # Cached under the key people look up; OpenLibrary's spelling stays in `name` and `resolved_key`.
     data["author"]["resolved_key"] = data["author"]["key"]
     data["author"]["key"] = key
-    calls = dict(bibliography.calls)
-    seconds = {p: round(s, 4) for p, s in bibliography.latency_s.items()}
-    settings = ctx.settings.redis
-    status = {"ok": "warmed", "partial": "partial", "review": "review", "unknown": "unknown"}[
-        bibliography.status
-    ]
+    redis_settings = ctx.settings.redis
+    status = STATUS[bibliography.status]
     works = 0
     if status in ("warmed", "partial"):
         works = await ctx.cache.write(data)
-        ttl = (
-            settings.processed_ttl_s if status == "warmed" else settings.negative_ttl_s
-        )  # partial: retry sooner
+        ttl = redis_settings.processed_ttl_s if status == "warmed" else redis_settings.negative_ttl_s
     else:
         # Nobody by that name, or a namesake we cannot tell apart: a short negative entry, never an
         # empty "complete" bibliography, and nothing cached as the author.
-        await ctx.hot.write_negative(key, _negative(data, status), settings.negative_ttl_s)
-        ttl = settings.negative_ttl_s
+        await ctx.hot.write_negative(key, _negative(data, status), redis_settings.negative_ttl_s)
+        ttl = redis_settings.negative_ttl_s
+    openlibrary_key = data["author"]["openlibrary_key"]
     await ctx.hot.mark_processed(
-        key, {"works_count": works, "last_warmed": now_iso(), "depth": depth, "status": status}, ttl
+        key,
+        {
+            "works_count": works,
+            "last_warmed": now_iso(),
+            "depth": depth,
+            "status": status,
+            "openlibrary_key": openlibrary_key if status in ("warmed", "partial") else None,
+        },
+        ttl,
     )
     reason = None
     if status == "partial":
-        reason = "; ".join(f"{p}: {s['error']}" for p, s in data["sources"].items() if s.get("error"))
+        reason = f"openlibrary: {data['sources']['openlibrary']['error']}"
     elif status == "review":
         reason = f"identity confidence {data['author']['confidence']} below review threshold"
     return AuthorOutcome(
@@ -126,10 +156,10 @@ async def _fetch_and_write(ctx: WarmContext, name: str, key: str, depth: int) ->
         depth,
         status,
         works=works,
-        coauthors=_coauthors(data) if status in ("warmed", "partial") else [],
-        calls=calls,
-        provider_seconds=seconds,
+        coauthors=coauthors(data) if status in ("warmed", "partial") else [],
         reason=reason,
+        openlibrary_key=openlibrary_key,
+        bibliography=data if status in ("warmed", "partial") else None,
     )
 
 
@@ -146,15 +176,21 @@ def _negative(data: dict[str, Any], status: str) -> dict[str, Any]:
     }
 
 
-def _coauthors(bibliography: dict[str, Any]) -> list[dict[str, str]]:
+def coauthors(bibliography: dict[str, Any]) -> list[dict[str, Any]]:
+    """Everyone who shares a work with the author, with their OpenLibrary key (the next level
+    fetches them by key, no identity search)."""
     author = bibliography["author"]
     own = {author["key"], author.get("resolved_key")}
-    seen: dict[str, dict[str, str]] = {}
+    seen: dict[str, dict[str, Any]] = {}
     for work in bibliography.get("works", []):
         for person in work.get("authors", []):
             is_self = person["key"] in own or (
                 author.get("openlibrary_key") and person.get("openlibrary_key") == author["openlibrary_key"]
             )
             if not is_self and person["key"] not in seen:
-                seen[person["key"]] = {"name": person["name"], "key": person["key"]}
+                seen[person["key"]] = {
+                    "name": person["name"],
+                    "key": person["key"],
+                    "openlibrary_key": person.get("openlibrary_key"),
+                }
     return list(seen.values())

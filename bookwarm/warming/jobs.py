@@ -23,6 +23,7 @@ COUNTERS = (
     "works_cached",
     "provider_calls",
 )
+ENRICHMENT = tuple(f"enrich_{state}_{p}" for p in ("google_books", "isbndb") for state in ("done", "pending"))
 
 
 def now_iso() -> str:
@@ -100,12 +101,14 @@ class JobStore:
             k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
             for k, v in raw.items()
         }
-        for name in (*COUNTERS, "max_depth", "force"):
+        for name in (*COUNTERS, *ENRICHMENT, "max_depth", "force"):
             if name in record:
                 record[name] = int(record[name])
         return record
 
     async def finish(self, job_id: str, status: str) -> dict[str, Any]:
+        """Called when every level's bibliographies are cached: ``duration_s`` is that time, and
+        enrichment still pending is the `enrich` flow's."""
         record = await self.get(job_id) or {}
         duration = time.time() - float(record.get("started_ts", time.time()))
         await self.set_fields(job_id, status=status, finished_at=now_iso(), duration_s=round(duration, 3))
@@ -126,4 +129,11 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
         "works_cached": record.get("works_cached", 0),
         "provider_calls": record.get("provider_calls", 0),
         "duration_s": float(record.get("duration_s", 0) or 0),
+        "enrichment": {
+            p: {
+                "done": record.get(f"enrich_done_{p}", 0),
+                "pending": max(0, record.get(f"enrich_pending_{p}", 0)),
+            }
+            for p in ("google_books", "isbndb")
+        },
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 # status -> job counter it increments
@@ -27,6 +27,9 @@ class AuthorOutcome:
     provider_seconds: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     reason: str | None = None
+    openlibrary_key: str | None = None
+    bibliography: dict[str, Any] | None = None  # what was cached, for enrichment; never emitted
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Shallow: ``dataclasses.asdict`` would deep-copy a bibliography of thousands of works."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -1,9 +1,13 @@
-"""Benchmark: warm generated authors at depth 1 through the real flows, against the fake providers.
+"""Benchmark: warm a generated library at depth 1 through the real flows, against the fake providers.
 
-Phase 1, limits and latency off: 1,000 authors; wall time, authors/s, OpenLibrary calls/author,
-Prefect overhead per author, peak memory of this process (the flow runs here).
-Phase 2, real limits (OpenLibrary 3/s, ISBNdb 1/s, Google 10/s) and 150 ms latency: N authors
-(default 200; ISBNdb's 1 call/s makes 1,000 authors take 17 minutes); wall time vs lower bound.
+The library's rows carry one ISBN of each author's own books; every author co-wrote one work with
+an author outside the library (half as many), so depth 1 adds co-authors found by key.
+Phase 1, limits and latency off: 1,000 library authors; wall time, authors/s, OpenLibrary calls per
+author, CPU per process, peak memory of this process (the flow runs here).
+Phase 2, the real limits (OpenLibrary 3/s, ISBNdb 1/s, Google Books 10/s and 1,000 a day), 150 ms
+latency plus 0.5 ms per OpenLibrary doc returned: N library authors (default 1,000); time until every
+bibliography is cached against OpenLibrary's lower bound (its calls / 3 per s), authors warmed per
+hour, 429s, enrichment done and pending, and quota used per provider.
 
 Backends: the embedded default (local `prefect server start`, SQLite) and, with --pg URL, a Prefect
 server on PostgreSQL (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/bookwarm_bench).
@@ -29,24 +33,36 @@ from bookwarm.services.process import stop
 from tests.bench import cpu, reference_ms
 
 LATENCY_MS = 150
+PER_DOC_MS = 0.5
 PROCESSES: dict[str, int | str] = {}  # label -> pid or command name, for the CPU report
 CONCURRENCY = 32
 
 
-def make_catalog(path: Path, count: int) -> list[str]:
-    """count authors, 4 works each; every 5th work is co-written with another author of the set."""
-    names = [f"Benchmark Author{i:04d}" for i in range(count)]
+def make_catalog(path: Path, count: int) -> list[tuple[str, str]]:
+    """``count`` library authors (name, ISBN of one own book), 4 works each, and count/2 co-authors
+    outside the library, 2 works each; work 0 of library author i is co-written with co-author i/2."""
+    extra = max(1, count // 2)
+    library = []
     authors = []
-    for i, name in enumerate(names):
+    for i in range(count):
+        name = f"Benchmark Author{i:04d}"
         works = []
         for n in range(4):
             work = {"title": f"{name} Title {n}", "year": 1990 + n, "isbn": [isbn13_for(f"b{i}/{n}")]}
-            if n == 0 and count > 1:
-                work["coauthors"] = [f"OL{(i + 1) % count + 1}A"]
+            if n == 0:
+                work["coauthors"] = [f"OL{count + i % extra + 1}A"]
             works.append(work)
         authors.append({"key": f"OL{i + 1}A", "name": name, "works": works})
+        library.append((name, works[1]["isbn"][0]))
+    for j in range(extra):
+        name = f"Coauthor Person{j:04d}"
+        works = [
+            {"title": f"{name} Solo {n}", "year": 2000 + n, "isbn": [isbn13_for(f"c{j}/{n}")]}
+            for n in range(2)
+        ]
+        authors.append({"key": f"OL{count + j + 1}A", "name": name, "works": works})
     path.write_text(json.dumps({"authors": authors}))
-    return names
+    return library
 
 
 def run_flow(csv_path: Path, env: dict[str, str]) -> tuple[float, dict, str]:
@@ -61,14 +77,20 @@ def run_flow(csv_path: Path, env: dict[str, str]) -> tuple[float, dict, str]:
 
 
 def phase(
-    label: str, names: list[str], home: Path, base_env: dict[str, str], port: int, limited: bool
+    label: str, library: list[tuple[str, str]], home: Path, base_env: dict[str, str], port: int, limited: bool
 ) -> None:
     csv_path = home / f"{label}.csv"
-    csv_path.write_text("Title,Author\n" + "".join(f"Book {i},{n}\n" for i, n in enumerate(names)))
+    csv_path.write_text(
+        "Title,Author,ISBN\n" + "".join(f"Book {i},{n},{isbn}\n" for i, (n, isbn) in enumerate(library))
+    )
     set_faults(
         port,
         {
-            p: Faults(latency_ms=LATENCY_MS if limited else 0, rate_per_s=REAL_LIMITS[p] if limited else 0)
+            p: Faults(
+                latency_ms=LATENCY_MS if limited else 0,
+                rate_per_s=REAL_LIMITS[p] if limited else 0,
+                latency_per_doc_ms=PER_DOC_MS if limited and p == "openlibrary" else 0,
+            )
             for p in PROVIDERS
         },
     )
@@ -83,37 +105,64 @@ def phase(
         "BOOKWARM_OPENLIBRARY_RPS": str(rates["openlibrary"]),
         "BOOKWARM_ISBNDB_RPS": str(rates["isbndb"]),
         "BOOKWARM_GOOGLE_BOOKS_RPS": str(rates["google_books"]),
+        "BOOKWARM_GOOGLE_BOOKS_DAILY_QUOTA": "1000" if limited else "0",
+        "BOOKWARM_ISBNDB_DAILY_QUOTA": "2000" if limited else "0",
+        "BOOKWARM_SOURCE_ROOTS": str(home),
     }
     wall, summary, cpu_report = run_flow(csv_path, env)
     served = stats(port)
     calls = {p: served[p]["requests"] for p in PROVIDERS}
     authors = summary["authors_queued"]
-    bound = max(calls[p] / rates[p] for p in PROVIDERS) if limited else 0.0
+    bibliographies_s = summary["duration_s"]  # the job ends when every bibliography is cached
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        f"[{label}] {authors} authors ({summary['authors_warmed']} warmed, {summary['authors_failed']} failed), "
-        f"{summary['works_cached']} works"
+        f"[{label}] {authors} authors ({summary['authors_warmed']} warmed, {summary['authors_partial']} partial, "
+        f"{summary['authors_failed']} failed), {summary['works_cached']} works"
     )
-    print(f"  wall {wall:.1f} s = {authors / wall:.1f} authors/s = {3600 * authors / wall:,.0f} authors/hour")
     print(
-        f"  OpenLibrary calls/author {calls['openlibrary'] / authors:.3f}; 429s {sum(served[p]['limit_429'] for p in PROVIDERS)}"
+        f"  bibliographies cached in {bibliographies_s:.1f} s = {authors / bibliographies_s:.1f} authors/s "
+        f"= {3600 * summary['authors_warmed'] / bibliographies_s:,.0f} authors warmed/hour (flow wall {wall:.1f} s)"
+    )
+    print(
+        f"  OpenLibrary calls {calls['openlibrary']} = {calls['openlibrary'] / authors:.3f}/author; "
+        f"429s {sum(served[p]['limit_429'] for p in PROVIDERS)}"
     )
     if limited:
-        print(
-            f"  provider lower bound {bound:.1f} s, ratio {wall / bound:.3f}, "
-            f"Prefect+cache overhead {(wall - bound) / authors * 1000:.0f} ms/author"
-        )
+        bound = calls["openlibrary"] / rates["openlibrary"]
+        print(f"  OpenLibrary lower bound {bound:.1f} s, ratio {bibliographies_s / bound:.2f}")
+        used = quota_used(base_env["BOOKWARM_REDIS_URL"], env["BOOKWARM_REDIS_PREFIX"])
+        for provider in ("google_books", "isbndb"):
+            counts = summary["enrichment"][provider]
+            print(
+                f"  {provider}: enriched {counts['done']}, pending {counts['pending']}; "
+                f"{calls[provider]} calls, {used.get(provider, 0)} quota units used"
+            )
     else:
-        print(f"  time per author {wall / authors * 1000:.1f} ms (providers instant)")
+        print(f"  time per author {bibliographies_s / authors * 1000:.1f} ms (providers instant)")
     print(f"  peak RSS of this process {peak_mb:.0f} MB")
     if cpu_report:
         print("  CPU by process:\n" + cpu_report)
 
 
+def quota_used(redis_url: str, prefix: str) -> dict[str, int]:
+    """Today's quota units per provider, as the limiter counted them in Redis."""
+    import redis
+
+    from bookwarm.keys import Keys
+    from bookwarm.providers.limits import utc_day
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = Keys(prefix)
+        return {p: int(client.get(keys.quota(p, utc_day())) or 0) for p in PROVIDERS}
+    finally:
+        client.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--authors", type=int, default=1000)
-    parser.add_argument("--limited", type=int, default=200)
+    parser.add_argument("--limited", type=int, default=1000)
     parser.add_argument("--pg", help="PostgreSQL URL for a second Prefect server")
     parser.add_argument("--concurrency", type=int, default=32, help="authors in flight per shard subflow")
     args = parser.parse_args()
@@ -124,7 +173,7 @@ def main() -> int:
         home = Path(tmp)
         services, fake = LocalServices(home, stop_grace_s=2), FakeProviders(home)
         catalog = home / "catalog.json"
-        names = make_catalog(catalog, max(args.authors, args.limited))
+        library = make_catalog(catalog, max(args.authors, args.limited))
         pg_pid = 0
         try:
             state = services.up(with_prefect=not args.pg)
@@ -154,9 +203,9 @@ def main() -> int:
             backend = "PostgreSQL" if args.pg else "embedded SQLite"
             print(f"Prefect server: {backend}; reference workload {reference_ms():.0f} ms (machine speed)")
             if args.authors:
-                phase("unlimited", names[: args.authors], home, base, port, limited=False)
+                phase("unlimited", library[: args.authors], home, base, port, limited=False)
             if args.limited:
-                phase("limited", names[: args.limited], home, base, port, limited=True)
+                phase("limited", library[: args.limited], home, base, port, limited=True)
         finally:
             if pg_pid:
                 stop(pg_pid, 3)

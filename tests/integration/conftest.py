@@ -97,3 +97,20 @@ def flow_env(services, fake_providers, prefect_api, monkeypatch, request, tmp_pa
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return resolve(env)
+
+
+ECONOMY_CATALOG = FIXTURES / "catalog_economy.json"
+
+
+@pytest.fixture(scope="session")
+def economy_providers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A second fake provider server over a catalog of namesakes, initials, non-Latin names, a
+    prolific author and works with descriptions (tests/fixtures/catalog_economy.json)."""
+    from bookwarm.providers.fake.runner import FakeProviders
+
+    runner = FakeProviders(tmp_path_factory.mktemp("economy-providers"))
+    state = runner.up(ECONOMY_CATALOG, real_limits=False)
+    try:
+        yield state.port
+    finally:
+        runner.down()

@@ -77,7 +77,9 @@ async def test_provider_down_for_the_whole_run_gives_partial_and_opens_the_circu
 
 
 async def test_daily_quota_spent_mid_run_fails_closed_and_survives_restart(provider_settings, fake_providers):
-    settings = replace(provider_settings, openlibrary=replace(provider_settings.openlibrary, daily_quota=3))
+    settings = replace(
+        provider_settings, openlibrary=replace(provider_settings.openlibrary, daily_quota=3, quota_share=1.0)
+    )
     names = ["Neil Gaiman", "Terry Pratchett", "Stephen Baxter", "Alastair Reynolds", "Peter Straub"]
     async with ProviderSession(settings, policy=FAST) as session:
         results = [await session.fetch(n) for n in names]
@@ -90,7 +92,9 @@ async def test_daily_quota_spent_mid_run_fails_closed_and_survives_restart(provi
 
 async def test_failed_calls_count_against_the_quota(provider_settings, fake_providers):
     set_faults(fake_providers, {**{p: Faults() for p in PROVIDERS}, "openlibrary": Faults(error_rate=1.0)})
-    settings = replace(provider_settings, openlibrary=replace(provider_settings.openlibrary, daily_quota=2))
+    settings = replace(
+        provider_settings, openlibrary=replace(provider_settings.openlibrary, daily_quota=2, quota_share=1.0)
+    )
     (bib,) = await fetch(settings, "Neil Gaiman")
     assert bib.status == "partial" and "quota" in bib.sources["openlibrary"]["error"]
     assert stats(fake_providers)["openlibrary"]["requests"] == 2

@@ -4,11 +4,13 @@ from deployments.serve import build_deployments
 from flows.warm_popular import default_popular_authors
 
 
-def test_three_deployments_with_the_weekly_schedule():
+def test_four_deployments_with_their_schedules():
     by_name = {d.name: d for d in build_deployments()}
-    assert set(by_name) == {"warm-library", "warm-popular-authors", "redrive"}
+    assert set(by_name) == {"warm-library", "warm-popular-authors", "redrive", "enrich"}
     (schedule,) = by_name["warm-popular-authors"].schedules
     assert schedule.schedule.cron == "0 3 * * 1" and schedule.schedule.timezone == "UTC"
+    (daily,) = by_name["enrich"].schedules  # just after the providers' UTC quota reset
+    assert daily.schedule.cron == "10 0 * * *" and daily.schedule.timezone == "UTC"
     assert by_name["warm-library"].parameters == {"max_depth": 2, "force": False}
     from prefect.utilities.callables import parameter_schema
 

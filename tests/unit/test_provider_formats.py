@@ -54,9 +54,9 @@ def test_real_openlibrary_search_response_gives_works_and_coauthors(shared_fixtu
     name = multi["author_name"][0]
     identity = choose_identity(name, body["docs"])
     assert identity.openlibrary_key == multi["author_key"][0]
-    from bookwarm.providers.openlibrary import _work
+    from bookwarm.providers.openlibrary import work_from_doc
 
-    work = _work(multi, identity)
+    work = work_from_doc(multi, identity)
     assert {p.openlibrary_key for p in work.authors} == set(multi["author_key"])
     assert all(p.key for p in work.authors)
 

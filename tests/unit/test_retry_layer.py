@@ -29,7 +29,7 @@ class CountingLimiter:
         self.acquired = 0
         self.quota = quota
 
-    async def acquire(self) -> int:
+    async def acquire(self, units: int = 1) -> int:
         if self.quota is not None and self.acquired >= self.quota:
             raise QuotaExhausted("test", "daily quota spent")
         self.acquired += 1

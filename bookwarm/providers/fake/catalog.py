@@ -77,6 +77,9 @@ class Catalog:
         positions = {p for key in {k for k, _ in names} for p in self._works_by_author.get(key, [])}
         return [self.works[p] for p in sorted(positions)]
 
+    def works_by_author_key(self, key: str) -> list[CatalogWork]:
+        return [self.works[p] for p in self._works_by_author.get(key, [])]
+
     def by_isbn(self, isbn: str) -> CatalogWork | None:
         return self._work_by_isbn.get(isbn)
 

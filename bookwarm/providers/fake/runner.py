@@ -7,6 +7,7 @@ import json
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -126,5 +127,5 @@ def set_faults(port: int, faults: dict[str, Faults]) -> None:
     ).raise_for_status()
 
 
-def stats(port: int) -> dict[str, dict[str, int]]:
+def stats(port: int) -> dict[str, dict[str, Any]]:
     return httpx.get(f"http://127.0.0.1:{port}/_stats", timeout=10).json()

@@ -1,8 +1,10 @@
 """`bookwarm providers serve`: OpenLibrary, Google Books and ISBNdb endpoints in their real formats.
 
-Routes (base URLs to configure): OpenLibrary at ``/`` (``/search.json``, ``/search/authors.json``),
-Google Books at ``/books/v1`` (``/volumes``), ISBNdb at ``/isbndb`` (``/author/{name}``,
-``/book/{isbn}``, ``Authorization`` header required). Faults (latency, 500s, 429s, malformed JSON,
+Routes (base URLs to configure): OpenLibrary at ``/`` (``/search.json`` with ``author=NAME`` or a Solr
+``q`` over ``author_key``, ``isbn`` or ``author_name`` with explicit ``OR``, ``sort=key``, ``limit`` and
+``offset``; ``/search/authors.json``), Google Books at ``/books/v1`` (``/volumes``), ISBNdb at
+``/isbndb`` (``/author/{name}``, ``/book/{isbn}``, ``POST /books`` with up to ``isbndb_batch`` ISBNs,
+``Authorization`` header required). Faults (latency, 500s, 429s, malformed JSON,
 a provider down) and the real rate limits are enforced per provider; ``POST /_faults`` changes
 them at run time and ``GET /_stats`` reports what was served, for tests and benchmarks.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -36,6 +39,8 @@ class Faults:
     malformed_rate: float = 0.0
     down: bool = False
     rate_per_s: float = 0.0  # 0 = no limit enforced
+    latency_per_doc_ms: float = 0.0  # a large answer takes longer, as OpenLibrary's Solr does
+    fail_when_asked: str = ""  # a 500 for every query naming this key, ISBN or name (a bad batch)
 
 
 @dataclass
@@ -45,6 +50,8 @@ class Counters:
     limit_429: int = 0
     errors: int = 0
     times: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+    # how often each author key / name / ISBN was asked for (first pages only): "fetched once" checks
+    asked: dict[str, int] = field(default_factory=dict)
 
 
 class RateWindow:
@@ -65,7 +72,10 @@ class RateWindow:
 
 
 def build_app(
-    catalog: Catalog, faults: dict[str, Faults] | None = None, seed: int | None = None
+    catalog: Catalog,
+    faults: dict[str, Faults] | None = None,
+    seed: int | None = None,
+    isbndb_batch: int = 100,
 ) -> Starlette:
     state = {
         "faults": faults or {p: Faults() for p in PROVIDERS},
@@ -103,11 +113,34 @@ def build_app(
         if (early := await gate("openlibrary")) is not None:
             return early
         q = request.query_params
-        works = catalog.works_by_name(q.get("author") or q.get("q") or "")
-        limit = min(int(q.get("limit", 100)), 1000)
+        asked = state["counters"]["openlibrary"].asked
+        first_page = int(q.get("offset", 0)) == 0
+        if q.get("author"):
+            works = catalog.works_by_name(q["author"])
+            if first_page:
+                asked[q["author"]] = asked.get(q["author"], 0) + 1
+        else:
+            try:
+                field_name, values = solr_query(q.get("q") or "")
+            except ValueError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+            if first_page:
+                for value in values:
+                    asked[value] = asked.get(value, 0) + 1
+            fail = state["faults"]["openlibrary"].fail_when_asked
+            if fail and fail in values:
+                state["counters"]["openlibrary"].errors += 1
+                return JSONResponse({"error": "internal error"}, status_code=500)
+            works = solr_works(catalog, field_name, values)
+        if q.get("sort") == "key":
+            works = sorted(works, key=lambda w: f"/works/{w.key}")
+        limit = int(q.get("limit", 100))
         offset = int(q.get("offset", 0))
         wanted = set((q.get("fields") or "").split(",")) - {""}
         docs = [_ol_doc(w, catalog, wanted) for w in works[offset : offset + limit]]
+        per_doc = state["faults"]["openlibrary"].latency_per_doc_ms
+        if per_doc and docs:
+            await asyncio.sleep(per_doc * len(docs) / 1000)
         return await _json(
             {
                 "numFound": len(works),
@@ -201,6 +234,23 @@ def build_app(
             return JSONResponse({"message": "Not Found", "error_message": "Not Found"}, status_code=404)
         return JSONResponse({"book": _isbndb_book(work, catalog)})
 
+    async def isbndb_books(request: Request) -> Response:
+        if (denied := _isbndb_auth(request)) is not None:
+            return denied
+        if (early := await gate("isbndb")) is not None:
+            return early
+        if request.headers.get("content-type", "").startswith("application/json"):
+            raw = (await request.json()).get("isbns") or []
+        else:
+            raw = str((await request.form()).get("isbns") or "").split(",")
+        isbns = [str(i).strip() for i in raw if str(i).strip()]
+        if len(isbns) > isbndb_batch:
+            message = f"Too many ISBNs: at most {isbndb_batch} per request on this plan"
+            return JSONResponse({"message": message, "error_message": message}, status_code=400)
+        found = {id(w): w for w in (catalog.by_isbn(i) for i in isbns) if w is not None}
+        data = [_isbndb_book(w, catalog) for w in found.values()]
+        return JSONResponse({"total": len(data), "requested": len(isbns), "data": data})
+
     async def set_faults(request: Request) -> Response:
         body = await request.json()
         for provider, values in body.items():
@@ -217,6 +267,7 @@ def build_app(
                     "served_429": c.served_429,
                     "limit_429": c.limit_429,
                     "errors": c.errors,
+                    "asked": c.asked,
                 }
                 for p, c in state["counters"].items()
             }
@@ -229,10 +280,45 @@ def build_app(
             Route("/books/v1/volumes", google_volumes),
             Route("/isbndb/author/{name:path}", isbndb_author),
             Route("/isbndb/book/{isbn}", isbndb_book),
+            Route("/isbndb/books", isbndb_books, methods=["POST"]),
             Route("/_faults", set_faults, methods=["POST"]),
             Route("/_stats", stats),
         ]
     )
+
+
+MAX_BOOLEAN_CLAUSES = 1024  # Solr's default: a longer OR list is a 400 at OpenLibrary
+_CLAUSE = re.compile(
+    r'^(author_key|isbn|author_name):\((.*)\)$|^(author_key|isbn|author_name):(".*"|\S+)$', re.S
+)
+
+
+def solr_query(q: str) -> tuple[str, list[str]]:
+    """``field:(v1 OR v2 …)`` over author_key, isbn or author_name -> (field, values)."""
+    match = _CLAUSE.match(q.strip())
+    if len(q.strip()) < 3 or match is None:
+        raise ValueError(f"unsupported query: {q[:80]!r}")
+    field_name = match.group(1) or match.group(3)
+    body = match.group(2) if match.group(1) else match.group(4)
+    values = [v.strip().strip('"') for v in re.split(r"\s+OR\s+", body) if v.strip()]
+    if len(values) > MAX_BOOLEAN_CLAUSES:
+        raise ValueError("too many boolean clauses")
+    return field_name, values
+
+
+def solr_works(catalog: Catalog, field: str, values: list[str]) -> list[CatalogWork]:
+    """The works matching any of the values, each once."""
+    found: dict[str, CatalogWork] = {}
+    for value in values:
+        if field == "author_key":
+            matches = catalog.works_by_author_key(value)
+        elif field == "isbn":
+            matches = [w for w in [catalog.by_isbn(value.replace("-", ""))] if w is not None]
+        else:
+            matches = catalog.works_by_name(value)
+        for work in matches:
+            found.setdefault(work.key, work)
+    return list(found.values())
 
 
 async def _json(body: dict[str, Any]) -> Response:

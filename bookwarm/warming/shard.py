@@ -1,0 +1,158 @@
+"""One shard's authors, known up front: which are fresh, which this run claims, and their
+OpenLibrary identities and bibliographies fetched in batches.
+
+Claims are taken for the whole shard before any provider call (a pipeline of ``SET NX EX``), so
+no author is fetched twice even by concurrent runs, and renewed together while the shard works. An
+author claimed by another run is left to its own task, which waits for that run's result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from bookwarm.cache.hot import HotCache
+from bookwarm.providers.http import CallStats
+from bookwarm.providers.models import Identity
+from bookwarm.providers.openlibrary_batch import KeyWorks, Wanted
+from bookwarm.warming.context import WarmContext
+
+
+class Fetched:
+    """What the batches found for one author: its identity and works, or why not.
+
+    A plain class on purpose: Prefect walks a task's dataclass, dict and list parameters
+    element by element (to find futures), and a bibliography has thousands of works."""
+
+    __slots__ = ("error", "identity", "works")
+
+    def __init__(
+        self, identity: Identity | None = None, works: KeyWorks | None = None, error: str | None = None
+    ) -> None:
+        self.identity = identity
+        self.works = works
+        self.error = error
+
+    @property
+    def incomplete(self) -> bool:
+        """An identity whose works never arrived (its batch task failed outright)."""
+        known = self.identity is not None and self.identity.openlibrary_key is not None
+        return known and self.works is None and self.error is None
+
+
+@dataclass
+class ShardPlan:
+    fresh: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> processed record: skip
+    claimed: dict[str, str] = field(default_factory=dict)  # key -> claim token: this run fetches
+    held: set[str] = field(default_factory=set)  # claimed by another run
+    known_keys: dict[str, str] = field(default_factory=dict)  # key -> stored OpenLibrary key
+
+
+async def plan_shard(ctx: WarmContext, authors: list[dict[str, Any]], depth: int, force: bool) -> ShardPlan:
+    """Two round trips for the whole shard: the processed markers, then the claims."""
+    plan = ShardPlan()
+    keys = [a["key"] for a in authors]
+    raw = await HotCache._call(ctx.redis.mget([ctx.keys.processed(k) for k in keys])) if keys else []
+    to_claim = []
+    for key, value in zip(keys, raw, strict=True):
+        record = json.loads(value) if value else None
+        if record and record.get("openlibrary_key"):
+            plan.known_keys[key] = record["openlibrary_key"]
+        if record and not force and int(record.get("depth", 99)) <= depth:
+            plan.fresh[key] = record
+        else:
+            to_claim.append(key)
+    if to_claim:
+        tokens = await ctx.hot.claim_many(to_claim, ctx.claim_ttl_s)
+        for key, token in tokens.items():
+            if token is None:
+                plan.held.add(key)
+            else:
+                plan.claimed[key] = token
+    return plan
+
+
+class ClaimKeeper:
+    """Renews the shard's claims every third of their TTL until each is released. If this process
+    dies, every claim lapses within the TTL and another run takes the author."""
+
+    def __init__(self, ctx: WarmContext, claims: dict[str, str]) -> None:
+        self.ctx = ctx
+        self.claims = dict(claims)
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> ClaimKeeper:
+        self._task = asyncio.create_task(self._renew())
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self.claims:
+            await self.ctx.hot.release_many(self.claims)
+
+    async def release(self, key: str) -> None:
+        token = self.claims.pop(key, None)
+        if token is not None:
+            await self.ctx.hot.release(key, token)
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(max(0.5, self.ctx.claim_ttl_s / 3))
+            if self.claims:
+                await self.ctx.hot.extend_many(dict(self.claims), self.ctx.claim_ttl_s)
+
+
+def wanted_for(author: dict[str, Any], plan: ShardPlan | None = None) -> Wanted:
+    """The author as the batches take it: the library's ISBNs and the best OpenLibrary key known."""
+    known = author.get("openlibrary_key") or (plan.known_keys.get(author["key"]) if plan else None)
+    return Wanted(author["name"], author["key"], list(author.get("isbns") or []), known)
+
+
+async def resolve_identities(ctx: WarmContext, job_id: str, wanted: list[Wanted]) -> dict[str, Fetched]:
+    """Identities of authors without a known key: by the user's own ISBNs first, then by name."""
+    assert ctx.providers is not None
+    stats = CallStats()
+    batches = ctx.providers.ol_batches
+    found: dict[str, Fetched] = {}
+    try:
+        with_isbns = [w for w in wanted if w.isbns]
+        by_isbn = await batches.identities_by_isbn(with_isbns, stats) if with_isbns else {}
+        found.update({k: Fetched(identity=i) for k, i in by_isbn.items()})
+        rest = [w for w in wanted if w.key not in by_isbn]
+        for start in range(0, len(rest), batches.name_batch):
+            identities, errors = await batches.identities_by_name(
+                rest[start : start + batches.name_batch], stats
+            )
+            found.update({k: Fetched(identity=i) for k, i in identities.items()})
+            found.update({k: Fetched(error=e) for k, e in errors.items()})
+    finally:
+        await ctx.jobs.incr(job_id, provider_calls=sum(stats.calls.values()))
+    return found
+
+
+async def fetch_works(ctx: WarmContext, job_id: str, openlibrary_keys: list[str]) -> dict[str, KeyWorks]:
+    """Bibliographies of a batch of OpenLibrary keys (split and retried inside on failure)."""
+    assert ctx.providers is not None
+    stats = CallStats()
+    try:
+        return await ctx.providers.ol_batches.works_by_keys(openlibrary_keys, stats)
+    finally:
+        await ctx.jobs.incr(job_id, provider_calls=sum(stats.calls.values()))
+
+
+async def fetch_alone(ctx: WarmContext, job_id: str, wanted: Wanted) -> Fetched:
+    """One author through the same batched calls (a redrive, a retry, a claim that lapsed)."""
+    if wanted.openlibrary_key:
+        fetched = Fetched(identity=wanted.identity())
+    else:
+        fetched = (await resolve_identities(ctx, job_id, [wanted])).get(wanted.key, Fetched())
+    if fetched.identity is not None and fetched.identity.openlibrary_key:
+        works = await fetch_works(ctx, job_id, [fetched.identity.openlibrary_key])
+        fetched.works = works.get(fetched.identity.openlibrary_key)
+    return fetched

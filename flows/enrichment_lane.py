@@ -1,0 +1,72 @@
+"""Enrichment beside a shard's bibliographies: warmed authors are noted as pending enrichment and
+fed to one worker per provider, each running `enrich` provider tasks over small chunks. When the
+shard's last bibliography is cached the lane stops taking chunks (a chunk in flight finishes), so
+enrichment never makes a job longer; what is left stays pending for the `enrich` flow."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from types import TracebackType
+from typing import Any
+
+from bookwarm.warming.context import WarmContext
+from bookwarm.warming.enrichment import ENRICHERS, Pending, record_pending
+from tasks.enrich import enrich_authors
+
+CHUNK = {"google_books": 10, "isbndb": 2}  # a chunk in flight is at most a few seconds at each rate
+
+
+class EnrichmentLane:
+    def __init__(self, ctx: WarmContext, job_id: str, depth: int) -> None:
+        self.ctx = ctx
+        self.job_id = job_id
+        self.depth = depth
+        self.queues: dict[str, deque[Pending]] = {p: deque() for p in ENRICHERS}
+        self.stopping = asyncio.Event()
+        self.wakeup = asyncio.Event()
+        self.workers: list[asyncio.Task[None]] = []
+
+    async def offer(self, outcome: dict[str, Any]) -> None:
+        """Take a finished author's bibliography (dropped from the outcome: it is big) and queue
+        it with each provider that can add something."""
+        bibliography = outcome.pop("bibliography", None)
+        if not bibliography or outcome.get("status") not in ("warmed", "partial"):
+            return
+        for provider in await record_pending(self.ctx, self.job_id, self.depth, bibliography):
+            author = bibliography["author"]
+            self.queues[provider].append(Pending(author["name"], author["key"], self.depth, self.job_id))
+            self.wakeup.set()
+
+    async def __aenter__(self) -> EnrichmentLane:
+        self.workers = [asyncio.create_task(self._work(p)) for p in ENRICHERS]
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stopping.set()
+        self.wakeup.set()
+        await asyncio.gather(*self.workers, return_exceptions=True)
+
+    async def _work(self, provider: str) -> None:
+        queue = self.queues[provider]
+        chunk_no = 0
+        while True:
+            entries = await self._take(queue, CHUNK[provider])
+            if not entries:
+                return
+            result = await enrich_authors(self.ctx, provider, entries, self.depth, chunk_no)
+            chunk_no += 1
+            if result["stopped"]:
+                return  # quota spent or provider down: the rest waits in the pending set
+
+    async def _take(self, queue: deque[Pending], size: int) -> list[Pending]:
+        """Up to ``size`` entries as soon as one is there; none once the shard's bibliographies are
+        done (what is queued then stays pending)."""
+        while not queue and not self.stopping.is_set():
+            self.wakeup.clear()
+            await self.wakeup.wait()
+        if self.stopping.is_set():
+            return []
+        return [queue.popleft() for _ in range(min(size, len(queue)))]

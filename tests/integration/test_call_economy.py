@@ -1,0 +1,135 @@
+"""The call economy end to end: the library flow against a fake OpenLibrary, Google Books and
+ISBNdb (real HTTP, their real formats), real Redis, S3 and a Prefect server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bookwarm.cache.redis_client import make_redis
+from bookwarm.cli.read_cmd import lookup
+from bookwarm.keys import Keys
+from bookwarm.providers.fake.catalog import isbn13_for
+from bookwarm.providers.fake.runner import provider_env, set_faults, stats
+from bookwarm.providers.fake.server import PROVIDERS, Faults
+from bookwarm.settings import resolve
+from flows.enrich import enrich
+from flows.redrive import redrive
+from flows.warm_library import warm_library
+
+LIBRARY = [
+    ("Smith Poet Book 1", "John Smith", isbn13_for("Smith Poet/1")),  # the namesake the user reads
+    ("Tolkien Book 3", "JRR Tolkien", isbn13_for("Tolkien/3")),
+    ("Murakami Book 1", "村上春樹", ""),
+    ("Dostoevsky Book 2", "Фёдор Достоевский", ""),
+    ("Leckie Book 2", "Ann Leckie", isbn13_for("Leckie/2")),
+    ("Chambers Book 1", "Becky Chambers", ""),
+    ("Wells Book 1", "Martha Wells", isbn13_for("Wells/1")),
+    ("Butler Book 1", "Octavia E. Butler", ""),
+    ("Chiang Book 2", "Ted Chiang", isbn13_for("Chiang/2")),
+]
+
+
+@pytest.fixture
+def economy_env(services, economy_providers, prefect_api, monkeypatch, request, tmp_path_factory):
+    set_faults(economy_providers, {p: Faults() for p in PROVIDERS})
+    env = {
+        **services.env(),
+        **provider_env(economy_providers),
+        "BOOKWARM_REDIS_PREFIX": f"e{abs(hash(request.node.nodeid)) % 10**8}:",
+        "BOOKWARM_OPENLIBRARY_RPS": "500",
+        "BOOKWARM_ISBNDB_RPS": "500",
+        "BOOKWARM_GOOGLE_BOOKS_RPS": "500",
+        "BOOKWARM_CLAIM_TTL_S": "3",
+        "BOOKWARM_SOURCE_ROOTS": str(tmp_path_factory.getbasetemp()),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return resolve(env)
+
+
+def library_file(tmp_path) -> str:
+    path = tmp_path / "library.csv"
+    path.write_text(
+        "Title,Author,ISBN\n" + "".join(f"{t},{a},{i}\n" for t, a, i in LIBRARY), encoding="utf-8"
+    )
+    return str(path)
+
+
+async def processed(settings) -> dict[str, dict]:
+    client = make_redis(settings.redis.url)
+    keys = Keys(settings.redis.key_prefix)
+    try:
+        found = {}
+        async for raw in client.scan_iter(match=keys.processed("*")):
+            found[raw.decode().rsplit(":", 1)[-1]] = json.loads(await client.get(raw))
+        return found
+    finally:
+        await client.aclose()
+
+
+async def test_a_library_costs_a_few_batched_calls_and_isbns_settle_namesakes(
+    economy_env, economy_providers, tmp_path
+):
+    summary = await warm_library(library_file(tmp_path), max_depth=1)
+    done = await processed(economy_env)
+    served = stats(economy_providers)
+    # 9 library authors and 1 co-author (Rachel Swirsky, from Leckie Book 1)
+    assert summary["authors_queued"] == 10 and summary["authors_warmed"] == 10, summary
+    assert done["john-smith"]["openlibrary_key"] == "OL101A"  # by the user's book, not the name
+    assert done["rachel-swirsky"]["depth"] == 1 and done["rachel-swirsky"]["openlibrary_key"] == "OL107A"
+    smith, _, _ = await lookup(economy_env, "author", "John Smith")
+    assert smith["works_count"] == 11 and smith["complete"] and smith["status"] == "ok"
+    # depth 0: one ISBN batch, one name batch, one key batch; depth 1: one key batch
+    assert served["openlibrary"]["requests"] == 4
+    calls = sum(served[p]["requests"] for p in PROVIDERS)
+    assert summary["provider_calls"] == calls  # every call counted, enrichment's too
+
+
+async def test_google_books_quota_spent_leaves_authors_warmed_and_enrichment_pending(
+    economy_env, economy_providers, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("BOOKWARM_GOOGLE_BOOKS_DAILY_QUOTA", "2")
+    monkeypatch.setenv("BOOKWARM_GOOGLE_BOOKS_QUOTA_SHARE", "1")
+    summary = await warm_library(library_file(tmp_path), max_depth=1)
+    google = summary["enrichment"]["google_books"]
+    assert summary["authors_warmed"] == 10 and summary["authors_partial"] == 0
+    assert stats(economy_providers)["google_books"]["requests"] <= 2  # never past the budget
+    assert google["done"] <= 2 and google["done"] + google["pending"] == 10
+
+    # The next UTC day: the enrich flow drains what is pending, library authors first.
+    import bookwarm.providers.limits as limits
+
+    monkeypatch.setattr(limits, "utc_day", lambda: "2099-01-02")
+    monkeypatch.setenv("BOOKWARM_GOOGLE_BOOKS_DAILY_QUOTA", "100")
+    result = await enrich(job_id=summary["job_id"])
+    assert result["google_books"]["done"] == google["pending"] and result["google_books"]["pending"] == 0
+    leckie, _, _ = await lookup(economy_env, "author", "Ann Leckie")
+    described = [w for w in leckie["works"] if w.get("description")]
+    assert described and {w["sources"]["description"] for w in described} <= {"google_books", "isbndb"}
+    assert all(w["categories"] and w["sources"]["categories"] == "google_books" for w in leckie["works"])
+    assert leckie["status"] == "ok" and leckie["sources"]["google_books"]["ok"]
+
+
+async def test_a_failed_batch_fails_only_its_bad_author_and_redrive_finishes_it(
+    economy_env, economy_providers, tmp_path
+):
+    set_faults(
+        economy_providers,
+        {**{p: Faults() for p in PROVIDERS}, "openlibrary": Faults(fail_when_asked="Becky Chambers")},
+    )
+    state = await warm_library(library_file(tmp_path), max_depth=1, return_state=True)
+    summary = await state.aresult()
+    assert state.is_completed() and summary["authors_failed"] == 1 and summary["authors_warmed"] == 9
+    client = make_redis(economy_env.redis.url)
+    dead = await client.hgetall(Keys(economy_env.redis.key_prefix).dead_letters(summary["job_id"]))
+    await client.aclose()
+    assert set(dead) == {b"becky-chambers"} and "openlibrary" in json.loads(dead[b"becky-chambers"])["reason"]
+    assert "becky-chambers" not in await processed(economy_env)  # never cached with no works
+
+    set_faults(economy_providers, {p: Faults() for p in PROVIDERS})
+    result = await redrive(summary["job_id"])
+    assert result["still_failed"] == 0
+    chambers, _, _ = await lookup(economy_env, "author", "Becky Chambers")
+    assert chambers["works_count"] == 3
