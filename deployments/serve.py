@@ -1,4 +1,4 @@
-"""`bookwarm deployments serve`: serve the three deployments from this process against a Prefect server.
+"""`bookwarm deployments serve`: serve the four deployments from this process against a Prefect server.
 
 - warm-library: run from the UI or REST API with {source, max_depth, force}.
 - warm-popular-authors: weekly, Monday 03:00 UTC; names from the Prefect Variable

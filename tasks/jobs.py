@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
 from bookwarm.warming.context import WarmContext
+from bookwarm.warming.jobs import summary_rows
 from bookwarm.warming.outcome import AuthorOutcome
 from bookwarm.warming.progress import notify
 
@@ -58,7 +59,7 @@ async def finish_job(ctx: WarmContext, job_id: str, status: str, artifact_id: UU
     if artifact_id is not None:
         await update_progress_artifact(artifact_id, progress=100.0)
     dead = await ctx.jobs.dead_letters(job_id)
-    rows = [{"metric": k, "value": v} for k, v in summary.items()]
+    rows = [{"metric": k, "value": v} for k, v in summary_rows(summary)]
     await create_table_artifact(
         table=rows, key=f"bookwarm-job-{job_id}"[:60].lower(), description=f"Job {job_id} summary"
     )

@@ -11,7 +11,7 @@ from bookwarm.cli.output import print_table
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     deployments = sub.add_parser(
-        "deployments", help="serve the warm-library, warm-popular-authors and redrive deployments"
+        "deployments", help="serve the warm-library, warm-popular-authors, redrive and enrich deployments"
     )
     deployments.add_argument("action", choices=("serve",))
     deployments.set_defaults(handler=run_deployments)

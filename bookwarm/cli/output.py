@@ -13,21 +13,6 @@ def print_json(value: Any) -> None:
     sys.stdout.write("\n")
 
 
-def summary_rows(summary: dict[str, Any]) -> list[tuple[str, Any]]:
-    """A job summary as table rows; nested counts (enrichment per provider) one row each."""
-    rows: list[tuple[str, Any]] = []
-    for key, value in summary.items():
-        if isinstance(value, dict):
-            for inner, counts in value.items():
-                shown = (
-                    ", ".join(f"{k} {v}" for k, v in counts.items()) if isinstance(counts, dict) else counts
-                )
-                rows.append((f"{key} {inner}", shown))
-        elif not isinstance(value, list):
-            rows.append((key, value))
-    return rows
-
-
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], limit: int | None = None) -> None:
     shown = list(rows if limit is None else rows[:limit])
     widths = [max([len(h), *(len(str(r[i])) for r in shown)]) for i, h in enumerate(headers)]

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from bookwarm.cli.output import print_json, print_table, summary_rows
+from bookwarm.cli.output import print_json, print_table
 from bookwarm.errors import InputError
 from bookwarm.parsing.names import author_key, tidy
 from bookwarm.runtime import load_settings
@@ -71,7 +71,7 @@ def run_lookup(args: argparse.Namespace) -> int:
 
 def run_status(args: argparse.Namespace) -> int:
     from bookwarm.warming.context import WarmContext
-    from bookwarm.warming.jobs import summary
+    from bookwarm.warming.jobs import summary, summary_rows
 
     settings = load_settings(start_services=False)
 

@@ -11,7 +11,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from bookwarm.cli.output import print_json, print_table, summary_rows
+from bookwarm.cli.output import print_json, print_table
 from bookwarm.errors import InputError, ParseError
 from bookwarm.keys import Keys
 from bookwarm.parsing.ingest import parse_library
@@ -138,6 +138,8 @@ def _run(flow_name: str, as_json: bool, settings: Settings | None = None, **para
     if as_json:
         print_json(summary)
     else:
+        from bookwarm.warming.jobs import summary_rows
+
         print_table(("", ""), summary_rows(summary))
         print(f"\nDetails: bookwarm status {summary.get('job_id')}")
     return 1 if summary.get("authors_failed") else 0

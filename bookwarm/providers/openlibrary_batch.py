@@ -60,13 +60,21 @@ class Wanted:
         return Identity(self.name, self.key, self.openlibrary_key, confidence=1.0)
 
 
-@dataclass
 class KeyWorks:
-    """One author's docs from the key batches: complete unless a page failed."""
+    """One author's docs from the key batches: complete unless a page failed.
 
-    docs: list[dict[str, Any]] = field(default_factory=list)
-    complete: bool = True
-    error: str | None = None
+    A plain class on purpose: Prefect walks dataclasses, dicts and lists inside a task's parameters,
+    results and upstream states element by element (to find futures); through every doc of a batch
+    that walk cost a third of the flow's CPU."""
+
+    __slots__ = ("complete", "docs", "error")
+
+    def __init__(
+        self, docs: list[dict[str, Any]] | None = None, complete: bool = True, error: str | None = None
+    ) -> None:
+        self.docs = docs if docs is not None else []
+        self.complete = complete
+        self.error = error
 
 
 class OpenLibraryBatches:

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bookwarm.cache.hot import HotCache, dumps
-from bookwarm.errors import ProviderError, QuotaExhausted
+from bookwarm.errors import ProviderError
 from bookwarm.providers.http import CallStats
 from bookwarm.providers.models import Work
 from bookwarm.warming.context import WarmContext
@@ -113,23 +113,24 @@ class EnrichResult:
 
 
 async def enrich_chunk(ctx: WarmContext, provider: str, entries: list[Pending]) -> EnrichResult:
-    """Enrich these authors with one provider, in order, until its budget refuses a call."""
+    """Enrich these authors with one provider, side by side (the shared limiter paces the calls),
+    until its budget refuses a call: then the rest of the chunk stays pending."""
     store = PendingStore(ctx)
     result = EnrichResult()
-    for entry in entries:
+
+    async def one(entry: Pending) -> None:
+        if result.stopped:
+            return
         cached, _ = await ctx.cache.read_author(entry.key)
         if not cached or cached.get("status") not in ("ok", "partial") or not cached.get("works"):
             await store.done(provider, entry)  # evicted or re-warmed as unknown: nothing to enrich
-            continue
+            return
         stats = CallStats()
         try:
             found = await _ask(ctx, provider, cached, stats)
-        except QuotaExhausted as exc:
-            result.stopped = str(exc)
-            break
-        except ProviderError as exc:
-            result.stopped = str(exc)
-            break
+        except ProviderError as exc:  # a spent budget (QuotaExhausted) or the provider down
+            result.stopped = result.stopped or str(exc)
+            return
         finally:
             calls = sum(stats.calls.values())
             result.calls += calls
@@ -137,10 +138,12 @@ async def enrich_chunk(ctx: WarmContext, provider: str, entries: list[Pending]) 
                 await ctx.jobs.incr(entry.job_id, provider_calls=calls)
         filled = await _fill_and_write(ctx, entry.key, found, provider)
         if filled is None:
-            continue  # the author is being written by someone else: it stays pending
+            return  # the author is being written by someone else: it stays pending
         await store.done(provider, entry)
         result.done += 1
         result.filled += filled
+
+    await asyncio.gather(*(one(e) for e in entries))
     return result
 
 

@@ -137,3 +137,18 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
             for p in ("google_books", "isbndb")
         },
     }
+
+
+def summary_rows(summary: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A job summary as table rows; nested counts (enrichment per provider) one row each."""
+    rows: list[tuple[str, Any]] = []
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            for inner, counts in value.items():
+                shown = (
+                    ", ".join(f"{k} {v}" for k, v in counts.items()) if isinstance(counts, dict) else counts
+                )
+                rows.append((f"{key} {inner}", shown))
+        elif not isinstance(value, list):
+            rows.append((key, value))
+    return rows

@@ -133,3 +133,17 @@ async def test_a_failed_batch_fails_only_its_bad_author_and_redrive_finishes_it(
     assert result["still_failed"] == 0
     chambers, _, _ = await lookup(economy_env, "author", "Becky Chambers")
     assert chambers["works_count"] == 3
+
+
+async def test_a_forced_rewarm_asks_by_the_stored_openlibrary_keys_only(
+    economy_env, economy_providers, tmp_path
+):
+    await warm_library(library_file(tmp_path), max_depth=1)
+    set_faults(economy_providers, {p: Faults() for p in PROVIDERS})  # counts from zero
+    summary = await warm_library(library_file(tmp_path), max_depth=1, force=True)
+    asked = stats(economy_providers)["openlibrary"]["asked"]
+    assert summary["authors_warmed"] == 10
+    assert asked and all(
+        value.startswith("OL") and value.endswith("A") for value in asked
+    )  # no name, no ISBN
+    assert set(asked.values()) == {1}

@@ -14,7 +14,7 @@ from bookwarm.cache.redis_client import make_redis
 from bookwarm.keys import Keys
 from bookwarm.providers.limits import RedisClock, RedisLimiter
 
-RATE = 2.0  # slots 0.525 s apart (2% + 15 ms of slack)
+RATE = 2.0  # slots 0.65 s apart: two slots span 1 s plus two send allowances of 0.15 s
 
 
 class BusyAfterFirstReply:
