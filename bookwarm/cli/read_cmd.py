@@ -70,14 +70,20 @@ def run_lookup(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from bookwarm.warming.context import WarmContext
-    from bookwarm.warming.jobs import summary, summary_rows
+    """Job records live in Redis alone: the status works while the object store is down."""
+    from bookwarm.cache.redis_client import make_redis
+    from bookwarm.keys import Keys
+    from bookwarm.warming.jobs import JobStore, summary, summary_rows
 
     settings = load_settings(start_services=False)
 
     async def read() -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-        async with WarmContext(settings, with_providers=False) as ctx:
-            return await ctx.jobs.get(args.job_id), await ctx.jobs.dead_letters(args.job_id)
+        client = make_redis(settings.redis.url)
+        try:
+            jobs = JobStore(client, Keys(settings.redis.key_prefix), settings.redis.job_ttl_s)
+            return await jobs.get(args.job_id), await jobs.dead_letters(args.job_id)
+        finally:
+            await client.aclose()
 
     record, dead = asyncio.run(read())
     if record is None:

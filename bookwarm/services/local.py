@@ -17,7 +17,15 @@ from pathlib import Path
 
 from bookwarm.errors import ServiceError
 from bookwarm.services import binaries
-from bookwarm.services.process import free_port, pid_alive, spawn, stop, wait_for_port
+from bookwarm.services.process import (
+    GRPC_OFFSET,
+    free_port,
+    pid_alive,
+    port_is_free,
+    spawn,
+    stop,
+    wait_for_port,
+)
 
 STATE_FILE = "services.json"
 
@@ -48,6 +56,7 @@ class ServicesState:
     bucket: str = "bookwarm"
     prefect_pid: int = 0
     prefect_port: int = 0
+    s3_inner_ports: tuple[int, ...] = ()  # SeaweedFS master, volume, filer: reused on a restart
 
     def env(self) -> dict[str, str]:
         """The environment that points bookwarm (and Prefect, when started) at these servers."""
@@ -78,7 +87,9 @@ class LocalServices:
 
     def state(self) -> ServicesState | None:
         try:
-            return ServicesState(**json.loads(self.state_path.read_text()))
+            data = json.loads(self.state_path.read_text())
+            data["s3_inner_ports"] = tuple(data.get("s3_inner_ports") or ())
+            return ServicesState(**data)
         except (OSError, ValueError, TypeError):
             return None
 
@@ -100,7 +111,9 @@ class LocalServices:
             return current
         if current and with_prefect:
             return self._add_prefect(current)
-        self.down()  # clear a half-dead previous start
+        recorded = self.state()
+        if recorded is not None:
+            return self._revive(recorded, with_prefect=with_prefect)
         self.home.mkdir(parents=True, exist_ok=True)
         taken: set[int] = set()
         redis_port = free_port(taken=taken)
@@ -116,16 +129,35 @@ class LocalServices:
                 stop(pid, self.stop_grace_s)
             raise
         state = ServicesState(redis_pid, redis_port, s3_pid, s3_port, access_key, secret_key)
+        state.s3_inner_ports = self._s3_ports_used
         self._save(state)
         return self._add_prefect(state) if with_prefect else state
+
+    def _revive(self, state: ServicesState, *, with_prefect: bool) -> ServicesState:
+        """Start only the recorded servers that died, on their ports and with their credentials, so
+        every shell and worker pointed at them keeps working; their data (Redis's append-only file,
+        the S3 volume, Prefect's database) is where they left it."""
+        if not pid_alive(state.redis_pid):
+            state.redis_pid = self._start_redis(state.redis_port)
+        if not pid_alive(state.s3_pid):
+            state.s3_port, state.s3_pid = self._start_s3(
+                state.access_key, state.secret_key, set(), ports=(*state.s3_inner_ports, state.s3_port)
+            )
+            state.s3_inner_ports = self._s3_ports_used
+        if state.prefect_pid and not pid_alive(state.prefect_pid):
+            state.prefect_pid = 0
+        self._save(state)
+        if with_prefect and not state.prefect_pid:
+            return self._add_prefect(state, port=state.prefect_port or None)
+        return state
 
     def _save(self, state: ServicesState) -> None:
         self.state_path.write_text(json.dumps(asdict(state), indent=2))
         self.state_path.chmod(0o600)
 
-    def _add_prefect(self, state: ServicesState) -> ServicesState:
+    def _add_prefect(self, state: ServicesState, port: int | None = None) -> ServicesState:
         state.prefect_pid, state.prefect_port = start_prefect_server(
-            self.home / "prefect", self.home / "prefect.log", stop_grace_s=self.stop_grace_s
+            self.home / "prefect", self.home / "prefect.log", stop_grace_s=self.stop_grace_s, port=port
         )
         self._save(state)
         return state
@@ -150,10 +182,15 @@ class LocalServices:
             str(port),
             "--bind",
             "127.0.0.1",
+            # Job records, dead letters, "processed" markers, pending enrichment and the daily quota
+            # counters must survive a restart (a quota that reset on restart was an original-system
+            # bug): an append-only file, synced every second.
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes",
+            "--appendfsync",
+            "everysec",
             "--dir",
             str(data),
             "--protected-mode",
@@ -163,7 +200,10 @@ class LocalServices:
         wait_for_port(port, proc.pid, "redis-server", log, timeout_s=20)
         return proc.pid
 
-    def _start_s3(self, access_key: str, secret_key: str, taken: set[int]) -> tuple[int, int]:
+    def _start_s3(
+        self, access_key: str, secret_key: str, taken: set[int], ports: tuple[int, ...] = ()
+    ) -> tuple[int, int]:
+        """(S3 port, pid). ``ports`` (master, volume, filer, S3) are reused when all still free."""
         data = self.home / "s3"
         data.mkdir(parents=True, exist_ok=True)
         identities = self.home / "s3-identities.json"
@@ -181,8 +221,15 @@ class LocalServices:
             )
         )
         identities.chmod(0o600)
-        master, volume, filer = (free_port(with_grpc=True, taken=taken) for _ in range(3))
-        s3 = free_port(with_grpc=True, taken=taken)
+        reusable = len(ports) == 4 and all(
+            port_is_free(p, reusable=True) and port_is_free(p + GRPC_OFFSET, reusable=True) for p in ports
+        )
+        if reusable:
+            master, volume, filer, s3 = ports
+        else:
+            master, volume, filer = (free_port(with_grpc=True, taken=taken) for _ in range(3))
+            s3 = free_port(with_grpc=True, taken=taken)
+        self._s3_ports_used = (master, volume, filer)
         log = self.home / "s3.log"
         argv = [
             binaries.weed(),
@@ -219,13 +266,14 @@ def start_prefect_server(
     stop_grace_s: float,
     database_url: str | None = None,
     timeout_s: float = 120,
+    port: int | None = None,
 ) -> tuple[int, int]:
     """`prefect server start` on a free loopback port: (pid, port).
 
     Its own PREFECT_HOME (database included, unless ``database_url`` names another), a UI that talks
     to its own port, telemetry off, and PREFECT_SERVER_TUNING unless the environment says otherwise.
     """
-    port = free_port()
+    port = port if port is not None and port_is_free(port, reusable=True) else free_port()
     env = {
         **os.environ,
         "PREFECT_HOME": str(home),

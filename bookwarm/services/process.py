@@ -16,8 +16,12 @@ from bookwarm.errors import ServiceError
 GRPC_OFFSET = 10000
 
 
-def port_is_free(port: int) -> bool:
+def port_is_free(port: int, *, reusable: bool = False) -> bool:
+    """Nobody may bind the port. ``reusable``: nobody listens on it, connections of a server that
+    died (TIME_WAIT) allowed, as servers bind with SO_REUSEADDR (a restart on the same port)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        if reusable:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

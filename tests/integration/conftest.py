@@ -76,17 +76,17 @@ def prefect_api() -> Iterator[None]:
         yield
 
 
-@pytest.fixture
-def flow_env(services, fake_providers, prefect_api, monkeypatch, request, tmp_path_factory) -> Settings:
-    """Environment the flows resolve their settings from: real servers, fake providers, own key prefix."""
+def point_flows_at(port: int, services, monkeypatch, request, tmp_path_factory, letter: str) -> Settings:
+    """The environment flows resolve their settings from: real servers, the fake providers on
+    ``port`` (faults cleared), a Redis key prefix of the test's own."""
     from bookwarm.providers.fake.runner import provider_env, set_faults
     from bookwarm.providers.fake.server import PROVIDERS, Faults
 
-    set_faults(fake_providers, {p: Faults() for p in PROVIDERS})
+    set_faults(port, {p: Faults() for p in PROVIDERS})
     env = {
         **services.env(),
-        **provider_env(fake_providers),
-        "BOOKWARM_REDIS_PREFIX": f"f{abs(hash(request.node.nodeid)) % 10**8}:",
+        **provider_env(port),
+        "BOOKWARM_REDIS_PREFIX": f"{letter}{abs(hash(request.node.nodeid)) % 10**8}:",
         "BOOKWARM_OPENLIBRARY_RPS": "500",
         "BOOKWARM_ISBNDB_RPS": "500",
         "BOOKWARM_GOOGLE_BOOKS_RPS": "500",
@@ -97,6 +97,36 @@ def flow_env(services, fake_providers, prefect_api, monkeypatch, request, tmp_pa
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return resolve(env)
+
+
+@pytest.fixture
+def flow_env(services, fake_providers, prefect_api, monkeypatch, request, tmp_path_factory) -> Settings:
+    """Flows against the demo catalog's fake providers."""
+    return point_flows_at(fake_providers, services, monkeypatch, request, tmp_path_factory, "f")
+
+
+@pytest.fixture
+def economy_env(services, economy_providers, prefect_api, monkeypatch, request, tmp_path_factory) -> Settings:
+    """Flows against the economy catalog's fake providers (namesakes, ISBNs, descriptions)."""
+    return point_flows_at(economy_providers, services, monkeypatch, request, tmp_path_factory, "e")
+
+
+async def processed(settings: Settings) -> dict[str, dict]:
+    """Every `warming:processed:{key}` record of the test's prefix: who was warmed, how, at what depth."""
+    import json
+
+    from bookwarm.cache.redis_client import make_redis
+    from bookwarm.keys import Keys
+
+    client = make_redis(settings.redis.url)
+    keys = Keys(settings.redis.key_prefix)
+    try:
+        found = {}
+        async for raw in client.scan_iter(match=keys.processed("*")):
+            found[raw.decode().rsplit(":", 1)[-1]] = json.loads(await client.get(raw))
+        return found
+    finally:
+        await client.aclose()
 
 
 ECONOMY_CATALOG = FIXTURES / "catalog_economy.json"

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from bookwarm.cache.redis_client import make_redis
 from bookwarm.cli.read_cmd import lookup
 from bookwarm.keys import Keys
 from bookwarm.providers.fake.catalog import isbn13_for
-from bookwarm.providers.fake.runner import provider_env, set_faults, stats
+from bookwarm.providers.fake.runner import set_faults, stats
 from bookwarm.providers.fake.server import PROVIDERS, Faults
-from bookwarm.settings import resolve
 from flows.enrich import enrich
 from flows.redrive import redrive
 from flows.warm_library import warm_library
+from tests.integration.conftest import processed
 
 LIBRARY = [
     ("Smith Poet Book 1", "John Smith", isbn13_for("Smith Poet/1")),  # the namesake the user reads
@@ -31,42 +29,12 @@ LIBRARY = [
 ]
 
 
-@pytest.fixture
-def economy_env(services, economy_providers, prefect_api, monkeypatch, request, tmp_path_factory):
-    set_faults(economy_providers, {p: Faults() for p in PROVIDERS})
-    env = {
-        **services.env(),
-        **provider_env(economy_providers),
-        "BOOKWARM_REDIS_PREFIX": f"e{abs(hash(request.node.nodeid)) % 10**8}:",
-        "BOOKWARM_OPENLIBRARY_RPS": "500",
-        "BOOKWARM_ISBNDB_RPS": "500",
-        "BOOKWARM_GOOGLE_BOOKS_RPS": "500",
-        "BOOKWARM_CLAIM_TTL_S": "3",
-        "BOOKWARM_SOURCE_ROOTS": str(tmp_path_factory.getbasetemp()),
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return resolve(env)
-
-
 def library_file(tmp_path) -> str:
     path = tmp_path / "library.csv"
     path.write_text(
         "Title,Author,ISBN\n" + "".join(f"{t},{a},{i}\n" for t, a, i in LIBRARY), encoding="utf-8"
     )
     return str(path)
-
-
-async def processed(settings) -> dict[str, dict]:
-    client = make_redis(settings.redis.url)
-    keys = Keys(settings.redis.key_prefix)
-    try:
-        found = {}
-        async for raw in client.scan_iter(match=keys.processed("*")):
-            found[raw.decode().rsplit(":", 1)[-1]] = json.loads(await client.get(raw))
-        return found
-    finally:
-        await client.aclose()
 
 
 async def test_a_library_costs_a_few_batched_calls_and_isbns_settle_namesakes(

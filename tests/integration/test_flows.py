@@ -19,6 +19,7 @@ from bookwarm.keys import Keys
 from bookwarm.providers.fake.runner import stats
 from flows.redrive import redrive
 from flows.warm_library import warm_library
+from tests.integration.conftest import processed
 
 CHAIN = {0: "neil-gaiman", 1: "terry-pratchett", 2: "stephen-baxter", 3: "alastair-reynolds"}
 
@@ -29,19 +30,6 @@ def library(tmp_path, *names: str):
         "Title,Author,ISBN\n" + "".join(f"Book {i},{n},\n" for i, n in enumerate(names)), encoding="utf-8"
     )
     return str(path)
-
-
-async def processed(settings) -> dict[str, dict]:
-    client = make_redis(settings.redis.url)
-    keys = Keys(settings.redis.key_prefix)
-    try:
-        found = {}
-        async for raw in client.scan_iter(match=keys.processed("*")):
-            key = raw.decode().rsplit(":", 1)[-1]
-            found[key] = json.loads(await client.get(raw))
-        return found
-    finally:
-        await client.aclose()
 
 
 @pytest.mark.parametrize("max_depth", [1, 2, 3])

@@ -14,7 +14,7 @@ from bookwarm.cache.objectstore import ObjectStore
 from bookwarm.errors import ConfigError
 from bookwarm.services.local import LocalServices
 from bookwarm.services.process import pid_alive
-from bookwarm.settings import ObjectStoreSettings
+from bookwarm.settings import ObjectStoreSettings, resolve
 
 
 def test_redis_answers_on_a_non_standard_port(services, settings):
@@ -92,3 +92,79 @@ def test_embedded_prefect_server_keeps_its_data_and_ui_address_local(tmp_path):
     finally:
         local.down()
     assert not pid_alive(state.prefect_pid)
+
+
+def test_up_restarts_only_what_died_on_its_port_with_its_credentials_and_data(tmp_path):
+    """A killed Redis comes back with job records, dead letters, markers and quota counters (its
+    append-only file); a killed S3 server with its objects; the live one is left alone."""
+    local = LocalServices(tmp_path, stop_grace_s=2.0)
+    first = local.up()
+    try:
+        client = redis.Redis(port=first.redis_port)
+        client.hset("warming:job:j1", mapping={"status": "running", "warmed": 3})
+        client.hset("warming:job:j1:dead", "ann-leckie", '{"reason": "x"}')
+        client.set("warming:processed:ann-leckie", '{"depth": 0}')
+        client.incrby("limits:quota:isbndb:2026-11-29", 7)
+        client.close()
+        store = ObjectStore(resolve(first.env()).s3)
+        store.ensure_bucket()
+        store.put_bytes_sync("uploads/kept.csv", b"Title,Author\n")
+        store.close()
+
+        _kill(first.redis_pid)
+        second = local.up()
+        assert second.redis_pid != first.redis_pid and second.redis_port == first.redis_port
+        assert second.s3_pid == first.s3_pid  # alive: not restarted
+        client = redis.Redis(port=second.redis_port)
+        assert client.hget("warming:job:j1", "warmed") == b"3"
+        assert client.hexists("warming:job:j1:dead", "ann-leckie")
+        assert client.exists("warming:processed:ann-leckie")
+        assert client.get("limits:quota:isbndb:2026-11-29") == b"7"
+        client.close()
+
+        _kill(first.s3_pid)
+        third = local.up()
+        assert third.s3_pid != first.s3_pid and third.s3_port == first.s3_port
+        assert (third.access_key, third.secret_key) == (first.access_key, first.secret_key)
+        assert third.redis_pid == second.redis_pid
+        store = ObjectStore(resolve(third.env()).s3)
+        assert store.get_bytes_sync("uploads/kept.csv") == b"Title,Author\n"
+        store.close()
+    finally:
+        local.down()
+
+
+def _kill(pid: int) -> None:
+    """SIGKILL, then wait until the process is gone (reaped), as a crash leaves it."""
+    import signal
+    import time
+
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while pid_alive(pid):
+        assert time.monotonic() < deadline, f"pid {pid} survived SIGKILL"
+        time.sleep(0.02)
+
+
+def test_status_needs_only_redis(services, tmp_path):
+    """The job record lives in Redis: `bookwarm status` answers while the object store is down."""
+    client = redis.Redis(port=services.redis_port)
+    client.hset("st:warming:job:job-1", mapping={"job_id": "job-1", "status": "completed", "warmed": 4})
+    client.close()
+    env = {
+        **os.environ,
+        **services.env(),
+        "BOOKWARM_HOME": str(tmp_path),
+        "BOOKWARM_REDIS_PREFIX": "st:",
+        "BOOKWARM_S3_ENDPOINT": "127.0.0.1:9",  # nothing listens there
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bookwarm", "status", "job-1", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"authors_warmed": 4' in result.stdout and '"status": "completed"' in result.stdout
