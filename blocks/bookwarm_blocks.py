@@ -20,6 +20,9 @@ class BookwarmRedis(Block):
     claim_ttl_s: int = Field(
         60, description="author claim lifetime; renewed while fetching, so a crash frees it fast"
     )
+    job_heartbeat_s: float = Field(
+        10.0, gt=0, description="a running job beats its record; after 3 missed beats it reads as interrupted"
+    )
 
 
 class BookwarmObjectStore(Block):

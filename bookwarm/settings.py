@@ -32,6 +32,9 @@ class RedisSettings:
         "BOOKWARM_PROCESSED_TTL_S", 90 * 24 * 3600, doc="how long a warmed author stays fresh"
     )
     job_ttl_s: int = _f("BOOKWARM_JOB_TTL_S", 7 * 24 * 3600, doc="TTL of job records")
+    job_heartbeat_s: float = _f(
+        "BOOKWARM_JOB_HEARTBEAT_S", 10.0, doc="a running job beats its record; 3 missed beats: interrupted"
+    )
     negative_ttl_s: int = _f("BOOKWARM_NEGATIVE_TTL_S", 6 * 3600, doc="TTL of 'author unknown' entries")
     claim_ttl_s: int = _f("BOOKWARM_CLAIM_TTL_S", 60, doc="author claim lifetime, renewed while fetching")
 

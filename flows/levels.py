@@ -29,7 +29,10 @@ async def warm_levels(
     concurrency: int,
     progress_artifact_id: str | None,
     start_depth: int = 0,
+    queued_field: str = "authors_queued",
 ) -> None:
+    """``queued_field``: where newly found co-authors are counted (a redrive counts them apart, so
+    the job's ``authors_queued`` stays what the job itself queued)."""
     seen = {a["key"] for a in authors}
     frontier = authors
     gate = asyncio.Semaphore(MAX_PARALLEL_SHARDS)
@@ -59,4 +62,4 @@ async def warm_levels(
                 seen.add(person["key"])
                 frontier.append(person)
         if frontier:
-            await ctx.jobs.incr(job_id, authors_queued=len(frontier))
+            await ctx.jobs.incr(job_id, **{queued_field: len(frontier)})

@@ -39,6 +39,7 @@ async def redrive(job_id: str, concurrency: Concurrency = 32) -> dict[str, Any]:
                 concurrency=concurrency,
                 progress_artifact_id=None,
                 start_depth=depth,
+                queued_field="redrive_found",
             )
         summary = await finish_job(ctx, job_id, "completed", None)
         summary["redriven"] = len(dead)

@@ -35,16 +35,17 @@ async def warm_library(
         )
         status = "failed"
         try:
-            await warm_levels(
-                ctx,
-                job_id,
-                authors,
-                max_depth=max_depth,
-                force=force,
-                shard_size=shard_size,
-                concurrency=concurrency,
-                progress_artifact_id=str(progress),
-            )
+            async with ctx.jobs.heartbeat(job_id):
+                await warm_levels(
+                    ctx,
+                    job_id,
+                    authors,
+                    max_depth=max_depth,
+                    force=force,
+                    shard_size=shard_size,
+                    concurrency=concurrency,
+                    progress_artifact_id=str(progress),
+                )
             status = "completed"
         finally:
             summary = await finish_job(ctx, job_id, status, progress)

@@ -61,16 +61,17 @@ async def warm_popular_authors(
         )
         status = "failed"
         try:
-            await warm_levels(
-                ctx,
-                job_id,
-                list(people.values()),
-                max_depth=max_depth,
-                force=force,
-                shard_size=SHARD_SIZE,
-                concurrency=concurrency,
-                progress_artifact_id=str(progress),
-            )
+            async with ctx.jobs.heartbeat(job_id):
+                await warm_levels(
+                    ctx,
+                    job_id,
+                    list(people.values()),
+                    max_depth=max_depth,
+                    force=force,
+                    shard_size=SHARD_SIZE,
+                    concurrency=concurrency,
+                    progress_artifact_id=str(progress),
+                )
             status = "completed"
         finally:
             summary = await finish_job(ctx, job_id, status, progress)

@@ -80,7 +80,12 @@ def run_status(args: argparse.Namespace) -> int:
     async def read() -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         client = make_redis(settings.redis.url)
         try:
-            jobs = JobStore(client, Keys(settings.redis.key_prefix), settings.redis.job_ttl_s)
+            jobs = JobStore(
+                client,
+                Keys(settings.redis.key_prefix),
+                settings.redis.job_ttl_s,
+                settings.redis.job_heartbeat_s,
+            )
             return await jobs.get(args.job_id), await jobs.dead_letters(args.job_id)
         finally:
             await client.aclose()

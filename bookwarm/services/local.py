@@ -18,7 +18,6 @@ from pathlib import Path
 from bookwarm.errors import ServiceError
 from bookwarm.services import binaries
 from bookwarm.services.process import (
-    GRPC_OFFSET,
     free_port,
     pid_alive,
     port_is_free,
@@ -140,9 +139,13 @@ class LocalServices:
         if not pid_alive(state.redis_pid):
             state.redis_pid = self._start_redis(state.redis_port)
         if not pid_alive(state.s3_pid):
-            state.s3_port, state.s3_pid = self._start_s3(
-                state.access_key, state.secret_key, set(), ports=(*state.s3_inner_ports, state.s3_port)
-            )
+            recorded = (*state.s3_inner_ports, state.s3_port)
+            try:
+                state.s3_port, state.s3_pid = self._start_s3(
+                    state.access_key, state.secret_key, set(), ports=recorded
+                )
+            except ServiceError:  # a recorded port went to someone else: new ports, same credentials
+                state.s3_port, state.s3_pid = self._start_s3(state.access_key, state.secret_key, set())
             state.s3_inner_ports = self._s3_ports_used
         if state.prefect_pid and not pid_alive(state.prefect_pid):
             state.prefect_pid = 0
@@ -221,10 +224,7 @@ class LocalServices:
             )
         )
         identities.chmod(0o600)
-        reusable = len(ports) == 4 and all(
-            port_is_free(p, reusable=True) and port_is_free(p + GRPC_OFFSET, reusable=True) for p in ports
-        )
-        if reusable:
+        if len(ports) == 4:  # the server binds with SO_REUSEADDR: its dead predecessor's ports are fine
             master, volume, filer, s3 = ports
         else:
             master, volume, filer = (free_port(with_grpc=True, taken=taken) for _ in range(3))
@@ -253,6 +253,7 @@ class LocalServices:
         try:
             wait_for_port(s3, proc.pid, "SeaweedFS", log, timeout_s=60)
             _wait_s3_ready(s3, proc.pid, log)
+            _wait_volumes_loaded(master, len(list(data.rglob("*.dat"))), proc.pid, log)
         except BaseException:
             stop(proc.pid, self.stop_grace_s)
             raise
@@ -300,6 +301,35 @@ def start_prefect_server(
 def _wait_s3_ready(port: int, pid: int, log: Path, timeout_s: float = 30.0) -> None:
     """The S3 port opens before the filer is ready; wait for a real HTTP answer."""
     wait_http(port, "/", pid, "SeaweedFS S3", log, timeout_s)
+
+
+def _wait_volumes_loaded(
+    master_port: int, volumes: int, pid: int, log: Path, timeout_s: float = 30.0
+) -> None:
+    """A restarted store answers S3 before its volume server has re-registered its volumes with the
+    master, and reads of existing objects fail until then: wait until the master counts them all."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", master_port, timeout=2)
+            conn.request("GET", "/dir/status")
+            topology = json.loads(conn.getresponse().read()).get("Topology") or {}
+            conn.close()
+            nodes = [
+                n
+                for dc in topology.get("DataCenters") or []
+                for r in dc.get("Racks") or []
+                for n in r.get("DataNodes") or []
+            ]
+            if nodes and sum(int(n.get("Volumes") or 0) for n in nodes) >= volumes:
+                return
+        except (OSError, ValueError):
+            pass
+        if not pid_alive(pid) or time.monotonic() > deadline:
+            raise ServiceError(
+                f"SeaweedFS did not load its {volumes} volumes within {timeout_s:.0f}s; see {log}"
+            )
+        time.sleep(0.2)
 
 
 def wait_http(port: int, path: str, pid: int, name: str, log: Path, timeout_s: float) -> None:

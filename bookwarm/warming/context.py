@@ -41,7 +41,9 @@ class WarmContext:
         self.cold = ObjectStore(self.settings.s3)
         await asyncio.to_thread(self.cold.ensure_bucket)
         self.cache = TieredCache(self.hot, self.cold, hot_ttl_s=self.settings.redis.hot_ttl_s)
-        self.jobs = JobStore(self.redis, self.keys, self.settings.redis.job_ttl_s)
+        self.jobs = JobStore(
+            self.redis, self.keys, self.settings.redis.job_ttl_s, self.settings.redis.job_heartbeat_s
+        )
         if self.with_providers:
             self.providers = await ProviderSession(
                 self.settings, redis_client=self.redis, policy=self.policy, core_only=self.core_only

@@ -3,6 +3,8 @@ dead letters `warming:job:{job_id}:dead` (author key -> reason). The job id is t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from datetime import UTC, datetime
@@ -11,6 +13,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from bookwarm.cache.hot import HotCache, dumps
+from bookwarm.errors import CacheError
 from bookwarm.keys import Keys
 
 COUNTERS = (
@@ -22,19 +25,53 @@ COUNTERS = (
     "failed",
     "works_cached",
     "provider_calls",
+    "redrive_found",  # co-authors first found by a redrive: counted apart, authors_queued stays the job's
 )
+DONE = ("warmed", "skipped", "partial", "unknown", "failed")
 ENRICHMENT = tuple(f"enrich_{state}_{p}" for p in ("google_books", "isbndb") for state in ("done", "pending"))
+
+
+STALE_BEATS = 3  # missed heartbeats after which a running job reads as interrupted
 
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+class JobHeartbeat:
+    """Beats a job's record every ``interval_s`` while the run's process lives (a lost Redis only
+    skips beats: the run goes on, and its authors report the outage themselves)."""
+
+    def __init__(self, jobs: JobStore, job_id: str, interval_s: float) -> None:
+        self.jobs = jobs
+        self.job_id = job_id
+        self.interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> JobHeartbeat:
+        self._task = asyncio.create_task(self._beat())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            with contextlib.suppress(CacheError):
+                await self.jobs.beat(self.job_id)
+
+
 class JobStore:
-    def __init__(self, client: aioredis.Redis, keys: Keys, ttl_s: int) -> None:
+    def __init__(self, client: aioredis.Redis, keys: Keys, ttl_s: int, heartbeat_s: float = 10.0) -> None:
         self.client = client
         self.keys = keys
         self.ttl_s = ttl_s
+        self.heartbeat_s = heartbeat_s
+
+    def heartbeat(self, job_id: str) -> JobHeartbeat:
+        return JobHeartbeat(self, job_id, self.heartbeat_s)
 
     async def start(
         self, job_id: str, *, source: str, max_depth: int, authors_queued: int, force: bool
@@ -48,6 +85,7 @@ class JobStore:
             "force": int(force),
             "started_at": now_iso(),
             "started_ts": time.time(),
+            "heartbeat_ts": time.time(),
             **dict.fromkeys(COUNTERS, 0),
         }
         fields["authors_queued"] = authors_queued
@@ -64,6 +102,11 @@ class JobStore:
                 pipe.hincrby(key, name, amount)
         pipe.expire(key, self.ttl_s)
         await HotCache._call(pipe.execute())
+
+    async def beat(self, job_id: str) -> None:
+        """The job's process is alive: without a beat for ``STALE_BEATS`` intervals, a running job
+        reads as ``interrupted`` (its process was killed or lost)."""
+        await HotCache._call(self.client.hset(self.keys.job(job_id), "heartbeat_ts", time.time()))
 
     async def set_fields(self, job_id: str, **fields: Any) -> None:
         await HotCache._call(self.client.hset(self.keys.job(job_id), mapping=fields))
@@ -94,6 +137,7 @@ class JobStore:
         return sorted((json.loads(v) for v in raw.values()), key=lambda e: (e["depth"], e["key"]))
 
     async def get(self, job_id: str) -> dict[str, Any] | None:
+        """The record, with a running job whose heartbeat stopped reported as ``interrupted``."""
         raw = await HotCache._call(self.client.hgetall(self.keys.job(job_id)))
         if not raw:
             return None
@@ -104,6 +148,9 @@ class JobStore:
         for name in (*COUNTERS, *ENRICHMENT, "max_depth", "force"):
             if name in record:
                 record[name] = int(record[name])
+        beat = float(record.get("heartbeat_ts") or record.get("started_ts") or 0)
+        if record.get("status") == "running" and time.time() - beat > STALE_BEATS * self.heartbeat_s:
+            record["status"] = "interrupted"
         return record
 
     async def finish(self, job_id: str, status: str) -> dict[str, Any]:
@@ -126,6 +173,14 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
         "authors_partial": record.get("partial", 0),
         "authors_unknown": record.get("unknown", 0),
         "authors_failed": record.get("failed", 0),
+        # queued = warmed + skipped + partial + unknown + failed + not started, at every end state
+        "authors_not_started": max(
+            0,
+            record.get("authors_queued", 0)
+            + record.get("redrive_found", 0)
+            - sum(record.get(k, 0) for k in DONE),
+        ),
+        "redrive_found": record.get("redrive_found", 0),
         "works_cached": record.get("works_cached", 0),
         "provider_calls": record.get("provider_calls", 0),
         "duration_s": float(record.get("duration_s", 0) or 0),

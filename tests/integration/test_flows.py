@@ -87,6 +87,12 @@ async def test_dead_letters_then_redrive(flow_env, tmp_path, monkeypatch):
     refused.clear()
     result = await redrive(job_id)
     assert result["redriven"] == 1 and result["still_failed"] == 0 and result["authors_failed"] == 0
+    # the redrive's work is counted apart: the job's queue is what the job queued, and every author
+    # queued is accounted for (Pratchett's co-author Stephen Baxter is new to the job's levels: depth 2)
+    assert result["authors_queued"] == summary["authors_queued"]
+    assert result["authors_queued"] + result["redrive_found"] == sum(
+        result[f"authors_{s}"] for s in ("warmed", "skipped", "partial", "unknown", "failed", "not_started")
+    )
     bibliography, _, _ = await lookup(flow_env, "author", "Terry Pratchett")
     assert bibliography and bibliography["works_count"] == 4  # three of his own and Good Omens
 
@@ -177,6 +183,7 @@ def test_killed_run_restarts_and_skips_what_finished(flow_env, tmp_path, fake_pr
         "BOOKWARM_HOME": str(tmp_path / "home"),
         "BOOKWARM_OPENLIBRARY_RPS": "2",
         "BOOKWARM_OPENLIBRARY_BATCH": "1",
+        "BOOKWARM_JOB_HEARTBEAT_S": "0.5",
     }  # one author a batch, two calls each: authors finish ~1 s apart, room to kill it midway
     cmd = [sys.executable, "-m", "bookwarm", "warm", path, "--max-depth", "1", "--json"]
     proc = subprocess.Popen(
@@ -190,6 +197,11 @@ def test_killed_run_restarts_and_skips_what_finished(flow_env, tmp_path, fake_pr
     proc.wait()
     finished = set(asyncio.run(processed(flow_env)))
     assert 2 <= len(finished) < len(names)
+    killed = asyncio.run(_interrupted_job(flow_env))  # the record tells the truth, within 3 beats
+    assert killed["authors_queued"] == sum(
+        killed[f"authors_{s}"] for s in ("warmed", "skipped", "partial", "unknown", "failed", "not_started")
+    )
+    assert killed["authors_not_started"] > 0
 
     again = subprocess.run(
         cmd,
@@ -294,3 +306,26 @@ async def test_library_flow_uses_the_gemini_fallback(flow_env, monkeypatch):
     assert summary["format"] == "llm"
     done = await processed(flow_env)
     assert {"ursula-k-le-guin", "stephen-king"} <= {k for k, v in done.items() if v["status"] == "warmed"}
+
+
+async def _interrupted_job(settings) -> dict:
+    """The summary of the one job of this test's prefix, once it reads as interrupted (bounded)."""
+    from bookwarm.warming.jobs import JobStore, summary
+
+    client = make_redis(settings.redis.url)
+    keys = Keys(settings.redis.key_prefix)
+    jobs = JobStore(client, keys, 3600, heartbeat_s=0.5)
+    try:
+        ids = [
+            raw.decode().rsplit(":", 1)[-1]
+            async for raw in client.scan_iter(match=keys.job("*"))
+            if not raw.decode().endswith(":dead")
+        ]
+        assert len(ids) == 1, ids
+        deadline = time.monotonic() + 15
+        while (record := await jobs.get(ids[0]))["status"] != "interrupted":
+            assert record["status"] == "running" and time.monotonic() < deadline, record
+            await asyncio.sleep(0.1)
+        return summary(record)
+    finally:
+        await client.aclose()
