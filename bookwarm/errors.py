@@ -12,8 +12,8 @@ Messages are written for the person running the command and never contain creden
     ├── ServiceError             a local Redis/S3 server could not be started or stopped
     ├── CacheError               a cache tier (Redis or object store) failed
     └── ProviderError            a book provider failed
-        ├── ProviderUnavailable  down, circuit open, or retries exhausted (author becomes partial)
-        ├── QuotaExhausted       the daily quota is spent (fail closed: author becomes partial)
+        ├── ProviderUnavailable  down, circuit open, or retries exhausted (batch split; then a dead letter)
+        ├── QuotaExhausted       the daily budget is spent (fail closed: enrichment pending, no bibliography)
         └── ProviderRejected     a non-retryable 4xx other than 404
 """
 

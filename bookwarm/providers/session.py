@@ -1,9 +1,10 @@
 """One provider session per run: pooled clients, Redis limiters and circuit breakers, created once
 and used by every author of the run, on one event loop (never shared across threads).
 
-`fetch(name)` queries the three providers concurrently, so an author costs about the slowest
-provider, not the sum, and merges them. A provider that fails (down, circuit open, quota spent)
-makes the bibliography partial; it never fails the author.
+Warming uses ``ol_batches`` (OpenLibrary in batches; bookwarm.warming.shard) and the Google Books
+and ISBNdb clients for budgeted enrichment (bookwarm.warming.enrichment). `fetch(name)` is the
+single-author view of `bookwarm providers fetch`: the three providers queried concurrently and
+merged, a failing one making the bibliography partial.
 """
 
 from __future__ import annotations
