@@ -26,7 +26,10 @@ def run_enrich(args: argparse.Namespace) -> int:
     if args.max_authors < 1:
         raise InputError(f"--max-authors must be at least 1, got {args.max_authors}")
     prepare_flow_runtime()
+    from bookwarm.cli.runtime_env import log_to_file
     from flows.enrich import enrich
+
+    log_to_file()
 
     state = asyncio.run(enrich(job_id=args.job_id, max_authors=args.max_authors, return_state=True))
     if state.is_failed():

@@ -21,7 +21,7 @@ from bookwarm.cli import (
     services_cmd,
     warm_cmd,
 )
-from bookwarm.errors import BookwarmError, ConfigError, InputError
+from bookwarm.errors import BookwarmError, CacheError, ConfigError, InputError, ServiceError
 
 COMMANDS = (parse_cmd, warm_cmd, enrich_cmd, read_cmd, services_cmd, providers_cmd, deploy_cmd, config_cmd)
 
@@ -56,8 +56,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _fail(exc: Exception, code: int) -> int:
     if os.environ.get("BOOKWARM_DEBUG"):
         raise exc
-    print(f"bookwarm: error: {exc}", file=sys.stderr)
+    print(f"bookwarm: error: {exc}{_hint(exc)}", file=sys.stderr)
     return code
+
+
+def _hint(exc: Exception) -> str:
+    """What to do about a failing service, and where the details are."""
+    from bookwarm.cli.runtime_env import LOG_FILE
+    from bookwarm.services.local import default_home
+
+    if not isinstance(exc, CacheError | ServiceError):
+        return ""
+    service = (
+        "Redis"
+        if "Redis" in str(exc)
+        else "the object store"
+        if "object store" in str(exc)
+        else "the service"
+    )
+    log = default_home() / LOG_FILE
+    details = f"; details in {log}" if log.exists() else ""
+    return f" (is {service} running? `bookwarm services up` starts the local ones{details})"
 
 
 if __name__ == "__main__":

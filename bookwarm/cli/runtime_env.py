@@ -6,11 +6,15 @@ Prefect's files in the project, and quiets telemetry. Must run before Prefect is
 
 from __future__ import annotations
 
+import logging
 import os
+from pathlib import Path
 
 from bookwarm.runtime import load_settings
 from bookwarm.services.local import LocalServices
 from bookwarm.settings import Settings
+
+LOG_FILE = "logs/bookwarm.log"
 
 
 def prepare_flow_runtime() -> Settings:
@@ -19,6 +23,10 @@ def prepare_flow_runtime() -> Settings:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    if not os.environ.get("BOOKWARM_DEBUG"):
+        # The terminal gets one line per error; warnings and tracebacks go to the run's logs in
+        # Prefect (its API handler is untouched) and to a log file (log_to_file).
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "100")
     settings = load_settings(start_services=True, services=services)
     from blocks.loader import prefect_api_configured
 
@@ -26,3 +34,15 @@ def prepare_flow_runtime() -> Settings:
         state = services.up(with_prefect=True)
         os.environ["PREFECT_API_URL"] = state.env()["PREFECT_API_URL"]
     return settings
+
+
+def log_to_file(home: Path | None = None) -> Path:
+    """Send warnings and tracebacks (bookwarm's and Prefect's) to ``<home>/logs/bookwarm.log``, the
+    file a one-line error points to. Called after Prefect has configured logging."""
+    path = (home or LocalServices().home) / LOG_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s - %(message)s"))
+    logging.getLogger().addHandler(handler)  # Prefect's run loggers propagate to the root
+    return path

@@ -125,6 +125,9 @@ def _run(flow_name: str, as_json: bool, settings: Settings | None = None, **para
         "warm_popular_authors": warm_popular.warm_popular_authors,
         "redrive": redrive.redrive,
     }[flow_name]
+    from bookwarm.cli.runtime_env import log_to_file
+
+    log_to_file()
     bar = ProgressBar(settings.redis.url, Keys(settings.redis.key_prefix))
     unsubscribe = subscribe(bar)
     try:

@@ -1,0 +1,62 @@
+"""A service down at the start of `bookwarm warm`: one line naming it and what to do, exit 1; the
+traceback goes to the run's logs and the log file, never to the terminal."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import PROJECT
+
+
+def warm(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bookwarm",
+            "warm",
+            str(PROJECT / "examples" / "library.csv"),
+            "--max-depth",
+            "1",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+@pytest.fixture
+def cli_env(services, prefect_api, tmp_path) -> dict[str, str]:
+    from prefect.settings import PREFECT_API_URL
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOOKWARM_")}
+    return {
+        **env,
+        **services.env(),
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "BOOKWARM_HOME": str(tmp_path),
+    }
+
+
+@pytest.mark.parametrize(
+    ("broken", "service"),
+    [("BOOKWARM_REDIS_URL", "Redis"), ("BOOKWARM_S3_ENDPOINT", "object store")],
+)
+def test_a_service_down_is_one_line_and_the_traceback_goes_to_the_log(cli_env, tmp_path, broken, service):
+    dead = (
+        "redis://127.0.0.1:9/0" if broken == "BOOKWARM_REDIS_URL" else "127.0.0.1:9"
+    )  # nothing listens on 9
+    result = warm({**cli_env, broken: dead})
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1
+    assert len(lines) == 1 and lines[0].startswith("bookwarm: error:") and service in lines[0], result.stderr
+    assert "bookwarm services up" in lines[0]
+    log = tmp_path / "logs" / "bookwarm.log"
+    if broken == "BOOKWARM_REDIS_URL":  # it failed inside the flow run: its traceback is logged
+        assert "Traceback" in log.read_text(encoding="utf-8") and str(log) in lines[0]
