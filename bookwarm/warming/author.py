@@ -71,16 +71,13 @@ async def _claim_and_fetch(
         while await ctx.hot.is_claimed(key):  # renewed while its owner lives, gone within a TTL if not
             await asyncio.sleep(POLL_S)
         force = False  # the other run's result counts as fresh now
-    async with ClaimKeeper(ctx, {key: token}) as keeper:
+    async with ClaimKeeper(ctx, {key: token}):  # renewed while it works, released on the way out
         record = await ctx.hot.processed(key)
         known = dict(author)
         if record and record.get("openlibrary_key"):
             known.setdefault("openlibrary_key", record["openlibrary_key"])
         fetched = await fetch_alone(ctx, job_id, wanted_for(known))
-        try:
-            return await _write(ctx, author, depth, fetched)
-        finally:
-            await keeper.release(key)
+        return await _write(ctx, author, depth, fetched)
 
 
 async def _fresh_record(ctx: WarmContext, key: str, depth: int) -> dict[str, Any] | None:

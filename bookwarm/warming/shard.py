@@ -47,7 +47,6 @@ class Fetched:
 class ShardPlan:
     fresh: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> processed record: skip
     claimed: dict[str, str] = field(default_factory=dict)  # key -> claim token: this run fetches
-    held: set[str] = field(default_factory=set)  # claimed by another run
     known_keys: dict[str, str] = field(default_factory=dict)  # key -> stored OpenLibrary key
 
 
@@ -67,11 +66,8 @@ async def plan_shard(ctx: WarmContext, authors: list[dict[str, Any]], depth: int
             to_claim.append(key)
     if to_claim:
         tokens = await ctx.hot.claim_many(to_claim, ctx.claim_ttl_s)
-        for key, token in tokens.items():
-            if token is None:
-                plan.held.add(key)
-            else:
-                plan.claimed[key] = token
+        # an author neither fresh nor claimed is held by another run: its own task waits for it
+        plan.claimed = {key: token for key, token in tokens.items() if token is not None}
     return plan
 
 
