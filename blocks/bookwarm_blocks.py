@@ -23,6 +23,9 @@ class BookwarmRedis(Block):
     job_heartbeat_s: float = Field(
         10.0, gt=0, description="a running job beats its record; after 3 missed beats it reads as interrupted"
     )
+    prefect_grace_s: float = Field(
+        30.0, gt=0, description="a job that cannot reach the Prefect API this long stops starting authors"
+    )
 
 
 class BookwarmObjectStore(Block):

@@ -11,6 +11,7 @@ Messages are written for the person running the command and never contain creden
     │   └── ParseError           the content cannot be understood as a library
     ├── ServiceError             a local Redis/S3 server could not be started or stopped
     ├── CacheError               a cache tier (Redis or object store) failed
+    ├── JobStopped               a job stopped before its end: cancelled, or the Prefect API was lost
     └── ProviderError            a book provider failed
         ├── ProviderUnavailable  down, circuit open, or retries exhausted (batch split; then a dead letter)
         ├── QuotaExhausted       the daily budget is spent (fail closed: enrichment pending, no bibliography)
@@ -46,6 +47,17 @@ class ServiceError(BookwarmError):
 
 class CacheError(BookwarmError):
     """Redis or the object store failed."""
+
+
+class JobStopped(BookwarmError):
+    """A job stopped starting authors: ``status`` is ``cancelled`` or ``interrupted``. Authors not
+    started are counted in its record, and `bookwarm resume JOB_ID` finishes it."""
+
+    def __init__(self, job_id: str, status: str, why: str) -> None:
+        super().__init__(f"job {job_id} {status}: {why}; `bookwarm resume {job_id}` finishes it")
+        self.job_id = job_id
+        self.status = status
+        self.why = why
 
 
 class ProviderError(BookwarmError):

@@ -36,6 +36,14 @@ class Keys:
     def dead_letters(self, job_id: str) -> str:
         return f"{self.prefix}warming:job:{job_id}:dead"
 
+    def job_queued(self, job_id: str) -> str:
+        """Hash: author key -> the author and the depth it was queued at (what a resume re-reads)."""
+        return f"{self.prefix}warming:job:{job_id}:queued"
+
+    def job_counted(self, job_id: str) -> str:
+        """Set of author keys already counted in the job: a retry, resume or redrive counts once."""
+        return f"{self.prefix}warming:job:{job_id}:counted"
+
     # provider limits, shared by every worker
     def rate(self, provider: str) -> str:
         return f"{self.prefix}limits:rate:{provider}"

@@ -35,6 +35,11 @@ class RedisSettings:
     job_heartbeat_s: float = _f(
         "BOOKWARM_JOB_HEARTBEAT_S", 10.0, doc="a running job beats its record; 3 missed beats: interrupted"
     )
+    prefect_grace_s: float = _f(
+        "BOOKWARM_PREFECT_GRACE_S",
+        30.0,
+        doc="a job that cannot reach the Prefect API this long stops starting authors (interrupted)",
+    )
     negative_ttl_s: int = _f("BOOKWARM_NEGATIVE_TTL_S", 6 * 3600, doc="TTL of 'author unknown' entries")
     claim_ttl_s: int = _f("BOOKWARM_CLAIM_TTL_S", 60, doc="author claim lifetime, renewed while fetching")
 

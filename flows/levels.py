@@ -1,14 +1,19 @@
-"""Level-by-level recursion over co-authors, shared by the library, popular-authors and redrive flows.
+"""Level-by-level recursion over co-authors, shared by the library, popular-authors, redrive and
+resume flows.
 
 Depth 0 is the given authors; each level's co-authors not seen before become the next level,
-while depth < max_depth. Each level runs as shard subflows (the unit of distribution).
+while depth < max_depth. Each level runs as shard subflows (the unit of distribution). A job that
+was told to stop (bookwarm.warming.stop) starts no further shard and raises JobStopped at the end
+of its level: what it did not start stays queued in its record for `bookwarm resume`.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from bookwarm.errors import JobStopped
 from bookwarm.warming.context import WarmContext
+from bookwarm.warming.stop import stop_signal
 from flows.warm_authors import warm_authors
 
 MAX_PARALLEL_SHARDS = 4  # subflows at once: the SQLite API locks up past a few dozen
@@ -30,30 +35,55 @@ async def warm_levels(
     progress_artifact_id: str | None,
     start_depth: int = 0,
     queued_field: str = "authors_queued",
+    done: frozenset[str] = frozenset(),
+    exclude: frozenset[str] = frozenset(),
 ) -> None:
-    """``queued_field``: where newly found co-authors are counted (a redrive counts them apart, so
-    the job's ``authors_queued`` stays what the job itself queued)."""
-    seen = {a["key"] for a in authors}
-    frontier = authors
+    """``queued_field``: where co-authors the job never queued are counted (a redrive counts them
+    apart, so the job's ``authors_queued`` stays what the job itself queued). ``done``: authors a
+    resumed job already counted; never forced again, they only give their co-authors. ``exclude``:
+    authors left alone at every level (a resume leaves the job's dead letters to redrive)."""
+    signal = stop_signal(job_id)
+    seen = {a["key"] for a in authors} | exclude
+    frontier = [a for a in authors if a["key"] not in exclude]
     gate = asyncio.Semaphore(MAX_PARALLEL_SHARDS)
     for depth in range(start_depth, max_depth + 1):
         if not frontier:
             return
-        shards = [frontier[i : i + shard_size] for i in range(0, len(frontier), shard_size)]
+        groups = [[a for a in frontier if a["key"] in done], [a for a in frontier if a["key"] not in done]]
+        shards = [
+            (group[i : i + shard_size], force and group is groups[1])
+            for group in groups
+            for i in range(0, len(group), shard_size)
+        ]
 
-        async def run(index: int, shard: list[dict[str, str]], depth: int = depth) -> list[dict[str, str]]:
+        async def run(index: int, shard: list[dict[str, str]], forced: bool, depth: int = depth) -> list:
             async with gate:
-                return await warm_authors(
-                    shard,
-                    depth,
-                    job_id,
-                    force=force,
-                    concurrency=concurrency,
-                    shard=index,
-                    progress_artifact_id=progress_artifact_id,
-                )
+                if signal.is_set:  # stopping: this shard is not started, its authors stay queued
+                    return []
+                try:
+                    return await warm_authors(
+                        shard,
+                        depth,
+                        job_id,
+                        force=forced,
+                        concurrency=concurrency,
+                        shard=index,
+                        progress_artifact_id=progress_artifact_id,
+                    )
+                except Exception:
+                    if signal.api_in_trouble:  # the subflow could not be created or reported
+                        return []
+                    raise
 
-        found = await asyncio.gather(*(run(i, s) for i, s in enumerate(shards)))
+        level = asyncio.ensure_future(asyncio.gather(*(run(i, s, f) for i, (s, f) in enumerate(shards))))
+        abandon = asyncio.ensure_future(signal.abandoned())
+        await asyncio.wait({level, abandon}, return_when=asyncio.FIRST_COMPLETED)
+        abandon.cancel()
+        if not level.done():  # interrupted, no author in flight: the subflows wait on a lost API
+            raise JobStopped(job_id, signal.status or "interrupted", signal.why)
+        found = level.result()
+        if signal.is_set:
+            raise JobStopped(job_id, signal.status or "interrupted", signal.why)
         if depth == max_depth:
             return
         frontier = []
@@ -62,4 +92,4 @@ async def warm_levels(
                 seen.add(person["key"])
                 frontier.append(person)
         if frontier:
-            await ctx.jobs.incr(job_id, **{queued_field: len(frontier)})
+            await ctx.jobs.enqueue(job_id, frontier, depth + 1, queued_field)

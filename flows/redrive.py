@@ -6,21 +6,24 @@ from collections import defaultdict
 from typing import Any
 
 from prefect import flow
+from prefect.runtime import flow_run
+from prefect.states import Cancelled
 
+from bookwarm.errors import InputError
 from bookwarm.warming.context import WarmContext
+from flows.job_run import run_job
 from flows.levels import SHARD_SIZE, warm_levels
 from flows.params import Concurrency
-from tasks.jobs import finish_job
 from tasks.settings import run_settings
 
 
 @flow(name="redrive", flow_run_name="redrive/{job_id}", log_prints=False)
-async def redrive(job_id: str, concurrency: Concurrency = 32) -> dict[str, Any]:
+async def redrive(job_id: str, concurrency: Concurrency = 32) -> Any:
     settings = await run_settings()
     async with WarmContext(settings, with_providers=False) as ctx:
         record = await ctx.jobs.get(job_id)
         if record is None:
-            raise ValueError(
+            raise InputError(
                 f"no job {job_id} in Redis (job records expire after {settings.redis.job_ttl_s // 86400} days)"
             )
         dead = await ctx.jobs.dead_letters(job_id)
@@ -28,20 +31,26 @@ async def redrive(job_id: str, concurrency: Concurrency = 32) -> dict[str, Any]:
         for entry in dead:
             await ctx.jobs.remove_dead_letter(job_id, entry["key"])
             by_depth[entry["depth"]].append({"name": entry["name"], "key": entry["key"]})
-        for depth in sorted(by_depth):
-            await warm_levels(
-                ctx,
-                job_id,
-                by_depth[depth],
-                max_depth=record["max_depth"],
-                force=True,
-                shard_size=SHARD_SIZE,
-                concurrency=concurrency,
-                progress_artifact_id=None,
-                start_depth=depth,
-                queued_field="redrive_found",
-            )
-        summary = await finish_job(ctx, job_id, "completed", None)
+        await ctx.jobs.resumed(job_id)
+
+        async def warm() -> None:
+            for depth in sorted(by_depth):
+                await warm_levels(
+                    ctx,
+                    job_id,
+                    by_depth[depth],
+                    max_depth=record["max_depth"],
+                    force=True,
+                    shard_size=SHARD_SIZE,
+                    concurrency=concurrency,
+                    progress_artifact_id=None,
+                    start_depth=depth,
+                    queued_field="redrive_found",
+                )
+
+        summary = await run_job(ctx, job_id, None, warm, run_id=str(flow_run.id or job_id))
         summary["redriven"] = len(dead)
         summary["still_failed"] = len(await ctx.jobs.dead_letters(job_id))
+    if summary["status"] == "cancelled":
+        return Cancelled(message=summary["stopped"], data=summary)
     return summary

@@ -6,11 +6,13 @@ identities, name identities, bibliographies by key), and each batch's authors ar
 own `warm-author` task as soon as it lands: that task's state is the author's status. Enrichment
 from Google Books and ISBNdb runs beside it as provider tasks over chunks of warmed authors, and
 stops when the last bibliography is cached: what is left stays pending for the `enrich` flow.
+A job told to stop (cancelled, or its Prefect API lost) starts no further author here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -19,6 +21,7 @@ from prefect import flow
 from bookwarm.providers.openlibrary_batch import batches
 from bookwarm.warming.context import WarmContext
 from bookwarm.warming.shard import ClaimKeeper, Fetched, plan_shard, wanted_for
+from bookwarm.warming.stop import stop_signal
 from flows.enrichment_lane import EnrichmentLane
 from flows.params import Concurrency
 from tasks.jobs import record_dead_letter, update_progress
@@ -38,6 +41,7 @@ async def warm_authors(
     progress_artifact_id: str | None = None,
 ) -> list[dict[str, Any]]:
     settings = await run_settings()
+    signal = stop_signal(job_id)
     gate = asyncio.Semaphore(concurrency)
     last_update = [0.0]
     async with WarmContext(settings) as ctx:
@@ -50,6 +54,8 @@ async def warm_authors(
             author: dict[str, Any], fetched: Fetched | None, keeper: ClaimKeeper, upstream: list[Any]
         ) -> dict[str, Any] | None:
             async with gate:
+                if signal.is_set:  # the job is stopping: not started, its claim released on exit
+                    return None
                 state = await warm_author(
                     author,
                     depth,
@@ -62,19 +68,24 @@ async def warm_authors(
                     return_state=True,
                     wait_for=upstream,  # the batches it depends on, shown in the run's graph
                 )
-                if state.is_failed():
+                if state.is_failed() and signal.api_in_trouble:
+                    result = None  # the orchestrator's fault, not the author's: left for a resume
+                elif state.is_failed():
                     await record_dead_letter(ctx, job_id, author, depth, state.message or "failed")
                     result = None
                 else:
                     result = await state.aresult()
                     await lane.offer(result)
-            if progress_artifact_id and time.monotonic() - last_update[0] > 1.0:
+            if progress_artifact_id and not signal.api_in_trouble and time.monotonic() - last_update[0] > 1.0:
                 last_update[0] = time.monotonic()
-                await update_progress(ctx, job_id, progress_artifact_id)
+                with contextlib.suppress(Exception):  # a progress bar never fails an author
+                    await update_progress(ctx, job_id, progress_artifact_id)
             return result
 
         async def chunk(index: int, group: list[dict[str, Any]], keeper: ClaimKeeper) -> list[Any]:
             """One batch of claimed authors: identities where unknown, then bibliographies by key."""
+            if signal.is_set:
+                return [None for _ in group]
             wanted = [wanted_for(a, plan) for a in group]
             found: dict[str, Fetched] = {}
             upstream = []
@@ -105,7 +116,7 @@ async def warm_authors(
                     fetched.works = works.get(fetched.identity.openlibrary_key)
             return await asyncio.gather(*(one(a, found.get(a["key"]), keeper, upstream) for a in group))
 
-        async with ClaimKeeper(ctx, plan.claimed) as keeper, lane:
+        async with signal.shard_body(), ClaimKeeper(ctx, plan.claimed) as keeper, lane:
             claimed = [a for a in authors if a["key"] in plan.claimed]
             others = [a for a in authors if a["key"] not in plan.claimed]
             groups = await asyncio.gather(

@@ -6,12 +6,14 @@ from typing import Any
 
 from prefect import flow
 from prefect.runtime import flow_run
+from prefect.states import Cancelled
 
 from bookwarm.warming.context import WarmContext
 from flows.enrich import hand_off_enrichment
+from flows.job_run import run_job
 from flows.levels import SHARD_SIZE, warm_levels
 from flows.params import Concurrency, MaxDepth, ShardSize, Source
-from tasks.jobs import finish_job, start_job
+from tasks.jobs import start_job
 from tasks.parse_source import parse_source
 from tasks.settings import run_settings
 
@@ -23,32 +25,33 @@ async def warm_library(
     force: bool = False,
     shard_size: ShardSize = SHARD_SIZE,
     concurrency: Concurrency = 32,
-) -> dict[str, Any]:
-    """``source`` is checked by the source policy (bookwarm.sources) before anything is read."""
+) -> Any:
+    """A summary dict, or a Cancelled state holding it. ``source`` is checked by the source policy (bookwarm.sources) before anything is read."""
     job_id = str(flow_run.id or "local")
     settings = await run_settings()
     parsed = await parse_source(source, settings)
     authors = [{"name": a["name"], "key": a["key"], "isbns": a["isbns"]} for a in parsed["authors"]]
     async with WarmContext(settings, with_providers=False) as ctx:
         progress = await start_job(
-            ctx, job_id, source=parsed["source"], max_depth=max_depth, authors=len(authors), force=force
+            ctx, job_id, source=parsed["source"], max_depth=max_depth, authors=authors, force=force
         )
-        status = "failed"
-        try:
-            async with ctx.jobs.heartbeat(job_id):
-                await warm_levels(
-                    ctx,
-                    job_id,
-                    authors,
-                    max_depth=max_depth,
-                    force=force,
-                    shard_size=shard_size,
-                    concurrency=concurrency,
-                    progress_artifact_id=str(progress),
-                )
-            status = "completed"
-        finally:
-            summary = await finish_job(ctx, job_id, status, progress)
+        summary = await run_job(
+            ctx,
+            job_id,
+            progress,
+            lambda: warm_levels(
+                ctx,
+                job_id,
+                authors,
+                max_depth=max_depth,
+                force=force,
+                shard_size=shard_size,
+                concurrency=concurrency,
+                progress_artifact_id=str(progress),
+            ),
+        )
+    if summary["status"] == "cancelled":
+        return Cancelled(message=summary["stopped"], data=summary)
     summary["enrich_run"] = await hand_off_enrichment(job_id, summary)
     summary["format"] = parsed["format"]
     summary["rejected_rows"] = len(parsed["rejected"])

@@ -12,13 +12,15 @@ from typing import Any
 
 from prefect import flow
 from prefect.runtime import flow_run
+from prefect.states import Cancelled
 from prefect.variables import Variable
 
 from bookwarm.parsing.names import parse_cell
 from bookwarm.warming.context import WarmContext
+from flows.job_run import run_job
 from flows.levels import SHARD_SIZE, warm_levels
 from flows.params import Concurrency, NamedMaxDepth
-from tasks.jobs import finish_job, start_job
+from tasks.jobs import start_job
 from tasks.settings import run_settings
 
 VARIABLE = "bookwarm-popular-authors"
@@ -47,7 +49,8 @@ async def warm_popular_authors(
     max_depth: NamedMaxDepth = 1,
     force: bool = False,
     concurrency: Concurrency = 32,
-) -> dict[str, Any]:
+) -> Any:
+    """A summary dict, or a Cancelled state holding it."""
     if not names:
         names = (
             popular_from_variable(await Variable.aget(VARIABLE, default=None)) or default_popular_authors()
@@ -55,24 +58,26 @@ async def warm_popular_authors(
     people = {p.key: {"name": p.name, "key": p.key} for n in names for p in parse_cell(n)}
     job_id = str(flow_run.id or "local")
     settings = await run_settings()
+    authors = list(people.values())
     async with WarmContext(settings, with_providers=False) as ctx:
         progress = await start_job(
-            ctx, job_id, source="popular authors", max_depth=max_depth, authors=len(people), force=force
+            ctx, job_id, source="popular authors", max_depth=max_depth, authors=authors, force=force
         )
-        status = "failed"
-        try:
-            async with ctx.jobs.heartbeat(job_id):
-                await warm_levels(
-                    ctx,
-                    job_id,
-                    list(people.values()),
-                    max_depth=max_depth,
-                    force=force,
-                    shard_size=SHARD_SIZE,
-                    concurrency=concurrency,
-                    progress_artifact_id=str(progress),
-                )
-            status = "completed"
-        finally:
-            summary = await finish_job(ctx, job_id, status, progress)
+        summary = await run_job(
+            ctx,
+            job_id,
+            progress,
+            lambda: warm_levels(
+                ctx,
+                job_id,
+                authors,
+                max_depth=max_depth,
+                force=force,
+                shard_size=SHARD_SIZE,
+                concurrency=concurrency,
+                progress_artifact_id=str(progress),
+            ),
+        )
+    if summary["status"] == "cancelled":
+        return Cancelled(message=summary["stopped"], data=summary)
     return summary

@@ -18,9 +18,9 @@ from bookwarm.warming.progress import notify
 
 @task(name="start-job", cache_policy=NO_CACHE)
 async def start_job(
-    ctx: WarmContext, job_id: str, *, source: str, max_depth: int, authors: int, force: bool
+    ctx: WarmContext, job_id: str, *, source: str, max_depth: int, authors: list[dict[str, Any]], force: bool
 ) -> UUID:
-    await ctx.jobs.start(job_id, source=source, max_depth=max_depth, authors_queued=authors, force=force)
+    await ctx.jobs.start(job_id, source=source, max_depth=max_depth, authors=authors, force=force)
     return await create_progress_artifact(
         progress=0.0, description=f"bookwarm job {job_id}: authors warmed / queued"
     )

@@ -67,6 +67,10 @@ def _hint(exc: Exception) -> str:
 
     if not isinstance(exc, CacheError | ServiceError):
         return ""
+    log = default_home() / LOG_FILE
+    details = f"; details in {log}" if log.exists() else ""
+    if "Prefect" in str(exc):  # the message says what to do already
+        return f" ({details[2:]})" if details else ""
     service = (
         "Redis"
         if "Redis" in str(exc)
@@ -74,8 +78,6 @@ def _hint(exc: Exception) -> str:
         if "object store" in str(exc)
         else "the service"
     )
-    log = default_home() / LOG_FILE
-    details = f"; details in {log}" if log.exists() else ""
     return f" (is {service} running? `bookwarm services up` starts the local ones{details})"
 
 

@@ -27,13 +27,31 @@ def prepare_flow_runtime() -> Settings:
         # The terminal gets one line per error; warnings and tracebacks go to the run's logs in
         # Prefect (its API handler is untouched) and to a log file (log_to_file).
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "100")
-    settings = load_settings(start_services=True, services=services)
     from blocks.loader import prefect_api_configured
 
-    if not prefect_api_configured():
+    configured = prefect_api_configured()
+    if configured:
+        require_prefect_api()  # before blocks are read from it
+    settings = load_settings(start_services=True, services=services)
+    if not configured:
         state = services.up(with_prefect=True)
         os.environ["PREFECT_API_URL"] = state.env()["PREFECT_API_URL"]
     return settings
+
+
+def require_prefect_api() -> None:
+    """One line, before any run starts, when the configured Prefect API does not answer."""
+    import asyncio
+
+    from bookwarm.errors import ServiceError
+    from tasks.prefect_api import api_answers
+
+    if not asyncio.run(api_answers()):
+        url = os.environ.get("PREFECT_API_URL", "the configured PREFECT_API_URL")
+        raise ServiceError(
+            f"the Prefect server at {url} is not answering; start it (`prefect server start`), "
+            "or unset PREFECT_API_URL to use the local one bookwarm starts"
+        )
 
 
 def log_to_file(home: Path | None = None) -> Path:

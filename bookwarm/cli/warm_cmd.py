@@ -1,4 +1,5 @@
-"""`bookwarm warm FILE`, `bookwarm upload FILE`, `bookwarm warm-authors NAME...`, `bookwarm redrive JOB_ID`.
+"""`bookwarm warm FILE`, `bookwarm upload FILE`, `bookwarm warm-authors NAME...`, `bookwarm redrive JOB_ID`,
+`bookwarm resume JOB_ID`.
 
 A local file is checked here, then uploaded into the bucket's uploads prefix, and the run reads it
 from there by its s3:// URI: the same way a deployment run from the UI or REST API reads one.
@@ -8,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from bookwarm.cli.output import print_json, print_table
-from bookwarm.errors import InputError, ParseError
+from bookwarm.errors import BookwarmError, InputError, ParseError
 from bookwarm.keys import Keys
 from bookwarm.parsing.ingest import parse_library
 from bookwarm.parsing.llm import GeminiFallback
@@ -44,6 +48,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     redrive.add_argument("job_id")
     redrive.add_argument("--json", action="store_true")
     redrive.set_defaults(handler=run_redrive)
+
+    resume = sub.add_parser("resume", help="finish a job that was interrupted or cancelled")
+    resume.add_argument("job_id")
+    resume.add_argument("--json", action="store_true")
+    resume.set_defaults(handler=run_resume)
 
 
 def run_warm(args: argparse.Namespace) -> int:
@@ -107,6 +116,10 @@ def run_redrive(args: argparse.Namespace) -> int:
     return _run("redrive", args.json, job_id=args.job_id)
 
 
+def run_resume(args: argparse.Namespace) -> int:
+    return _run("resume", args.json, job_id=args.job_id)
+
+
 def check_depth(value: int, *, low: int) -> None:
     if not low <= value <= 3:
         raise InputError(f"--max-depth must be between {low} and 3, got {value}")
@@ -114,27 +127,47 @@ def check_depth(value: int, *, low: int) -> None:
 
 def _run(flow_name: str, as_json: bool, settings: Settings | None = None, **parameters: Any) -> int:
     from bookwarm.cli.progress import ProgressBar
-    from bookwarm.cli.runtime_env import prepare_flow_runtime
+    from bookwarm.cli.runtime_env import log_to_file, prepare_flow_runtime
     from bookwarm.warming.progress import subscribe
+    from bookwarm.warming.stop import on_stopped
 
     settings = settings or prepare_flow_runtime()
-    from flows import redrive, warm_library, warm_popular
+    from flows import redrive, resume, warm_library, warm_popular
 
     flow = {
         "warm_library": warm_library.warm_library,
         "warm_popular_authors": warm_popular.warm_popular_authors,
         "redrive": redrive.redrive,
+        "resume": resume.resume,
     }[flow_name]
-    from bookwarm.cli.runtime_env import log_to_file
-
     log_to_file()
     bar = ProgressBar(settings.redis.url, Keys(settings.redis.key_prefix))
     unsubscribe = subscribe(bar)
+
+    def stopped(job_id: str, status: str, summary: dict[str, Any]) -> None:
+        """The Prefect API is gone: the job's record is written, so say so and exit now, without
+        waiting on the engine's retries to an API that is not there."""
+        bar.close()
+        left = summary.get("authors_not_started", 0)
+        print(
+            f"bookwarm: error: job {job_id} {status}: the Prefect API was lost; authors not started: "
+            f"{left} (claims released); `bookwarm resume {job_id}` finishes it once the server is back",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.stdout.flush()
+        logging.shutdown()
+        os._exit(1)
+
+    forget_stopped = on_stopped(stopped)
     try:
         state = asyncio.run(flow(**parameters, return_state=True))
     finally:
+        forget_stopped()
         unsubscribe()
         bar.close()
+    if state.is_cancelled():
+        raise BookwarmError(state.message or "the job was cancelled")
     if state.is_failed():
         raise_flow_failure(state)
     summary = state.result()
@@ -145,13 +178,18 @@ def _run(flow_name: str, as_json: bool, settings: Settings | None = None, **para
 
         print_table(("", ""), summary_rows(summary))
         print(f"\nDetails: bookwarm status {summary.get('job_id')}")
-    return 1 if summary.get("authors_failed") else 0
+    if summary.get("authors_failed"):
+        print(
+            f"bookwarm: {summary['authors_failed']} authors failed (dead letters, with reasons: "
+            f"`bookwarm status {summary.get('job_id')}`); `bookwarm redrive {summary.get('job_id')}` retries them",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def raise_flow_failure(state: Any) -> None:
     """Re-raise the run's own bookwarm error (its exit code and one-line message); wrap anything else."""
-    from bookwarm.errors import BookwarmError
-
     message = state.message or "flow run failed"
     try:
         state.result()

@@ -51,9 +51,8 @@ async def warm_one(
     else:
         outcome = await _claim_and_fetch(ctx, author, depth, job_id, force)
     outcome.seconds = round(time.monotonic() - started, 4)
-    await ctx.jobs.incr(
-        job_id,
-        **{COUNTER[outcome.status]: 1, "works_cached": outcome.works if outcome.status != "skipped" else 0},
+    await ctx.jobs.count(
+        job_id, key, COUNTER[outcome.status], outcome.works if outcome.status != "skipped" else 0
     )
     return outcome
 

@@ -1,5 +1,11 @@
-"""A job's record in Redis: `warming:job:{job_id}` (a hash of live counters, 7-day TTL) and its
-dead letters `warming:job:{job_id}:dead` (author key -> reason). The job id is the flow run id."""
+"""A job's record in Redis: `warming:job:{job_id}` (a hash of live counters, 7-day TTL), its dead
+letters `…:dead` (author key -> reason), the authors it queued `…:queued` (what a resume re-reads)
+and those it counted `…:counted`. The job id is the flow run id.
+
+Counting goes through the two sets, so it is idempotent: a task retry, a resume or a redrive never
+counts an author twice, and queued (+ co-authors first found by a redrive or resume, counted apart)
+= warmed + skipped + partial + unknown + failed + not started.
+"""
 
 from __future__ import annotations
 
@@ -26,12 +32,34 @@ COUNTERS = (
     "works_cached",
     "provider_calls",
     "redrive_found",  # co-authors first found by a redrive: counted apart, authors_queued stays the job's
+    "resume_found",  # co-authors first found by a resume: apart, as for a redrive
+    "resumes",  # how many times `bookwarm resume` picked the job up
 )
 DONE = ("warmed", "skipped", "partial", "unknown", "failed")
 ENRICHMENT = tuple(f"enrich_{state}_{p}" for p in ("google_books", "isbndb") for state in ("done", "pending"))
 
 
 STALE_BEATS = 3  # missed heartbeats after which a running job reads as interrupted
+ENDED = ("completed", "failed", "cancelled", "interrupted")
+
+# KEYS: counted set, job hash. ARGV: author key, counter, works. Counts an author once per job.
+_COUNT = """
+if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+  if tonumber(ARGV[3]) > 0 then redis.call('HINCRBY', KEYS[2], 'works_cached', ARGV[3]) end
+  return 1
+end
+return 0
+"""
+# KEYS: queued hash, job hash. ARGV: counter field, then (author key, author json) pairs.
+_ENQUEUE = """
+local added = 0
+for i = 2, #ARGV, 2 do
+  added = added + redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+if added > 0 then redis.call('HINCRBY', KEYS[2], ARGV[1], added) end
+return added
+"""
 
 
 def now_iso() -> str:
@@ -69,12 +97,14 @@ class JobStore:
         self.keys = keys
         self.ttl_s = ttl_s
         self.heartbeat_s = heartbeat_s
+        self._count = client.register_script(_COUNT)
+        self._enqueue = client.register_script(_ENQUEUE)
 
     def heartbeat(self, job_id: str) -> JobHeartbeat:
         return JobHeartbeat(self, job_id, self.heartbeat_s)
 
     async def start(
-        self, job_id: str, *, source: str, max_depth: int, authors_queued: int, force: bool
+        self, job_id: str, *, source: str, max_depth: int, authors: list[dict[str, Any]], force: bool
     ) -> None:
         key = self.keys.job(job_id)
         fields: dict[str, Any] = {
@@ -88,11 +118,63 @@ class JobStore:
             "heartbeat_ts": time.time(),
             **dict.fromkeys(COUNTERS, 0),
         }
-        fields["authors_queued"] = authors_queued
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(key, mapping=fields)
         pipe.expire(key, self.ttl_s)
         await HotCache._call(pipe.execute())
+        await self.enqueue(job_id, authors, 0)
+
+    async def enqueue(
+        self, job_id: str, authors: list[dict[str, Any]], depth: int, field: str = "authors_queued"
+    ) -> int:
+        """Queue authors at ``depth``; only those the job never queued add to ``field``. Returns how many."""
+        added = 0
+        for start in range(0, len(authors), 1000):  # bounded script arguments
+            argv: list[Any] = [field]
+            for author in authors[start : start + 1000]:
+                argv += [author["key"], dumps({**author, "depth": depth})]
+            added += int(
+                await HotCache._call(
+                    self._enqueue(keys=[self.keys.job_queued(job_id), self.keys.job(job_id)], args=argv)
+                )
+            )
+        await self._expire(job_id)
+        return added
+
+    async def count(self, job_id: str, author_key: str, counter: str, works: int = 0) -> bool:
+        """Count an author's outcome once per job; False when it was already counted."""
+        counted = await HotCache._call(
+            self._count(
+                keys=[self.keys.job_counted(job_id), self.keys.job(job_id)], args=[author_key, counter, works]
+            )
+        )
+        return bool(counted)
+
+    async def _expire(self, job_id: str) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for key in (self.keys.job(job_id), self.keys.job_queued(job_id), self.keys.job_counted(job_id)):
+            pipe.expire(key, self.ttl_s)
+        await HotCache._call(pipe.execute())
+
+    async def queued(self, job_id: str) -> dict[int, list[dict[str, Any]]]:
+        """Every author the job queued, by depth (what a resume starts from)."""
+        raw = await HotCache._call(self.client.hgetall(self.keys.job_queued(job_id)))
+        by_depth: dict[int, list[dict[str, Any]]] = {}
+        for value in raw.values():
+            author = json.loads(value)
+            by_depth.setdefault(int(author.pop("depth")), []).append(author)
+        return dict(sorted(by_depth.items()))
+
+    async def resumed(self, job_id: str) -> None:
+        """A resume (or redrive) picked the job up: running again, beating, counted apart."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(self.keys.job(job_id), mapping={"status": "running", "heartbeat_ts": time.time()})
+        pipe.hdel(self.keys.job(job_id), "finished_at")
+        await HotCache._call(pipe.execute())
+
+    async def counted(self, job_id: str) -> set[str]:
+        raw = await HotCache._call(self.client.smembers(self.keys.job_counted(job_id)))
+        return {k.decode() if isinstance(k, bytes) else k for k in raw}
 
     async def incr(self, job_id: str, **amounts: int) -> None:
         key = self.keys.job(job_id)
@@ -123,12 +205,14 @@ class JobStore:
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(key, author["key"], dumps(entry))
         pipe.expire(key, self.ttl_s)
-        pipe.hincrby(self.keys.job(job_id), "failed", 1)
         await HotCache._call(pipe.execute())
+        await self.count(job_id, author["key"], "failed")
 
     async def remove_dead_letter(self, job_id: str, author_key: str) -> None:
+        """Before a redrive: the author is neither failed nor counted until it runs again."""
         pipe = self.client.pipeline(transaction=True)
         pipe.hdel(self.keys.dead_letters(job_id), author_key)
+        pipe.srem(self.keys.job_counted(job_id), author_key)
         pipe.hincrby(self.keys.job(job_id), "failed", -1)
         await HotCache._call(pipe.execute())
 
@@ -173,14 +257,18 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
         "authors_partial": record.get("partial", 0),
         "authors_unknown": record.get("unknown", 0),
         "authors_failed": record.get("failed", 0),
-        # queued = warmed + skipped + partial + unknown + failed + not started, at every end state
+        # queued (+ found by a redrive or resume) = warmed + skipped + partial + unknown + failed
+        # + not started, at every end state
         "authors_not_started": max(
             0,
             record.get("authors_queued", 0)
             + record.get("redrive_found", 0)
+            + record.get("resume_found", 0)
             - sum(record.get(k, 0) for k in DONE),
         ),
         "redrive_found": record.get("redrive_found", 0),
+        "resume_found": record.get("resume_found", 0),
+        "resumes": record.get("resumes", 0),
         "works_cached": record.get("works_cached", 0),
         "provider_calls": record.get("provider_calls", 0),
         "duration_s": float(record.get("duration_s", 0) or 0),

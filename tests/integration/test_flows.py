@@ -319,7 +319,7 @@ async def _interrupted_job(settings) -> dict:
         ids = [
             raw.decode().rsplit(":", 1)[-1]
             async for raw in client.scan_iter(match=keys.job("*"))
-            if not raw.decode().endswith(":dead")
+            if ":" not in raw.decode().removeprefix(keys.job(""))
         ]
         assert len(ids) == 1, ids
         deadline = time.monotonic() + 15

@@ -1,0 +1,132 @@
+"""Stopping a job cleanly: when it is cancelled, or when the Prefect API is lost for too long.
+
+A job watches its own flow run through a ``probe`` (given by the flow, so this module stays free of
+Prefect). Cancelling, or an API unreachable beyond the grace, sets the job's ``StopSignal``: its
+shards stop starting authors, authors in flight finish or release their claims, and a failure
+while the API is in trouble is not a dead letter (the author is simply not started). The job
+record then says ``cancelled`` or ``interrupted`` with what is left, and `bookwarm resume` ends it.
+
+The signal is per process and per job id: every shard subflow of a job in this process sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import TracebackType
+
+# What a probe reports: the flow run goes on, or someone asked to cancel it. An unreachable API
+# raises (any exception).
+RUNNING = "running"
+CANCELLING = "cancelling"
+Probe = Callable[[], Awaitable[str]]
+
+
+class StopSignal:
+    def __init__(self) -> None:
+        self.status: str | None = None  # "cancelled" or "interrupted" once set
+        self.why = ""
+        self.trouble_since: float | None = None  # the API has failed since then (monotonic)
+        self._bodies = 0
+
+    @property
+    def is_set(self) -> bool:
+        return self.status is not None
+
+    @property
+    def api_in_trouble(self) -> bool:
+        """Failures now may be the orchestrator's, not the author's: never a dead letter."""
+        return self.trouble_since is not None or self.status == "interrupted"
+
+    def set(self, status: str, why: str) -> None:
+        if self.status is None:
+            self.status, self.why = status, why
+
+    @contextlib.asynccontextmanager
+    async def shard_body(self) -> AsyncIterator[None]:
+        """Marks a shard's own work (its authors), as apart from its subflow's bookkeeping with the
+        orchestrator, which cannot end while the API is gone."""
+        self._bodies += 1
+        try:
+            yield
+        finally:
+            self._bodies -= 1
+
+    async def abandoned(self, poll_s: float = 0.1) -> None:
+        """Returns once the job is interrupted and no shard has an author in flight: what is left
+        of its subflows is waiting on the lost API, and the job need not wait with them."""
+        while not (self.status == "interrupted" and self._bodies == 0):
+            await asyncio.sleep(poll_s)
+
+
+_signals: dict[str, StopSignal] = {}
+
+
+def stop_signal(job_id: str) -> StopSignal:
+    """The job's signal in this process (created on first use)."""
+    return _signals.setdefault(job_id, StopSignal())
+
+
+def forget(job_id: str) -> None:
+    _signals.pop(job_id, None)
+
+
+StoppedListener = Callable[[str, str, dict], None]
+_stopped_listeners: list[StoppedListener] = []
+
+
+def on_stopped(listener: StoppedListener) -> Callable[[], None]:
+    """The CLI's hook: called with (job_id, status, summary) once a stopped job's record is written,
+    so it can report and exit without waiting for an orchestrator that is gone."""
+    _stopped_listeners.append(listener)
+    return lambda: _stopped_listeners.remove(listener)
+
+
+def notify_stopped(job_id: str, status: str, summary: dict) -> None:
+    for listener in list(_stopped_listeners):
+        listener(job_id, status, summary)
+
+
+class Watchdog:
+    """Probes the job's flow run every ``interval_s``: cancelling stops the job at once; failures
+    for longer than ``grace_s`` stop it as interrupted."""
+
+    def __init__(self, job_id: str, probe: Probe, *, grace_s: float, interval_s: float | None = None) -> None:
+        self.signal = stop_signal(job_id)
+        self.probe = probe
+        self.grace_s = grace_s
+        self.interval_s = interval_s or max(0.2, min(2.0, grace_s / 5))
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Watchdog:
+        self._task = asyncio.create_task(self._watch())
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _watch(self) -> None:
+        signal = self.signal
+        while not signal.is_set:
+            await asyncio.sleep(self.interval_s)
+            try:
+                state = await asyncio.wait_for(self.probe(), timeout=max(1.0, self.interval_s * 2))
+            except Exception as exc:  # unreachable, timing out, 5xx: the orchestrator is in trouble
+                now = time.monotonic()
+                signal.trouble_since = signal.trouble_since or now
+                if now - signal.trouble_since >= self.grace_s:
+                    signal.set(
+                        "interrupted",
+                        f"the Prefect API was unreachable for {self.grace_s:g} s ({type(exc).__name__})",
+                    )
+                continue
+            signal.trouble_since = None
+            if state == CANCELLING:
+                signal.set("cancelled", "cancelled from the Prefect UI or API")

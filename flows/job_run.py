@@ -1,0 +1,70 @@
+"""How a job's warming runs and ends, shared by every flow that warms for a job.
+
+Under the job's heartbeat (a killed process reads as interrupted) and its watchdog (a cancel, or
+a Prefect API lost beyond the grace, stops it), then the record says how it ended:
+- completed, or cancelled: the summary artifacts are written and the summary returned;
+- interrupted (the API is gone): the record is written straight to Redis, listeners (the CLI) are
+  told, and JobStopped is raised without waiting on the lost API;
+- any other end (a crash, or a runner's cancel delivered as a signal): the record says failed or
+  cancelled before the error goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+from uuid import UUID
+
+import anyio
+
+from bookwarm.errors import JobStopped
+from bookwarm.warming.context import WarmContext
+from bookwarm.warming.stop import CANCELLING, Watchdog, forget, notify_stopped, stop_signal
+from tasks.jobs import finish_job
+from tasks.prefect_api import flow_run_probe
+
+
+async def run_job(
+    ctx: WarmContext,
+    job_id: str,
+    progress: UUID | None,
+    warm: Callable[[], Awaitable[None]],
+    *,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """Runs ``warm`` and returns the job summary (status completed or cancelled). ``run_id``: the
+    flow run to watch when it is not the job's own (a redrive or resume of the job)."""
+    probe = flow_run_probe(run_id or job_id)
+    signal = stop_signal(job_id)
+    try:
+        async with (
+            ctx.jobs.heartbeat(job_id),
+            Watchdog(job_id, probe, grace_s=ctx.settings.redis.prefect_grace_s),
+        ):
+            await warm()
+        status = "completed"
+    except JobStopped as stopped:
+        status = stopped.status
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            cancelled = False
+            with contextlib.suppress(Exception):
+                cancelled = await _is_cancelling(probe)
+            await ctx.jobs.finish(job_id, "cancelled" if cancelled else "failed")
+        raise
+    finally:
+        forget(job_id)
+    if status == "interrupted":
+        summary = await ctx.jobs.finish(job_id, status)
+        notify_stopped(job_id, status, summary)
+        raise JobStopped(job_id, status, signal.why)
+    summary = await finish_job(ctx, job_id, status, progress)
+    if status == "cancelled":
+        summary["stopped"] = str(JobStopped(job_id, status, signal.why))
+    return summary
+
+
+async def _is_cancelling(probe: Callable[[], Awaitable[str]]) -> bool:
+    with anyio.fail_after(5):
+        return await probe() == CANCELLING

@@ -1,0 +1,63 @@
+"""Flow: finish a job that was interrupted (its process or the Prefect API lost) or cancelled.
+
+The job's record holds every author it queued and every one it counted, so a resume needs neither
+the source nor the old run: from the shallowest depth with work left, authors already counted
+only give their co-authors (no provider call), the rest are warmed, and levels go on to the job's
+``max_depth``. Dead letters are left to redrive. Counts stay true: nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.runtime import flow_run
+from prefect.states import Cancelled
+
+from bookwarm.errors import InputError
+from bookwarm.warming.context import WarmContext
+from flows.job_run import run_job
+from flows.levels import SHARD_SIZE, warm_levels
+from flows.params import Concurrency
+from tasks.settings import run_settings
+
+
+@flow(name="resume", flow_run_name="resume/{job_id}", log_prints=False)
+async def resume(job_id: str, concurrency: Concurrency = 32) -> Any:
+    settings = await run_settings()
+    async with WarmContext(settings, with_providers=False) as ctx:
+        record = await ctx.jobs.get(job_id)
+        if record is None:
+            raise InputError(
+                f"no job {job_id} in Redis (job records expire after {settings.redis.job_ttl_s // 86400} days)"
+            )
+        if record["status"] == "running":
+            raise InputError(f"job {job_id} is still running (its heartbeat is fresh); nothing to resume")
+        queued = await ctx.jobs.queued(job_id)
+        done = frozenset(await ctx.jobs.counted(job_id))
+        dead = frozenset(d["key"] for d in await ctx.jobs.dead_letters(job_id))
+        left = [depth for depth, authors in queued.items() if any(a["key"] not in done for a in authors)]
+        await ctx.jobs.resumed(job_id)
+        await ctx.jobs.incr(job_id, resumes=1)
+
+        async def warm() -> None:
+            if left:
+                await warm_levels(
+                    ctx,
+                    job_id,
+                    queued[left[0]],
+                    max_depth=record["max_depth"],
+                    force=bool(record.get("force")),
+                    shard_size=SHARD_SIZE,
+                    concurrency=concurrency,
+                    progress_artifact_id=None,
+                    start_depth=left[0],
+                    done=done,
+                    exclude=dead,
+                    queued_field="resume_found",
+                )
+
+        summary = await run_job(ctx, job_id, None, warm, run_id=str(flow_run.id or job_id))
+    if summary["status"] == "cancelled":
+        return Cancelled(message=summary["stopped"], data=summary)
+    return summary

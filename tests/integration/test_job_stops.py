@@ -1,0 +1,213 @@
+"""A job that is cancelled, or loses its Prefect server, stops cleanly and is resumed to the end.
+
+Real parts: the session's Redis and S3, the fake providers (slowed so the job is caught midway),
+the test harness's Prefect API for the cancel, and for the lost server a Prefect server of the
+test's own, SIGKILLed under a running `bookwarm warm` and started again on its port and database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bookwarm.cache.redis_client import make_redis
+from bookwarm.keys import Keys
+from bookwarm.providers.fake.runner import stats
+from bookwarm.services.process import stop
+from bookwarm.warming.jobs import JobStore, summary
+from flows.resume import resume
+from flows.warm_library import warm_library
+from tests.integration.conftest import processed
+from tests.integration.test_flows import library
+
+NAMES = [
+    "Neil Gaiman",
+    "Terry Pratchett",
+    "Stephen Baxter",
+    "Alastair Reynolds",
+    "Ursula K. Le Guin",
+    "Todd Barton",
+    "Peter Straub",
+    "Jack Thorne",
+]
+SLOW = {  # one author a batch at 2 OpenLibrary calls/s: authors finish ~1 s apart
+    "BOOKWARM_OPENLIBRARY_RPS": "2",
+    "BOOKWARM_OPENLIBRARY_BATCH": "1",
+}
+
+
+async def _jobs(settings) -> tuple[JobStore, list[str]]:
+    client = make_redis(settings.redis.url)
+    keys = Keys(settings.redis.key_prefix)
+    ids = [
+        raw.decode().removeprefix(keys.job(""))
+        async for raw in client.scan_iter(match=keys.job("*"))
+        if ":" not in raw.decode().removeprefix(keys.job(""))
+    ]
+    return JobStore(client, keys, 3600), ids
+
+
+async def _claims_left(settings) -> list[str]:
+    client = make_redis(settings.redis.url)
+    try:
+        return [k async for k in client.scan_iter(match=Keys(settings.redis.key_prefix).claim("*"))]
+    finally:
+        await client.aclose()
+
+
+def _add_up(s: dict) -> None:
+    """Every author the job (or its resume) queued is accounted for, once."""
+    assert s["authors_queued"] + s["resume_found"] + s["redrive_found"] == sum(
+        s[f"authors_{k}"] for k in ("warmed", "skipped", "partial", "unknown", "failed", "not_started")
+    ), s
+
+
+def _openlibrary_calls(port: int) -> int:
+    return stats(port)["openlibrary"]["requests"]
+
+
+def _asked(port: int) -> dict[str, int]:
+    return dict(stats(port)["openlibrary"]["asked"])
+
+
+def _asked_again(before: dict[str, int], after: dict[str, int], finished: dict[str, dict]) -> set[str]:
+    """Names or OpenLibrary keys of authors finished before the resume that it asked for again."""
+    slug = {n.lower().replace(" ", "-").replace(".", ""): n for n in NAMES}
+    ids = {slug.get(k, k) for k in finished} | {
+        r["openlibrary_key"] for r in finished.values() if r.get("openlibrary_key")
+    }
+    return {k for k, n in after.items() if n > before.get(k, 0) and k in ids}
+
+
+async def test_cancel_stops_the_job_counts_what_is_left_and_resume_finishes(
+    flow_env, tmp_path, monkeypatch, fake_providers
+):
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelling
+
+    for name, value in SLOW.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("BOOKWARM_PREFECT_GRACE_S", "5")  # probes every second
+    run = asyncio.create_task(warm_library(library(tmp_path, *NAMES), max_depth=1, return_state=True))
+    deadline = time.monotonic() + 120
+    while len(await processed(flow_env)) < 2:
+        assert not run.done() and time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    jobs, ids = await _jobs(flow_env)
+    assert len(ids) == 1
+    async with get_client() as client:  # what the UI's Cancel button does
+        await client.set_flow_run_state(ids[0], Cancelling(), force=True)
+    state = await asyncio.wait_for(run, 120)
+
+    assert state.is_cancelled(), state
+    record = summary(await jobs.get(ids[0]))
+    assert record["status"] == "cancelled" and record["authors_not_started"] > 0
+    assert record["authors_failed"] == 0  # nothing became a dead letter for the cancel
+    _add_up(record)
+    assert await _claims_left(flow_env) == []
+    finished = await processed(flow_env)
+    calls_before, asked_before = _openlibrary_calls(fake_providers), _asked(fake_providers)
+
+    monkeypatch.setenv("BOOKWARM_OPENLIBRARY_RPS", "500")
+    resumed = await resume(ids[0])
+    assert resumed["status"] == "completed" and resumed["resumes"] == 1
+    assert resumed["authors_not_started"] == 0 and resumed["authors_queued"] == record["authors_queued"]
+    _add_up(resumed)
+    done = await processed(flow_env)
+    assert {"neil-gaiman", "terry-pratchett", "todd-barton", "jack-thorne"} <= set(done)
+    # Only the authors the cancelled run had not finished were asked for (identity and works: two
+    # calls each at most, one batch each); those it finished were not asked again.
+    assert 0 < _openlibrary_calls(fake_providers) - calls_before <= 2 * len(set(done) - set(finished))
+    assert _asked_again(asked_before, _asked(fake_providers), finished) == set()
+    await jobs.client.aclose()
+
+
+@pytest.fixture
+def own_prefect_server(tmp_path):
+    """A Prefect server only this test uses (and kills): (pid holder, port, restart)."""
+    from bookwarm.services.local import start_prefect_server
+
+    home, log = tmp_path / "prefect", tmp_path / "prefect.log"
+    server = {}
+    server["pid"], server["port"] = start_prefect_server(home, log, stop_grace_s=2.0)
+
+    def restart() -> None:
+        server["pid"], port = start_prefect_server(home, log, stop_grace_s=2.0, port=server["port"])
+        assert port == server["port"]
+
+    server["restart"] = restart
+    try:
+        yield server
+    finally:
+        stop(server["pid"], 2.0)
+
+
+def test_lost_prefect_server_interrupts_the_job_and_resume_finishes_it(
+    flow_env, tmp_path, fake_providers, own_prefect_server
+):
+    path = library(tmp_path, *NAMES)
+    env = {
+        **os.environ,
+        **SLOW,
+        "PREFECT_API_URL": f"http://127.0.0.1:{own_prefect_server['port']}/api",
+        "BOOKWARM_HOME": str(tmp_path / "home"),
+        "BOOKWARM_PREFECT_GRACE_S": "3",
+    }
+    cmd = [sys.executable, "-m", "bookwarm", "warm", path, "--max-depth", "1", "--json"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(asyncio.run(processed(flow_env))) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
+        time.sleep(0.05)
+    os.killpg(own_prefect_server["pid"], signal.SIGKILL)
+    killed_at = time.monotonic()
+    _out, err = proc.communicate(timeout=120)
+    took = time.monotonic() - killed_at
+
+    assert proc.returncode == 1, err[-3000:]
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("[")]  # bar
+    assert len(lines) == 1 and lines[0].startswith("bookwarm: error: job "), err[-3000:]
+    assert "interrupted" in lines[0] and "bookwarm resume" in lines[0]
+    print(f"exited {took:.1f} s after the Prefect server was killed (grace 3 s)")
+
+    async def check() -> tuple[str, dict]:
+        jobs, ids = await _jobs(flow_env)
+        try:
+            assert len(ids) == 1
+            return ids[0], summary(await jobs.get(ids[0]))
+        finally:
+            await jobs.client.aclose()
+
+    job_id, record = asyncio.run(check())
+    assert record["status"] == "interrupted" and record["authors_not_started"] > 0, record
+    assert record["authors_failed"] == 0  # no author became a dead letter for the lost server
+    _add_up(record)
+    assert asyncio.run(_claims_left(flow_env)) == []
+    finished = asyncio.run(processed(flow_env))
+    calls_before, asked_before = _openlibrary_calls(fake_providers), _asked(fake_providers)
+
+    own_prefect_server["restart"]()
+    again = subprocess.run(
+        [sys.executable, "-m", "bookwarm", "resume", job_id, "--json"],
+        env={**env, "BOOKWARM_OPENLIBRARY_RPS": "500"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    resumed = json.loads(again.stdout)
+    assert resumed["status"] == "completed" and resumed["authors_not_started"] == 0
+    assert resumed["authors_queued"] == record["authors_queued"]
+    _add_up(resumed)
+    done = set(asyncio.run(processed(flow_env)))
+    assert {"neil-gaiman", "terry-pratchett", "todd-barton", "jack-thorne"} <= done
+    assert 0 < _openlibrary_calls(fake_providers) - calls_before <= 2 * len(done - set(finished))
+    assert _asked_again(asked_before, _asked(fake_providers), finished) == set()
