@@ -1,9 +1,10 @@
-"""`bookwarm deployments serve`: serve the four deployments from this process against a Prefect server.
+"""`bookwarm deployments serve`: serve the five deployments from this process against a Prefect server.
 
 - warm-library: run from the UI or REST API with {source, max_depth, force}.
 - warm-popular-authors: weekly, Monday 03:00 UTC; names from the Prefect Variable
   `bookwarm-popular-authors` (JSON list), else the 29 authors bookwarm ships with.
 - redrive: re-run a job's dead letters, {job_id}.
+- resume: finish a job that was interrupted or cancelled, {job_id}.
 - enrich: daily at 00:10 UTC, just after the providers' quotas reset; {job_id} (optional).
 
 Each run starts in a new process (Prefect's runner); on many machines, run this on each (or use a
@@ -17,6 +18,7 @@ from prefect.client.schemas.schedules import CronSchedule
 
 from flows.enrich import enrich
 from flows.redrive import redrive
+from flows.resume import resume
 from flows.warm_library import warm_library
 from flows.warm_popular import warm_popular_authors
 
@@ -39,6 +41,11 @@ def build_deployments() -> list:
             tags=["bookwarm"],
         ),
         redrive.to_deployment(name="redrive", description="Re-run a job's dead letters.", tags=["bookwarm"]),
+        resume.to_deployment(
+            name="resume",
+            description="Finish a job that was interrupted or cancelled (authors already done are not refetched).",
+            tags=["bookwarm"],
+        ),
         enrich.to_deployment(
             name="enrich",
             schedule=CronSchedule(cron=DAILY_AFTER_QUOTA_RESET, timezone="UTC"),

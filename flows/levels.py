@@ -4,12 +4,16 @@ resume flows.
 Depth 0 is the given authors; each level's co-authors not seen before become the next level,
 while depth < max_depth. Each level runs as shard subflows (the unit of distribution). A job that
 was told to stop (bookwarm.warming.stop) starts no further shard and raises JobStopped at the end
-of its level: what it did not start stays queued in its record for `bookwarm resume`.
+of its level: what it did not start stays queued in its record for `bookwarm resume`. A shard the
+Prefect API fails to start under load (503) is run again after a pause, with fewer shards at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+
+import httpx
+from prefect.logging import get_run_logger
 
 from bookwarm.errors import JobStopped
 from bookwarm.warming.context import WarmContext
@@ -21,6 +25,8 @@ MAX_PARALLEL_SHARDS = 4  # subflows at once: the SQLite API locks up past a few 
 # embedded SQLite server, busy writing the running shards' task-run events, that waited 1-30 s here,
 # during which the run stood nearly idle (1,000 authors: 40/s in shards of 500, 42-48/s in one).
 SHARD_SIZE = 1000
+LEVEL_ROUNDS = 5  # passes over a level's authors not yet counted (shards the API failed to start)
+ROUND_BACKOFF_S = 2.0  # pause before the next pass, doubling
 
 
 async def warm_levels(
@@ -45,51 +51,121 @@ async def warm_levels(
     signal = stop_signal(job_id)
     seen = {a["key"] for a in authors} | exclude
     frontier = [a for a in authors if a["key"] not in exclude]
-    gate = asyncio.Semaphore(MAX_PARALLEL_SHARDS)
+    gate = AdaptiveGate(MAX_PARALLEL_SHARDS)
     for depth in range(start_depth, max_depth + 1):
         if not frontier:
             return
-        groups = [[a for a in frontier if a["key"] in done], [a for a in frontier if a["key"] not in done]]
-        shards = [
-            (group[i : i + shard_size], force and group is groups[1])
-            for group in groups
-            for i in range(0, len(group), shard_size)
-        ]
-
-        async def run(index: int, shard: list[dict[str, str]], forced: bool, depth: int = depth) -> list:
-            async with gate:
-                if signal.is_set:  # stopping: this shard is not started, its authors stay queued
-                    return []
-                try:
-                    return await warm_authors(
-                        shard,
-                        depth,
-                        job_id,
-                        force=forced,
-                        concurrency=concurrency,
-                        shard=index,
-                        progress_artifact_id=progress_artifact_id,
-                    )
-                except Exception:
-                    if signal.api_in_trouble:  # the subflow could not be created or reported
-                        return []
-                    raise
-
-        level = asyncio.ensure_future(asyncio.gather(*(run(i, s, f) for i, (s, f) in enumerate(shards))))
-        abandon = asyncio.ensure_future(signal.abandoned())
-        await asyncio.wait({level, abandon}, return_when=asyncio.FIRST_COMPLETED)
-        abandon.cancel()
-        if not level.done():  # interrupted, no author in flight: the subflows wait on a lost API
-            raise JobStopped(job_id, signal.status or "interrupted", signal.why)
-        found = level.result()
-        if signal.is_set:
-            raise JobStopped(job_id, signal.status or "interrupted", signal.why)
+        found: list[dict[str, str]] = []
+        pending = frontier
+        for attempt in range(LEVEL_ROUNDS):
+            found += await _round(
+                ctx, job_id, pending, depth, force, done, shard_size, concurrency, progress_artifact_id, gate
+            )
+            if signal.is_set:
+                raise JobStopped(job_id, signal.status or "interrupted", signal.why)
+            left = await ctx.jobs.uncounted(job_id, [a["key"] for a in pending])
+            if not left:
+                break
+            # Shards the orchestrator could not start or report (a 503 under load): again, fewer at
+            # once, after a pause; authors counted by then are not run twice.
+            pending = [a for a in pending if a["key"] in left]
+            await asyncio.sleep(ROUND_BACKOFF_S * 2**attempt)
+        else:
+            raise JobStopped(
+                job_id,
+                "interrupted",
+                f"{len(pending)} authors at depth {depth} could not be started: the Prefect API kept failing",
+            )
         if depth == max_depth:
             return
         frontier = []
-        for person in (p for group in found for p in group):
+        for person in found:
             if person["key"] not in seen:
                 seen.add(person["key"])
                 frontier.append(person)
         if frontier:
             await ctx.jobs.enqueue(job_id, frontier, depth + 1, queued_field)
+
+
+async def _round(
+    ctx: WarmContext,
+    job_id: str,
+    authors: list[dict[str, str]],
+    depth: int,
+    force: bool,
+    done: frozenset[str],
+    shard_size: int,
+    concurrency: int,
+    progress_artifact_id: str | None,
+    gate: AdaptiveGate,
+) -> list[dict[str, str]]:
+    """One pass over a level's authors in shard subflows; the co-authors they found."""
+    signal = stop_signal(job_id)
+    groups = [[a for a in authors if a["key"] in done], [a for a in authors if a["key"] not in done]]
+    shards = [
+        (group[i : i + shard_size], force and group is groups[1])
+        for group in groups
+        for i in range(0, len(group), shard_size)
+    ]
+
+    async def run(index: int, shard: list[dict[str, str]], forced: bool) -> list[dict[str, str]]:
+        async with gate:
+            if signal.is_set:  # stopping: this shard is not started, its authors stay queued
+                return []
+            try:
+                return await warm_authors(
+                    shard,
+                    depth,
+                    job_id,
+                    force=forced,
+                    concurrency=concurrency,
+                    shard=index,
+                    progress_artifact_id=progress_artifact_id,
+                )
+            except httpx.HTTPError as exc:  # the Prefect API failed the subflow (provider errors are mapped)
+                gate.shrink()
+                await ctx.jobs.incr(job_id, shard_retries=1)
+                get_run_logger().warning(
+                    "shard %d at depth %d: the Prefect API failed it (%s: %.200s); its authors not yet counted run "
+                    "again, %d shard(s) at once",
+                    index,
+                    depth,
+                    type(exc).__name__,
+                    exc,
+                    gate.capacity,
+                )
+                return []
+            except Exception:
+                if signal.api_in_trouble:  # the subflow could not be created or reported
+                    return []
+                raise
+
+    level = asyncio.ensure_future(asyncio.gather(*(run(i, s, f) for i, (s, f) in enumerate(shards))))
+    abandon = asyncio.ensure_future(signal.abandoned())
+    await asyncio.wait({level, abandon}, return_when=asyncio.FIRST_COMPLETED)
+    abandon.cancel()
+    if not level.done():  # interrupted, no author in flight: the subflows wait on a lost API
+        raise JobStopped(job_id, signal.status or "interrupted", signal.why)
+    return [person for group in level.result() for person in group]
+
+
+class AdaptiveGate:
+    """Shards at once, fewer (down to 1) each time the Prefect API shows overload."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.active = 0
+        self._changed = asyncio.Condition()
+
+    async def __aenter__(self) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.active < self.capacity)
+            self.active += 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        async with self._changed:
+            self.active -= 1
+            self._changed.notify_all()
+
+    def shrink(self) -> None:
+        self.capacity = max(1, self.capacity - 1)

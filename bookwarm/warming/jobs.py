@@ -34,6 +34,7 @@ COUNTERS = (
     "redrive_found",  # co-authors first found by a redrive: counted apart, authors_queued stays the job's
     "resume_found",  # co-authors first found by a resume: apart, as for a redrive
     "resumes",  # how many times `bookwarm resume` picked the job up
+    "shard_retries",  # shard subflows the Prefect API failed to start or report (then run again)
 )
 DONE = ("warmed", "skipped", "partial", "unknown", "failed")
 ENRICHMENT = tuple(f"enrich_{state}_{p}" for p in ("google_books", "isbndb") for state in ("done", "pending"))
@@ -172,6 +173,13 @@ class JobStore:
         pipe.hdel(self.keys.job(job_id), "finished_at")
         await HotCache._call(pipe.execute())
 
+    async def uncounted(self, job_id: str, author_keys: list[str]) -> set[str]:
+        """Those of ``author_keys`` the job has not counted yet (not started, or lost on the way)."""
+        if not author_keys:
+            return set()
+        flags = await HotCache._call(self.client.smismember(self.keys.job_counted(job_id), author_keys))
+        return {key for key, flag in zip(author_keys, flags, strict=True) if not flag}
+
     async def counted(self, job_id: str) -> set[str]:
         raw = await HotCache._call(self.client.smembers(self.keys.job_counted(job_id)))
         return {k.decode() if isinstance(k, bytes) else k for k in raw}
@@ -269,6 +277,7 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
         "redrive_found": record.get("redrive_found", 0),
         "resume_found": record.get("resume_found", 0),
         "resumes": record.get("resumes", 0),
+        "shard_retries": record.get("shard_retries", 0),
         "works_cached": record.get("works_cached", 0),
         "provider_calls": record.get("provider_calls", 0),
         "duration_s": float(record.get("duration_s", 0) or 0),

@@ -211,3 +211,24 @@ def test_lost_prefect_server_interrupts_the_job_and_resume_finishes_it(
     assert {"neil-gaiman", "terry-pratchett", "todd-barton", "jack-thorne"} <= done
     assert 0 < _openlibrary_calls(fake_providers) - calls_before <= 2 * len(done - set(finished))
     assert _asked_again(asked_before, _asked(fake_providers), finished) == set()
+
+
+async def test_an_overloaded_api_slows_the_job_down_instead_of_failing_it(flow_env, tmp_path, fake_providers):
+    """Subflow creations answered 503 past the client's retries: those shards run again, fewer at
+    once, and every author is warmed exactly once."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    from tests.fakes.overloaded_api import OverloadedApi
+
+    with (
+        OverloadedApi(PREFECT_API_URL.value(), fail_first=2) as proxy,
+        temporary_settings({PREFECT_API_URL: proxy.url, PREFECT_CLIENT_MAX_RETRIES: 0}),
+    ):
+        summary = await warm_library(library(tmp_path, *NAMES), max_depth=1, shard_size=3)
+    assert proxy.failed == 2
+    # at least those two (the harness's own SQLite API may shed a creation too, under this load)
+    assert summary["status"] == "completed" and summary["shard_retries"] >= 2
+    assert summary["authors_queued"] >= len(NAMES) and summary["authors_not_started"] == 0
+    _add_up(summary)
+    asked = _asked(fake_providers)
+    assert all(n == 1 for n in asked.values()), asked  # nobody fetched twice across the rounds

@@ -1,0 +1,72 @@
+"""A reverse proxy in front of a real Prefect API that answers 503, as an overloaded server does,
+to the first N creations of a subflow (``POST /api/task_runs/``); everything else goes through.
+
+Its websocket (events) is not proxied: events are dropped, which the runs tolerate, as they do when
+a real server sheds them. The tests read what happened from Redis.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+
+class OverloadedApi:
+    def __init__(self, upstream: str, fail_first: int) -> None:
+        from bookwarm.services.process import free_port
+
+        self.upstream = upstream.rstrip("/")
+        self.fail_first = fail_first
+        self.failed = 0
+        self.port = free_port()
+        app = Starlette(
+            routes=[Route("/{path:path}", self.forward, methods=["GET", "POST", "PATCH", "PUT", "DELETE"])]
+        )
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    async def forward(self, request: Request) -> Response:
+        path = request.url.path.removeprefix("/api")
+        if request.method == "POST" and path == "/task_runs/" and self.failed < self.fail_first:
+            self.failed += 1
+            return JSONResponse({"exception_message": "Service Unavailable"}, status_code=503)
+        async with httpx.AsyncClient(timeout=60) as client:
+            upstream = await client.request(
+                request.method,
+                f"{self.upstream}{path}",
+                params=request.query_params,
+                content=await request.body(),
+                headers={
+                    k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")
+                },
+            )
+        headers = {
+            k: v
+            for k, v in upstream.headers.items()
+            if k.lower() not in ("content-length", "content-encoding", "transfer-encoding")
+        }
+        return Response(upstream.content, status_code=upstream.status_code, headers=headers)
+
+    def __enter__(self) -> OverloadedApi:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
