@@ -114,7 +114,9 @@ async def warm_authors(
             for fetched in found.values():
                 if fetched.identity is not None and fetched.identity.openlibrary_key:
                     fetched.works = works.get(fetched.identity.openlibrary_key)
-            return await asyncio.gather(*(one(a, found.get(a["key"]), keeper, upstream) for a in group))
+            return await asyncio.gather(
+                *(one(a, found.get(a["key"]) or Fetched.not_asked(), keeper, upstream) for a in group)
+            )
 
         async with signal.shard_body(), ClaimKeeper(ctx, plan.claimed) as keeper, lane:
             claimed = [a for a in authors if a["key"] in plan.claimed]

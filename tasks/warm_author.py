@@ -1,8 +1,9 @@
 """Task: warm one author. Its task run's state is the author's status; Failed is a dead letter.
 
-The shard's OpenLibrary batch tasks found its identity and works, so this task only writes them;
-a retry (3, backing off) fetches the author alone, so providers that answered are not asked
-again for the rest of the batch. The live context is passed in, so caching is off (NO_CACHE).
+The shard's OpenLibrary batch tasks found its identity and works, so this task only writes them.
+A retry (3, backing off) asks OpenLibrary again, for this author alone, only what it did not
+answer: after a cache-tier failure it writes what was already fetched. The live context is passed
+in, so caching is off (NO_CACHE).
 """
 
 from __future__ import annotations

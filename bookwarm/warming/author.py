@@ -35,19 +35,21 @@ async def warm_one(
     fresh: dict[str, Any] | None = None,
     refetch: bool = False,
 ) -> AuthorOutcome:
-    """``fetched`` and a claim in ``keeper`` come from the shard; without them (or with ``refetch``,
-    a task retry) the author is claimed here and fetched alone."""
+    """``fetched`` and a claim in ``keeper`` come from the shard; without a claim the author is
+    claimed here and fetched alone. ``refetch`` (a task retry) asks OpenLibrary again only for what
+    it did not answer: what it did answer is in ``fetched``, kept across the task's retries."""
     started = time.monotonic()
     name, key = author["name"], author["key"]
     if fresh is not None:
         outcome = await _skipped(ctx, name, key, depth, fresh)
     elif keeper is not None and key in keeper.claims:
-        try:
-            if fetched is None or refetch or fetched.incomplete:
-                fetched = await fetch_alone(ctx, job_id, wanted_for(author))
-            outcome = await _write(ctx, author, depth, fetched)
-        finally:
-            await keeper.release(key)
+        # On a failure the claim stays with the shard's keeper (renewed, released when the shard
+        # ends), so the task's retry comes back here and writes what was already fetched.
+        fetched = fetched if fetched is not None else Fetched.not_asked()
+        if fetched.needs_fetch(retry=refetch):
+            fetched.take(await fetch_alone(ctx, job_id, wanted_for(author)))
+        outcome = await _write(ctx, author, depth, fetched)
+        await keeper.release(key)
     else:
         outcome = await _claim_and_fetch(ctx, author, depth, job_id, force)
     outcome.seconds = round(time.monotonic() - started, 4)

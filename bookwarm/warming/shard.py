@@ -27,20 +27,43 @@ class Fetched:
     A plain class on purpose: Prefect walks a task's dataclass, dict and list parameters
     element by element (to find futures), and a bibliography has thousands of works."""
 
-    __slots__ = ("error", "identity", "works")
+    __slots__ = ("asked", "error", "identity", "works")
 
     def __init__(
-        self, identity: Identity | None = None, works: KeyWorks | None = None, error: str | None = None
+        self,
+        identity: Identity | None = None,
+        works: KeyWorks | None = None,
+        error: str | None = None,
+        *,
+        asked: bool = True,
     ) -> None:
         self.identity = identity
         self.works = works
         self.error = error
+        self.asked = asked
+
+    @classmethod
+    def not_asked(cls) -> Fetched:
+        """A place for what a fetch of the author alone finds, kept across its task's retries."""
+        return cls(asked=False)
 
     @property
     def incomplete(self) -> bool:
         """An identity whose works never arrived (its batch task failed outright)."""
         known = self.identity is not None and self.identity.openlibrary_key is not None
         return known and self.works is None and self.error is None
+
+    @property
+    def problem(self) -> str | None:
+        return self.error or (self.works.error if self.works is not None else None)
+
+    def needs_fetch(self, retry: bool) -> bool:
+        """Fetch (again) only what OpenLibrary has not answered: a retry after a cache failure
+        writes what was fetched, without asking the provider twice."""
+        return not self.asked or self.incomplete or (retry and self.problem is not None)
+
+    def take(self, other: Fetched) -> None:
+        self.identity, self.works, self.error, self.asked = other.identity, other.works, other.error, True
 
 
 @dataclass

@@ -177,7 +177,13 @@ def recover(chaos: Chaos, name: str, env: dict[str, str]) -> list[int]:
     return codes
 
 
-def measure(chaos: Chaos, name: str, row: Row) -> Row:
+def ol_calls(chaos: Chaos) -> int:
+    return int(stats(chaos.fake_port)["openlibrary"]["requests"])
+
+
+def measure(chaos: Chaos, name: str, row: Row, calls_before: int = 0) -> Row:
+    """Counts from Redis and the object store; ``calls_before``: OpenLibrary calls of the faulted run
+    (the fake's counters restart when its faults are cleared for the recovery)."""
     from minio import Minio
 
     keys = Keys(f"chaos-{name}:")
@@ -205,7 +211,7 @@ def measure(chaos: Chaos, name: str, row: Row) -> Row:
                     pass
         row.authors, row.cached, row.dead = len(queued), cached, len(dead - done)
         row.lost = len(queued - done - dead)
-        row.calls = f"{stats(chaos.fake_port)['openlibrary']['requests']} / {len(queued)}"
+        row.calls = f"{calls_before + ol_calls(chaos)} / {len(queued)}"
     finally:
         client.close()
     return row
@@ -223,9 +229,10 @@ def run_scenario(
         wait_processed(chaos, name, 30, proc)
         note = strike(chaos, proc)
     code, lines, _err = finish(proc)
-    chaos.faults()  # the fault is over: recovery runs on healthy providers
+    calls = ol_calls(chaos)
+    chaos.faults()  # the fault is over: recovery runs on healthy providers (counters start again)
     recovered = recover(chaos, name, env)
-    row = measure(chaos, name, Row(name, lines=lines, note=note))
+    row = measure(chaos, name, Row(name, lines=lines, note=note), calls)
     row.exit = " → ".join(str(c) for c in [code, *recovered])
     return row
 
@@ -283,8 +290,10 @@ def concurrent(chaos: Chaos) -> Row:
     chaos.faults()
     procs = [cli(env, "warm", str(chaos.library), "--max-depth", "1", "--json") for _ in range(2)]
     results = [finish(p) for p in procs]
+    calls = ol_calls(chaos)
+    chaos.faults()
     recovered = recover(chaos, name, env)
-    row = measure(chaos, name, Row(name, lines=sum(r[1] for r in results), note="two runs at once"))
+    row = measure(chaos, name, Row(name, lines=sum(r[1] for r in results), note="two runs at once"), calls)
     row.exit = " → ".join(str(c) for c in [*(r[0] for r in results), *recovered])
     return row
 
@@ -394,7 +403,7 @@ def main() -> int:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=200)
     with tempfile.TemporaryDirectory(prefix="bookwarm-chaos-") as tmp:
         home = Path(tmp)
         services = LocalServices(home / "services", stop_grace_s=2)
