@@ -33,25 +33,32 @@ async def resume(job_id: str, concurrency: Concurrency = 32) -> Any:
             )
         if record["status"] == "running":
             raise InputError(f"job {job_id} is still running (its heartbeat is fresh); nothing to resume")
+        if record["status"] == "completed":
+            raise InputError(
+                f"job {job_id} is completed; nothing to resume (dead letters: `bookwarm redrive`)"
+            )
         queued = await ctx.jobs.queued(job_id)
         done = frozenset(await ctx.jobs.counted(job_id))
         dead = frozenset(d["key"] for d in await ctx.jobs.dead_letters(job_id))
         left = [depth for depth, authors in queued.items() if any(a["key"] not in done for a in authors)]
+        # From the shallowest depth with work left; when every queued author is counted, the job
+        # stopped between levels: its deepest level, all done, gives the next level's co-authors.
+        start = left[0] if left else max(queued, default=0)
         await ctx.jobs.resumed(job_id)
         await ctx.jobs.incr(job_id, resumes=1)
 
         async def warm() -> None:
-            if left:
+            if queued:
                 await warm_levels(
                     ctx,
                     job_id,
-                    queued[left[0]],
+                    queued[start],
                     max_depth=record["max_depth"],
                     force=bool(record.get("force")),
                     shard_size=SHARD_SIZE,
                     concurrency=concurrency,
                     progress_artifact_id=None,
-                    start_depth=left[0],
+                    start_depth=start,
                     done=done,
                     exclude=dead,
                     queued_field="resume_found",

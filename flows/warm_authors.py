@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from prefect import flow
+from prefect.logging import get_run_logger
 
 from bookwarm.providers.openlibrary_batch import batches
 from bookwarm.warming.context import WarmContext
@@ -28,6 +29,18 @@ from tasks.jobs import record_dead_letter, update_progress
 from tasks.openlibrary import fetch_works, resolve_identities
 from tasks.settings import run_settings
 from tasks.warm_author import warm_author
+
+
+class FetchedChunk(dict):
+    """What one batch found, by author key (a holder to fill for those it did not), and the batch
+    task states the authors' tasks wait for (shown in the run's graph)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.upstream: list[Any] = []
+
+    def get(self, key: str) -> Fetched:  # type: ignore[override]
+        return super().get(key) or Fetched.not_asked()
 
 
 @flow(name="warm-authors", flow_run_name="warm-authors/d{depth}/shard-{shard}", log_prints=False)
@@ -54,8 +67,8 @@ async def warm_authors(
             author: dict[str, Any], fetched: Fetched | None, keeper: ClaimKeeper, upstream: list[Any]
         ) -> dict[str, Any] | None:
             async with gate:
-                if signal.is_set:  # the job is stopping: not started, its claim released on exit
-                    return None
+                if signal.is_set and (fetched is None or fetched.needs_fetch(retry=False)):
+                    return None  # stopping: not started (what was fetched already is still written)
                 state = await warm_author(
                     author,
                     depth,
@@ -71,7 +84,14 @@ async def warm_authors(
                 if state.is_failed() and signal.api_in_trouble:
                     result = None  # the orchestrator's fault, not the author's: left for a resume
                 elif state.is_failed():
-                    await record_dead_letter(ctx, job_id, author, depth, state.message or "failed")
+                    try:
+                        await record_dead_letter(ctx, job_id, author, depth, state.message or "failed")
+                    except Exception as exc:  # Redis is down too: uncounted, the level's next round takes it
+                        get_run_logger().warning(
+                            "%s: not recorded as a dead letter (%s); left for the level's next round",
+                            author["name"],
+                            type(exc).__name__,
+                        )
                     result = None
                 else:
                     result = await state.aresult()
@@ -82,13 +102,24 @@ async def warm_authors(
                     await update_progress(ctx, job_id, progress_artifact_id)
             return result
 
+        # Batches fetched ahead of the authors being written: enough to keep ``concurrency`` writers
+        # busy, few enough that a stopped job has little fetched and not written.
+        ahead = asyncio.Semaphore(max(4, 2 * concurrency // key_batch))
+
         async def chunk(index: int, group: list[dict[str, Any]], keeper: ClaimKeeper) -> list[Any]:
+            async with ahead:
+                fetched = await fetch_chunk(index, group)
+            return await asyncio.gather(
+                *(one(a, fetched.get(a["key"]), keeper, fetched.upstream) for a in group)
+            )
+
+        async def fetch_chunk(index: int, group: list[dict[str, Any]]) -> FetchedChunk:
             """One batch of claimed authors: identities where unknown, then bibliographies by key."""
+            found = FetchedChunk()
             if signal.is_set:
-                return [None for _ in group]
+                return found
             wanted = [wanted_for(a, plan) for a in group]
-            found: dict[str, Fetched] = {}
-            upstream = []
+            upstream = found.upstream
             unknown = [w for w in wanted if not w.openlibrary_key]
             if unknown:
                 state = await resolve_identities(ctx, job_id, unknown, depth, index, return_state=True)
@@ -106,7 +137,7 @@ async def warm_authors(
                 }
             )
             works = {}
-            if keys:
+            if keys and not signal.is_set:
                 state = await fetch_works(ctx, job_id, keys, depth, index, return_state=True)
                 if state.is_completed():
                     works = await state.aresult()
@@ -114,9 +145,7 @@ async def warm_authors(
             for fetched in found.values():
                 if fetched.identity is not None and fetched.identity.openlibrary_key:
                     fetched.works = works.get(fetched.identity.openlibrary_key)
-            return await asyncio.gather(
-                *(one(a, found.get(a["key"]) or Fetched.not_asked(), keeper, upstream) for a in group)
-            )
+            return found
 
         async with signal.shard_body(), ClaimKeeper(ctx, plan.claimed) as keeper, lane:
             claimed = [a for a in authors if a["key"] in plan.claimed]

@@ -97,19 +97,31 @@ class Chaos:
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    """A `bookwarm` process whose output goes to files: a pipe nobody reads while the scenario
+    waits would fill and block it (its progress lines), which is not the fault under test."""
+    out = tempfile.NamedTemporaryFile("w+", prefix="chaos-out-", delete=False)  # noqa: SIM115
+    err = tempfile.NamedTemporaryFile("w+", prefix="chaos-err-", delete=False)  # noqa: SIM115
+    proc = subprocess.Popen(
         [sys.executable, "-m", "bookwarm", *args],
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=out,
+        stderr=err,
         text=True,
         start_new_session=True,
     )
+    proc.outputs = (Path(out.name), Path(err.name))  # type: ignore[attr-defined]
+    out.close()
+    err.close()
+    return proc
 
 
 def finish(proc: subprocess.Popen[str], timeout_s: float = 600) -> tuple[int, int, str]:
     """(exit code, lines printed on stderr other than progress lines, stderr)."""
-    _out, err = proc.communicate(timeout=timeout_s)
+    proc.wait(timeout=timeout_s)
+    out_path, err_path = proc.outputs  # type: ignore[attr-defined]
+    err = err_path.read_text()
+    out_path.unlink()
+    err_path.unlink()
     lines = [line for line in err.splitlines() if line.strip() and not line.startswith("[")]
     return proc.returncode, len(lines), err
 
@@ -228,7 +240,10 @@ def run_scenario(
     if strike is not None:
         wait_processed(chaos, name, 30, proc)
         note = strike(chaos, proc)
-    code, lines, _err = finish(proc)
+    code, lines, err = finish(proc)
+    said = [line for line in err.splitlines() if line.startswith("bookwarm:")]
+    if said:  # the one line the operator got
+        note = f"{note}; said: {said[0][:110]}"
     calls = ol_calls(chaos)
     chaos.faults()  # the fault is over: recovery runs on healthy providers (counters start again)
     recovered = recover(chaos, name, env)
@@ -278,7 +293,8 @@ def cancel(chaos: Chaos, proc: subprocess.Popen[str]) -> str:
 def kill_prefect(chaos: Chaos, proc: subprocess.Popen[str]) -> str:
     started = time.monotonic()
     _kill(chaos.state.prefect_pid)
-    proc.wait(timeout=120)
+    while proc.poll() is None and time.monotonic() - started < 300:
+        time.sleep(0.05)
     took = time.monotonic() - started
     chaos.state = chaos.services.up(with_prefect=True)
     return f"CLI exited {took:.1f} s after the kill (grace 5 s)"
