@@ -10,6 +10,7 @@ This module is Prefect-free: blocks reach it as plain dicts loaded by ``blocks.l
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -214,7 +215,20 @@ def resolve(
         built[section] = cls(**values)
     settings = Settings(**built, origins=origins)
     _check_budgets(settings)
+    _check_bucket(settings.s3.bucket)
     return settings
+
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _check_bucket(bucket: str) -> None:
+    """S3's naming rules, checked before any server is asked (the client raised a bare ValueError)."""
+    if not _BUCKET.match(bucket) or ".." in bucket or re.fullmatch(r"[0-9.]+", bucket):
+        raise ConfigError(
+            f"BOOKWARM_S3_BUCKET {bucket[:70]!r} is not a valid bucket name (3-63 lowercase letters, digits, "
+            "dots or hyphens, starting and ending with a letter or digit)"
+        )
 
 
 def _check_budgets(settings: Settings) -> None:

@@ -60,3 +60,45 @@ def test_a_service_down_is_one_line_and_the_traceback_goes_to_the_log(cli_env, t
     log = tmp_path / "logs" / "bookwarm.log"
     if broken == "BOOKWARM_REDIS_URL":  # it failed inside the flow run: its traceback is logged
         assert "Traceback" in log.read_text(encoding="utf-8") and str(log) in lines[0]
+
+
+def test_prefect_server_down_at_start_is_one_line(cli_env):
+    """A configured Prefect API that does not answer: named, with what to do, before anything runs."""
+    result = warm({**cli_env, "PREFECT_API_URL": "http://127.0.0.1:9/api"})
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1
+    assert len(lines) == 1 and "Prefect server at http://127.0.0.1:9/api is not answering" in lines[0], (
+        result.stderr
+    )
+
+
+def test_an_invalid_bucket_is_a_configuration_error(cli_env):
+    result = warm({**cli_env, "BOOKWARM_S3_BUCKET": "Bad_Bucket"})
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2
+    assert len(lines) == 1 and "not a valid bucket name" in lines[0], result.stderr
+
+
+def test_a_provider_down_mid_run_is_one_line_with_the_redrive(cli_env, fake_providers):
+    """OpenLibrary down: every author a dead letter with its reason, then one line that says how many
+    and how to redrive them; the summary table stays on stdout."""
+    from bookwarm.providers.fake.runner import provider_env, set_faults
+    from bookwarm.providers.fake.server import PROVIDERS, Faults
+
+    set_faults(fake_providers, {p: Faults(down=p == "openlibrary") for p in PROVIDERS})
+    try:
+        result = warm(
+            {
+                **cli_env,
+                **provider_env(fake_providers),
+                "BOOKWARM_REDIS_PREFIX": "cli-provider-down:",
+                "BOOKWARM_AUTHOR_RETRY_DELAY_S": "0",
+                "BOOKWARM_OPENLIBRARY_TIMEOUT_S": "2",
+            }
+        )
+    finally:
+        set_faults(fake_providers, {p: Faults() for p in PROVIDERS})
+    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("[")]  # progress
+    assert result.returncode == 1
+    assert len(lines) == 1 and "authors failed" in lines[0] and "bookwarm redrive" in lines[0], result.stderr
+    assert "authors_failed" in result.stdout

@@ -66,3 +66,14 @@ def test_bad_numbers_are_config_errors():
 def test_block_fields_match_settings_fields(section):
     block_cls, _ = BLOCK_NAMES[section]
     assert set(block_cls.model_fields) == {f.name for f in fields(SECTIONS[section])}
+
+
+@pytest.mark.parametrize("bucket", ["Bad_Bucket", "ab", "-bucket", "bucket-", "a..b", "x" * 64, "192.168.1.1"])
+def test_an_invalid_bucket_name_is_a_config_error(bucket):
+    with pytest.raises(ConfigError, match="not a valid bucket name"):
+        resolve({"BOOKWARM_S3_BUCKET": bucket})
+
+
+@pytest.mark.parametrize("bucket", ["bookwarm", "chaos-s3-restart", "my.bucket.1"])
+def test_valid_bucket_names_pass(bucket):
+    assert resolve({"BOOKWARM_S3_BUCKET": bucket}).s3.bucket == bucket
