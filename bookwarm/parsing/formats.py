@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from bookwarm.parsing.names import NameStyle
 
 COMMA = r"\s*,\s*"
-PIPE_OR_SEMI = r"\s*[|;]\s*"
+# Cells of several people written "Last, First & Last, First" or "A; B; C" (LibraryThing's Primary
+# Author sometimes, BookBuddy): split on these, then each is flipped where the column is Last, First.
+PEOPLE_LIST = r"\s*[|;&]\s*"
+COMMA_OR_PEOPLE_LIST = r"\s*[,;&]\s*"
 AMPERSAND = r"\s*&\s*"
 GENERIC_LIST = r"\s*(?:;|&|\band\b|\||,)\s*"
 
@@ -61,11 +64,16 @@ RULES: tuple[FormatRule, ...] = (
         _sig("Primary Author", "Secondary Author"),
         ("Title",),
         (
-            AuthorColumn("Primary Author", style="last_first", roles_header="Primary Author Role"),
+            AuthorColumn(
+                "Primary Author",
+                style="last_first",
+                separator=PEOPLE_LIST,
+                roles_header="Primary Author Role",
+            ),
             AuthorColumn(
                 "Secondary Author",
                 style="last_first",
-                separator=PIPE_OR_SEMI,
+                separator=PEOPLE_LIST,
                 roles_header="Secondary Author Roles",
             ),
         ),
@@ -75,7 +83,7 @@ RULES: tuple[FormatRule, ...] = (
         "bookbuddy",
         _sig("Author (Last, First)", "Title"),
         ("Title",),
-        (AuthorColumn("Author", separator=COMMA),),
+        (AuthorColumn("Author", separator=COMMA_OR_PEOPLE_LIST),),
         ("ISBN",),
     ),
     FormatRule(

@@ -22,6 +22,8 @@ from bookwarm.parsing import isbn as isbnlib
 from bookwarm.parsing.decode import decode, sniff_delimiter
 from bookwarm.parsing.formats import COMMA, AuthorColumn, ResolvedFormat, detect
 from bookwarm.parsing.names import (
+    AMPERSAND_STAND_IN,
+    COMPANY_AMPERSAND,
     DEFAULT_WARM_ROLES,
     SUFFIX_AFTER_SEPARATOR,
     AuthorName,
@@ -33,7 +35,7 @@ from bookwarm.parsing.names import (
     plain_name_expr,
 )
 from bookwarm.parsing.source import DEFAULT_MAX_BYTES, read_source
-from bookwarm.parsing.table import InvalidUtf8, read_table
+from bookwarm.parsing.table import InvalidUtf8, padded_quotes, read_table
 
 if TYPE_CHECKING:
     from bookwarm.parsing.llm import LLMResult
@@ -167,16 +169,18 @@ def parse_library(
             frame = read_table(text.encode("utf-8"), delimiter, label, fmt.columns())
     else:
         frame = read_table(text.encode("utf-8"), delimiter, label, fmt.columns())
+    rows = frame.height
+    frame, formulas = _without_formulas(frame, [c.header for c in fmt.authors])
     books = _books(frame, fmt)
     people = _people(frame, fmt.authors)
     return ParsedLibrary(
         format=fmt.name,
         encoding=encoding,
         delimiter=delimiter,
-        rows=frame.height,
+        rows=rows,
         authors=_count_authors(people, warm_roles),
         isbns=books["isbn13"].drop_nulls().unique(maintain_order=True).to_list(),
-        rejected=_rejections(frame, books, people, fmt, warm_roles),
+        rejected=sorted(_rejections(frame, books, people, fmt, warm_roles) + formulas, key=lambda r: r.row),
         books=books.drop("isbn_invalid"),
         people=people.drop("key_id"),
     )
@@ -262,8 +266,11 @@ def _head(data: bytes, size: int = 65536) -> bytes:
 
 
 def header_row(text: str, delimiter: str) -> list[str]:
-    """The first record's cells, as csv reads them (a quoted header may hold the delimiter)."""
-    first = next(csv.reader(io.StringIO(text[:65536]), delimiter=delimiter), [])
+    """The first record's cells, as csv reads them (a quoted header may hold the delimiter); in a
+    padded file, a quote after the padding opens a quoted cell, as read_table reads the rest."""
+    head = text[:65536]
+    padded = padded_quotes(head.encode("utf-8", "replace"), delimiter)
+    first = next(csv.reader(io.StringIO(head), delimiter=delimiter, skipinitialspace=padded), [])
     return [cell for cell in first]
 
 
@@ -470,16 +477,17 @@ def _split_cells(cells: pl.DataFrame, separator: str) -> pl.DataFrame:
     cell = pl.col("cell")
     if cells.select(cell.str.contains(SUFFIX_AFTER_SEPARATOR).any()).item():  # rare: skip the rewrite
         cell = cell.str.replace_all(SUFFIX_AFTER_SEPARATOR, " ${1}${2}")
+    company = "&" in separator and cells.select(cell.str.contains(COMPANY_AMPERSAND).any()).item()
+    if company:
+        cell = cell.str.replace_all(COMPANY_AMPERSAND, f" {AMPERSAND_STAND_IN} ${{1}}${{2}}")
     # The common separator splits literally: the spaces it allows around the comma are stripped below.
     pieces = (
         cell.str.split(",") if separator == COMMA else cell.str.replace_all(separator, unit).str.split(unit)
     )
-    return (
-        cells.with_columns(pieces)
-        .explode("cell")
-        .with_columns(pl.col("cell").str.strip_chars())
-        .filter(pl.col("cell").str.len_chars() > 0)
-    )
+    split = cells.with_columns(pieces).explode("cell").with_columns(pl.col("cell").str.strip_chars())
+    if company:
+        split = split.with_columns(pl.col("cell").str.replace_all(AMPERSAND_STAND_IN, "&", literal=True))
+    return split.filter(pl.col("cell").str.len_chars() > 0)
 
 
 def _parse_distinct_cells(cells: pl.DataFrame, column: AuthorColumn) -> pl.DataFrame:
@@ -535,6 +543,25 @@ def _count_authors(people: pl.DataFrame, warm_roles: frozenset[str]) -> list[Aut
     return [AuthorCount(name, key, books) for name, key, books in zip(*columns, strict=True)]
 
 
+# An author cell a spreadsheet would run: `=...`, or `+ - @` followed by a call, a pipe (DDE) or a
+# sheet reference. Such rows are rejected, and their text is never repeated: not sent to providers,
+# not written into job records or artifacts. (ISBN cells such as Goodreads' `="0441478123"` are
+# data; an invalid one that reads as a formula is reported without its text.)
+FORMULA = r"^(?:=|[+\-@].*[(|!])"
+
+
+def _without_formulas(frame: pl.DataFrame, columns: list[str]) -> tuple[pl.DataFrame, list[Rejection]]:
+    columns = [c for c in dict.fromkeys(columns) if c in frame.columns]
+    if not columns or frame.height == 0:
+        return frame, []
+    is_formula = pl.any_horizontal(pl.col(c).str.contains(FORMULA).fill_null(False) for c in columns)
+    rows = frame.filter(is_formula)["row"].to_list()
+    if not rows:
+        return frame, []
+    reason = "a cell reads as a spreadsheet formula (not read)"
+    return frame.filter(~is_formula), [Rejection(row, reason) for row in rows]
+
+
 def _rejections(
     frame: pl.DataFrame,
     books: pl.DataFrame,
@@ -549,7 +576,11 @@ def _rejections(
             "row",
             pl.when(~pl.col("row").is_in(with_author.implode())).then(pl.lit(no_author)).alias("a"),
             pl.when(pl.col("isbn_invalid").is_not_null() & pl.col("isbn13").is_null())
-            .then(pl.lit("invalid ISBN '") + pl.col("isbn_invalid") + pl.lit("'"))
+            .then(
+                pl.when(pl.col("isbn_invalid").str.contains(FORMULA))  # never echoed
+                .then(pl.lit("invalid ISBN (a spreadsheet formula, not shown)"))
+                .otherwise(pl.lit("invalid ISBN '") + pl.col("isbn_invalid") + pl.lit("'"))
+            )
             .alias("b"),
         )
         .filter(pl.col("a").is_not_null() | pl.col("b").is_not_null())

@@ -24,6 +24,10 @@ _INLINE_ROLE = re.compile(r"^(?P<name>.*?)\s*\((?P<role>[^()]*)\)\s*$")
 _SUFFIXES = {"jr", "sr", "ii", "iii", "iv", "v", "phd", "md", "esq"}
 # The same suffixes as a regex, for gluing them to their name before a list is split in polars.
 SUFFIX_AFTER_SEPARATOR = r"\s*,\s*((?i:jr|sr|ii|iii|iv|v|ph\.?\s?d|m\.?\s?d|esq)\.?)(\s*(?:,|$))"
+# "O'Reilly & Associates", "Smith & Sons": one name (a firm), not two people. Its "&" is hidden from
+# the list split by this stand-in and put back after.
+COMPANY_AMPERSAND = r"\s*&\s*((?i:associates|co|company|sons|partners)\.?)(\s*(?:[,;|&]|$))"
+AMPERSAND_STAND_IN = "\x1e"
 _PARTICLES = {"de", "da", "del", "della", "der", "di", "du", "la", "le", "van", "von", "st", "saint"}
 _JUNK_KEYS = {
     "",
@@ -43,11 +47,52 @@ _JUNK_KEYS = {
 
 _ROLE_WORDS: dict[str, str] = {}
 for _canonical, _words in {
-    "author": ("author", "authors", "co-author", "coauthor", "writer", "creator", "primary author"),
-    "translator": ("translator", "translation", "translated by", "trans", "tr", "traductor", "traducteur"),
-    "narrator": ("narrator", "narrated by", "reader", "read by", "performer"),
+    # LibraryThing writes roles in the user's language: Autor, Auteur, Autore, Autorin, ...
+    "author": (
+        "author",
+        "authors",
+        "co-author",
+        "coauthor",
+        "writer",
+        "creator",
+        "primary author",
+        "autor",
+        "autora",
+        "autorin",
+        "auteur",
+        "auteure",
+        "autore",
+        "autrice",
+        "forfatter",
+        "författare",
+        "schrijver",
+    ),
+    "translator": (
+        "translator",
+        "translation",
+        "translated by",
+        "trans",
+        "tr",
+        "traductor",
+        "traductora",
+        "traducteur",
+        "traductrice",
+        "traduttore",
+        "traduttrice",
+        "tradutor",
+        "übersetzer",
+        "übersetzerin",
+        "vertaler",
+        "översättare",
+    ),
+    "narrator": ("narrator", "narrated by", "reader", "read by", "performer", "sprecher", "narrateur"),
     "illustrator": (
         "illustrator",
+        "illustrateur",
+        "illustratrice",
+        "illustratore",
+        "ilustrador",
+        "illustratorin",
         "illustrations",
         "illustrated by",
         "artist",
@@ -57,7 +102,18 @@ for _canonical, _words in {
         "photographer",
         "photographs",
     ),
-    "editor": ("editor", "editors", "ed", "eds", "edited by", "compiler", "editor-in-chief"),
+    "editor": (
+        "editor",
+        "editors",
+        "ed",
+        "eds",
+        "edited by",
+        "compiler",
+        "editor-in-chief",
+        "herausgeber",
+        "herausgeberin",
+        "curatore",
+    ),
     "contributor": (
         "contributor",
         "foreword",
@@ -172,7 +228,10 @@ def _looks_like_last_first(cell: str) -> bool:
 
 def _split_list(cell: str, separator: str) -> list[str]:
     """Split on the format's separator, gluing suffixes ('Jr.') back onto the name before them."""
+    if "&" in cell:
+        cell = re.sub(COMPANY_AMPERSAND, rf" {AMPERSAND_STAND_IN} \1\2", cell)
     pieces = [p.strip() for p in re.split(separator, cell)] if separator else [cell.strip()]
+    pieces = [p.replace(AMPERSAND_STAND_IN, "&") for p in pieces]
     out: list[str] = []
     for piece in pieces:
         if not piece:
