@@ -17,6 +17,7 @@ from typing import Any
 from uuid import UUID
 
 import anyio
+from prefect.logging import get_run_logger
 
 from bookwarm.errors import JobStopped
 from bookwarm.warming.context import WarmContext
@@ -62,7 +63,39 @@ async def run_job(
     summary = await finish_job(ctx, job_id, status, progress)
     if status == "cancelled":
         summary["stopped"] = str(JobStopped(job_id, status, signal.why))
+    await _log_outcome(ctx, job_id, summary)
     return summary
+
+
+MAX_DEAD_LETTER_LINES = 200
+
+
+async def _log_outcome(ctx: WarmContext, job_id: str, summary: dict[str, Any]) -> None:
+    """On the job's run page: a WARNING per dead letter, with its reason, then the summary."""
+    logger = get_run_logger()
+    dead = await ctx.jobs.dead_letters(job_id)
+    for entry in dead[:MAX_DEAD_LETTER_LINES]:
+        logger.warning("dead letter: %s (depth %d): %s", entry["name"], entry["depth"], entry["reason"])
+    if len(dead) > MAX_DEAD_LETTER_LINES:
+        logger.warning(
+            "... and %d more dead letters: `bookwarm status %s`", len(dead) - MAX_DEAD_LETTER_LINES, job_id
+        )
+    logger.info(
+        "job %s %s: %d queued, %d warmed, %d skipped, %d partial, %d unknown, %d failed, %d not started; "
+        "%d works cached, %d provider calls, %.1f s",
+        job_id,
+        summary["status"],
+        summary["authors_queued"] + summary["redrive_found"] + summary["resume_found"],
+        summary["authors_warmed"],
+        summary["authors_skipped"],
+        summary["authors_partial"],
+        summary["authors_unknown"],
+        summary["authors_failed"],
+        summary["authors_not_started"],
+        summary["works_cached"],
+        summary["provider_calls"],
+        summary["duration_s"],
+    )
 
 
 async def _is_cancelling(probe: Callable[[], Awaitable[str]]) -> bool:

@@ -57,6 +57,13 @@ async def warm_levels(
             return
         found: list[dict[str, str]] = []
         pending = frontier
+        get_run_logger().info(
+            "depth %d: %d authors in %d shard(s) of up to %d",
+            depth,
+            len(frontier),
+            -(-len(frontier) // shard_size),
+            shard_size,
+        )
         for attempt in range(LEVEL_ROUNDS):
             found += await _round(
                 ctx, job_id, pending, depth, force, done, shard_size, concurrency, progress_artifact_id, gate

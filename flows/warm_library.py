@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
+from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Cancelled
 
@@ -31,6 +32,14 @@ async def warm_library(
     settings = await run_settings()
     parsed = await parse_source(source, settings)
     authors = [{"name": a["name"], "key": a["key"], "isbns": a["isbns"]} for a in parsed["authors"]]
+    get_run_logger().info(
+        "parsed %s: format %s, %d rows, %d authors, %d rows rejected",
+        parsed["source"],
+        parsed["format"],
+        parsed["rows"],
+        len(authors),
+        len(parsed["rejected"]),
+    )
     async with WarmContext(settings, with_providers=False) as ctx:
         progress = await start_job(
             ctx, job_id, source=parsed["source"], max_depth=max_depth, authors=authors, force=force

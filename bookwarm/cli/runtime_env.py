@@ -22,11 +22,20 @@ def prepare_flow_runtime() -> Settings:
     os.environ.setdefault("PREFECT_HOME", str(services.home / "prefect"))
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # Prefect's own chatter, per task run
+    # The job's own lines (parsed, levels, dead letters, summary) on its run page in the UI: the flow
+    # run loggers at BOOKWARM_LOG_LEVEL, Prefect's task-run lines staying at WARNING (one per task
+    # run would cost the server at scale).
+    os.environ.setdefault(
+        "PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL",
+        os.environ.get("BOOKWARM_LOG_LEVEL", "INFO").upper(),
+    )
     if not os.environ.get("BOOKWARM_DEBUG"):
         # The terminal gets one line per error; warnings and tracebacks go to the run's logs in
         # Prefect (its API handler is untouched) and to a log file (log_to_file).
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "100")
+        # A level *name*: Prefect puts this value into logging's dictConfig, which refuses "100"
+        # and then configures no handler at all, the API's included (the run pages had no logs).
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     from blocks.loader import prefect_api_configured
 
     configured = prefect_api_configured()
