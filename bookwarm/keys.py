@@ -40,6 +40,20 @@ class Keys:
         """Hash: author key -> the author and the depth it was queued at (what a resume re-reads)."""
         return f"{self.prefix}warming:job:{job_id}:queued"
 
+    def job_review(self, job_id: str) -> str:
+        """Hash: author key -> a review entry (bookwarm.warming.review)."""
+        return f"{self.prefix}warming:job:{job_id}:review"
+
+    def reviews(self) -> str:
+        return f"{self.prefix}warming:review"
+
+    def pin(self, author_key: str) -> str:
+        """The OpenLibrary key an operator chose for an author (no TTL)."""
+        return f"{self.prefix}warming:pin:{author_key}"
+
+    def blocklist(self) -> str:
+        return f"{self.prefix}warming:blocklist"
+
     def job_counted(self, job_id: str) -> str:
         """Set of author keys already counted in the job: a retry, resume or redrive counts once."""
         return f"{self.prefix}warming:job:{job_id}:counted"

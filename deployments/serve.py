@@ -1,10 +1,11 @@
-"""`bookwarm deployments serve`: serve the five deployments from this process against a Prefect server.
+"""`bookwarm deployments serve`: serve the six deployments from this process against a Prefect server.
 
 - warm-library: run from the UI or REST API with {source, max_depth, force}.
 - warm-popular-authors: weekly, Monday 03:00 UTC; names from the Prefect Variable
   `bookwarm-popular-authors` (JSON list), else the 29 authors bookwarm ships with.
 - redrive: re-run a job's dead letters, {job_id}.
 - resume: finish a job that was interrupted or cancelled, {job_id}.
+- resolve-review: pin an author's OpenLibrary key or block a name, {name, openlibrary_key | not_an_author}.
 - enrich: daily at 00:10 UTC, just after the providers' quotas reset; {job_id} (optional).
 
 Each run starts in a new process (Prefect's runner); on many machines, run this on each (or use a
@@ -18,6 +19,7 @@ from prefect.client.schemas.schedules import CronSchedule
 
 from flows.enrich import enrich
 from flows.redrive import redrive
+from flows.resolve_review import resolve_review
 from flows.resume import resume
 from flows.warm_library import warm_library
 from flows.warm_popular import warm_popular_authors
@@ -41,6 +43,11 @@ def build_deployments() -> list:
             tags=["bookwarm"],
         ),
         redrive.to_deployment(name="redrive", description="Re-run a job's dead letters.", tags=["bookwarm"]),
+        resolve_review.to_deployment(
+            name="resolve-review",
+            description="Answer a review: pin an author's OpenLibrary key (and warm it), or block a name.",
+            tags=["bookwarm"],
+        ),
         resume.to_deployment(
             name="resume",
             description="Finish a job that was interrupted or cancelled (authors already done are not refetched).",

@@ -31,7 +31,10 @@ async def warm_library(
     job_id = str(flow_run.id or "local")
     settings = await run_settings()
     parsed = await parse_source(source, settings)
-    authors = [{"name": a["name"], "key": a["key"], "isbns": a["isbns"]} for a in parsed["authors"]]
+    authors = [
+        {"name": a["name"], "key": a["key"], "isbns": a["isbns"], "titles": a["titles"]}
+        for a in parsed["authors"]
+    ]
     get_run_logger().info(
         "parsed %s: format %s, %d rows, %d authors, %d rows rejected",
         parsed["source"],

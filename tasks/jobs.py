@@ -69,4 +69,22 @@ async def finish_job(ctx: WarmContext, job_id: str, status: str, artifact_id: UU
         key=f"bookwarm-dead-{job_id}"[:60].lower(),
         description=f"Dead letters of job {job_id}: re-drive with `bookwarm redrive {job_id}`",
     )
+    review = await ctx.reviews.for_job(job_id)
+    if review:
+        await create_table_artifact(
+            table=[
+                {
+                    "name": e["name"],
+                    "candidates": "; ".join(
+                        f"{c['openlibrary_key']} {c['name']} ({c['works']} works)" for c in e["candidates"]
+                    ),
+                    "books": "; ".join(e["books"]),
+                    "depth": e["depth"],
+                }
+                for e in review
+            ],
+            key=f"bookwarm-review-{job_id}"[:60].lower(),
+            description="Authors to review: run the resolve-review deployment (or `bookwarm review resolve "
+            "NAME --openlibrary-key OL…A`; `--not-an-author` blocks the name)",
+        )
     return summary

@@ -17,7 +17,7 @@ from bookwarm.sources import SourcePolicy, check_source, read_allowed
 
 @task(name="parse-library", cache_policy=NO_CACHE, retries=0)
 async def parse_source(source: str, settings: Settings) -> dict[str, Any]:
-    """{format, rows, authors: [{name, key, books, isbns}], isbns, rejected, source}; input errors are not retried.
+    """{format, rows, authors: [{name, key, books, isbns, titles}], isbns, rejected, source}; input errors are not retried.
 
     A source the policy refuses is never opened: the refusal quotes nothing of it."""
     allowed = check_source(source, SourcePolicy.from_settings(settings))
@@ -38,6 +38,8 @@ async def parse_source(source: str, settings: Settings) -> dict[str, Any]:
     )
     summary = parsed.to_summary()
     isbns = parsed.author_isbns(settings.warm_roles)
+    titles = parsed.author_titles(settings.warm_roles)
     for author in summary["authors"]:
         author["isbns"] = isbns.get(author["key"], [])
+        author["titles"] = [t[:120] for t in titles.get(author["key"], [])]
     return {**summary, "source": allowed.label}

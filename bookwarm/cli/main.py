@@ -18,12 +18,23 @@ from bookwarm.cli import (
     parse_cmd,
     providers_cmd,
     read_cmd,
+    review_cmd,
     services_cmd,
     warm_cmd,
 )
 from bookwarm.errors import BookwarmError, CacheError, ConfigError, InputError, ServiceError
 
-COMMANDS = (parse_cmd, warm_cmd, enrich_cmd, read_cmd, services_cmd, providers_cmd, deploy_cmd, config_cmd)
+COMMANDS = (
+    parse_cmd,
+    warm_cmd,
+    enrich_cmd,
+    read_cmd,
+    review_cmd,
+    services_cmd,
+    providers_cmd,
+    deploy_cmd,
+    config_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -74,10 +74,11 @@ def run_status(args: argparse.Namespace) -> int:
     from bookwarm.cache.redis_client import make_redis
     from bookwarm.keys import Keys
     from bookwarm.warming.jobs import JobStore, summary, summary_rows
+    from bookwarm.warming.review import ReviewStore
 
     settings = load_settings(start_services=False)
 
-    async def read() -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    async def read() -> tuple[dict[str, Any] | None, list[dict[str, Any]], list[dict[str, Any]]]:
         client = make_redis(settings.redis.url)
         try:
             jobs = JobStore(
@@ -86,11 +87,16 @@ def run_status(args: argparse.Namespace) -> int:
                 settings.redis.job_ttl_s,
                 settings.redis.job_heartbeat_s,
             )
-            return await jobs.get(args.job_id), await jobs.dead_letters(args.job_id)
+            reviews = ReviewStore(client, Keys(settings.redis.key_prefix), settings.redis.job_ttl_s)
+            return (
+                await jobs.get(args.job_id),
+                await jobs.dead_letters(args.job_id),
+                await reviews.for_job(args.job_id),
+            )
         finally:
             await client.aclose()
 
-    record, dead = asyncio.run(read())
+    record, dead, review = asyncio.run(read())
     if record is None:
         raise InputError(
             f"no job {args.job_id} (job records are kept {settings.redis.job_ttl_s // 86400} days)"
@@ -102,6 +108,7 @@ def run_status(args: argparse.Namespace) -> int:
         "started_at": record.get("started_at"),
         "finished_at": record.get("finished_at"),
         "dead_letters": dead,
+        "review": review,
     }
     if args.json:
         print_json(data)
@@ -110,4 +117,11 @@ def run_status(args: argparse.Namespace) -> int:
     if dead:
         print(f"\n{len(dead)} dead letters (re-drive with `bookwarm redrive {args.job_id}`):")
         print_table(("depth", "name", "reason"), [(d["depth"], d["name"], d["reason"][:80]) for d in dead])
+    if review:
+        from bookwarm.cli.review_cmd import review_rows
+
+        print(
+            f"\n{len(review)} authors to review (answer with `bookwarm review resolve NAME --openlibrary-key OL…A`):"
+        )
+        print_table(("name", "candidates (OpenLibrary key, name, works)", "your books"), review_rows(review))
     return 0

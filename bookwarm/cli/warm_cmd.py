@@ -58,14 +58,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_warm(args: argparse.Namespace) -> int:
     check_depth(args.max_depth, low=1)
     if args.file.startswith("s3://"):
-        return _run("warm_library", args.json, source=args.file, max_depth=args.max_depth, force=args.force)
+        return run_flow(
+            "warm_library", args.json, source=args.file, max_depth=args.max_depth, force=args.force
+        )
     path = Path(args.file)
     _check_locally(path)
     from bookwarm.cli.runtime_env import prepare_flow_runtime
 
     settings = prepare_flow_runtime()
     source = _upload(path, settings)
-    return _run(
+    return run_flow(
         "warm_library", args.json, settings, source=source, max_depth=args.max_depth, force=args.force
     )
 
@@ -107,17 +109,17 @@ def _upload(path: Path, settings: Settings) -> str:
 
 def run_warm_authors(args: argparse.Namespace) -> int:
     check_depth(args.max_depth, low=0)
-    return _run(
+    return run_flow(
         "warm_popular_authors", args.json, names=args.names, max_depth=args.max_depth, force=args.force
     )
 
 
 def run_redrive(args: argparse.Namespace) -> int:
-    return _run("redrive", args.json, job_id=args.job_id)
+    return run_flow("redrive", args.json, job_id=args.job_id)
 
 
 def run_resume(args: argparse.Namespace) -> int:
-    return _run("resume", args.json, job_id=args.job_id)
+    return run_flow("resume", args.json, job_id=args.job_id)
 
 
 def check_depth(value: int, *, low: int) -> None:
@@ -125,20 +127,21 @@ def check_depth(value: int, *, low: int) -> None:
         raise InputError(f"--max-depth must be between {low} and 3, got {value}")
 
 
-def _run(flow_name: str, as_json: bool, settings: Settings | None = None, **parameters: Any) -> int:
+def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **parameters: Any) -> int:
     from bookwarm.cli.progress import ProgressBar
     from bookwarm.cli.runtime_env import log_to_file, prepare_flow_runtime
     from bookwarm.warming.progress import subscribe
     from bookwarm.warming.stop import on_stopped
 
     settings = settings or prepare_flow_runtime()
-    from flows import redrive, resume, warm_library, warm_popular
+    from flows import redrive, resolve_review, resume, warm_library, warm_popular
 
     flow = {
         "warm_library": warm_library.warm_library,
         "warm_popular_authors": warm_popular.warm_popular_authors,
         "redrive": redrive.redrive,
         "resume": resume.resume,
+        "resolve_review": resolve_review.resolve_review,
     }[flow_name]
     log_to_file()
     bar = ProgressBar(settings.redis.url, Keys(settings.redis.key_prefix))
@@ -177,7 +180,8 @@ def _run(flow_name: str, as_json: bool, settings: Settings | None = None, **para
         from bookwarm.warming.jobs import summary_rows
 
         print_table(("", ""), summary_rows(summary))
-        print(f"\nDetails: bookwarm status {summary.get('job_id')}")
+        if summary.get("job_id"):
+            print(f"\nDetails: bookwarm status {summary.get('job_id')}")
     if summary.get("authors_failed"):
         print(
             f"bookwarm: {summary['authors_failed']} authors failed (dead letters, with reasons: "

@@ -96,6 +96,22 @@ class ParsedLibrary:
         )
         return dict(zip(joined["key"].to_list(), joined["isbn13"].to_list(), strict=True))
 
+    def author_titles(
+        self, warm_roles: frozenset[str] = DEFAULT_WARM_ROLES, per_author: int = 3
+    ) -> dict[str, list[str]]:
+        """A few titles of each author's own books in this library (file order): what an operator
+        recognises when asked which of two namesakes the user reads."""
+        if self.books.is_empty() or self.people.is_empty():
+            return {}
+        joined = (
+            self.people.filter(pl.col("role").is_in(list(warm_roles)))
+            .join(self.books.select("row", "title").drop_nulls("title"), on="row")
+            .sort("row")
+            .group_by("key", maintain_order=True)
+            .agg(pl.col("title").unique(maintain_order=True).head(per_author))
+        )
+        return dict(zip(joined["key"].to_list(), joined["title"].to_list(), strict=True))
+
     def records(self) -> Iterator[Record]:
         """One Record per data row, in file order (built lazily: large files have many)."""
         by_row: dict[int, list[AuthorName]] = {}

@@ -17,6 +17,7 @@ from bookwarm.providers.openlibrary_batch import openlibrary_bibliography
 from bookwarm.warming.context import WarmContext
 from bookwarm.warming.jobs import now_iso
 from bookwarm.warming.outcome import COUNTER, AuthorOutcome
+from bookwarm.warming.review import review_entry
 from bookwarm.warming.shard import ClaimKeeper, Fetched, fetch_alone, wanted_for
 
 POLL_S = 0.25
@@ -48,7 +49,7 @@ async def warm_one(
         fetched = fetched if fetched is not None else Fetched.not_asked()
         if fetched.needs_fetch(retry=refetch):
             fetched.take(await fetch_alone(ctx, job_id, wanted_for(author)))
-        outcome = await _write(ctx, author, depth, fetched)
+        outcome = await _write(ctx, author, depth, fetched, job_id)
         await keeper.release(key)
     else:
         outcome = await _claim_and_fetch(ctx, author, depth, job_id, force)
@@ -78,7 +79,7 @@ async def _claim_and_fetch(
         if record and record.get("openlibrary_key"):
             known.setdefault("openlibrary_key", record["openlibrary_key"])
         fetched = await fetch_alone(ctx, job_id, wanted_for(known))
-        return await _write(ctx, author, depth, fetched)
+        return await _write(ctx, author, depth, fetched, job_id)
 
 
 async def _fresh_record(ctx: WarmContext, key: str, depth: int) -> dict[str, Any] | None:
@@ -91,9 +92,11 @@ async def _skipped(
 ) -> AuthorOutcome:
     """Skip an author warmed at this depth or shallower within the processed TTL; its cached works
     still give the co-authors of the next level."""
-    cached, _ = await ctx.cache.read_author(key)
+    cached, _ = (None, "") if record.get("status") == "blocked" else await ctx.cache.read_author(key)
     reason = (
-        "warmed by a concurrent run"
+        "not an author (blocklist)"
+        if record.get("status") == "blocked"
+        else "warmed by a concurrent run"
         if concurrent
         else f"fresh: warmed {record.get('last_warmed')} at depth {record.get('depth')}"
     )
@@ -109,7 +112,9 @@ async def _skipped(
     )
 
 
-async def _write(ctx: WarmContext, author: dict[str, Any], depth: int, fetched: Fetched) -> AuthorOutcome:
+async def _write(
+    ctx: WarmContext, author: dict[str, Any], depth: int, fetched: Fetched, job_id: str
+) -> AuthorOutcome:
     name, key = author["name"], author["key"]
     bibliography = openlibrary_bibliography(name, key, fetched.identity, fetched.works, fetched.error)
     if bibliography.status == "failed":
@@ -148,6 +153,9 @@ async def _write(ctx: WarmContext, author: dict[str, Any], depth: int, fetched: 
         reason = f"openlibrary: {data['sources']['openlibrary']['error']}"
     elif status == "review":
         reason = f"identity confidence {data['author']['confidence']} below review threshold"
+        await ctx.reviews.add(
+            review_entry(author, depth, job_id, data["author"], data["sources"]["openlibrary"]["works"])
+        )
     return AuthorOutcome(
         name,
         key,

@@ -15,6 +15,7 @@ from bookwarm.providers.http import RetryPolicy
 from bookwarm.providers.session import ProviderSession
 from bookwarm.settings import Settings
 from bookwarm.warming.jobs import JobStore
+from bookwarm.warming.review import ReviewStore
 
 
 class WarmContext:
@@ -44,6 +45,7 @@ class WarmContext:
         self.jobs = JobStore(
             self.redis, self.keys, self.settings.redis.job_ttl_s, self.settings.redis.job_heartbeat_s
         )
+        self.reviews = ReviewStore(self.redis, self.keys, self.settings.redis.job_ttl_s)
         if self.with_providers:
             self.providers = await ProviderSession(
                 self.settings, redis_client=self.redis, policy=self.policy, core_only=self.core_only

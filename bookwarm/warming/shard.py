@@ -74,15 +74,22 @@ class ShardPlan:
 
 
 async def plan_shard(ctx: WarmContext, authors: list[dict[str, Any]], depth: int, force: bool) -> ShardPlan:
-    """Two round trips for the whole shard: the processed markers, then the claims."""
+    """Three round trips for the whole shard: the processed markers, the operator's pins and
+    blocklist, then the claims."""
     plan = ShardPlan()
     keys = [a["key"] for a in authors]
     raw = await HotCache._call(ctx.redis.mget([ctx.keys.processed(k) for k in keys])) if keys else []
+    pins, blocked = await ctx.reviews.decisions(keys)
     to_claim = []
     for key, value in zip(keys, raw, strict=True):
         record = json.loads(value) if value else None
+        if key in blocked:  # an operator said it is not an author: never fetched, even when forced
+            plan.fresh[key] = {"status": "blocked", "depth": depth, "works_count": 0}
+            continue
         if record and record.get("openlibrary_key"):
             plan.known_keys[key] = record["openlibrary_key"]
+        if key in pins:
+            plan.known_keys[key] = pins[key]  # the operator's choice wins over any stored identity
         if record and not force and int(record.get("depth", 99)) <= depth:
             plan.fresh[key] = record
         else:

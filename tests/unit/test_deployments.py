@@ -4,9 +4,16 @@ from deployments.serve import build_deployments
 from flows.warm_popular import default_popular_authors
 
 
-def test_five_deployments_with_their_schedules():
+def test_six_deployments_with_their_schedules():
     by_name = {d.name: d for d in build_deployments()}
-    assert set(by_name) == {"warm-library", "warm-popular-authors", "redrive", "resume", "enrich"}
+    assert set(by_name) == {
+        "warm-library",
+        "warm-popular-authors",
+        "redrive",
+        "resume",
+        "resolve-review",
+        "enrich",
+    }
     (schedule,) = by_name["warm-popular-authors"].schedules
     assert schedule.schedule.cron == "0 3 * * 1" and schedule.schedule.timezone == "UTC"
     (daily,) = by_name["enrich"].schedules  # just after the providers' UTC quota reset

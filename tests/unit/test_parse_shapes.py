@@ -66,8 +66,21 @@ def test_a_firm_with_an_ampersand_stays_one_name(tmp_path):
 
 def test_formula_cells_reject_their_row_without_echoing_it():
     parsed = parse_library(SHAPES / "generic_formulas.csv")
-    assert names(parsed) == {"Neil Gaiman", "Jean-Paul Sartre"}
-    assert [(r.row, r.reason) for r in parsed.rejected] == [(row, FORMULA_REASON) for row in (3, 4, 5, 6)]
+    assert names(parsed) == {"Neil Gaiman", "Someone Else", "Jean-Paul Sartre"}
+    assert [(r.row, r.reason) for r in parsed.rejected] == [
+        (3, FORMULA_REASON),
+        (4, "invalid ISBN 'HYPERLINK(HTTP://X)'"),  # the author stands; `="…"` is cleaned as Goodreads' form
+        (5, FORMULA_REASON),
+        (6, FORMULA_REASON),
+    ]
+
+
+def test_an_invalid_isbn_that_reads_as_a_formula_is_not_echoed(tmp_path):
+    path = tmp_path / "isbn.csv"
+    path.write_text("Title,Author,ISBN\nA,Ann Lee,+cmd|x!A1\nC,Cy Lee,@SUM(1)\n")
+    parsed = parse_library(path)
+    assert names(parsed) == {"Ann Lee", "Cy Lee"}
+    assert {r.reason for r in parsed.rejected} == {"invalid ISBN (a spreadsheet formula, not shown)"}
 
 
 def test_goodreads_quoted_isbns_are_not_formulas(tmp_path):

@@ -68,7 +68,9 @@ def test_block_fields_match_settings_fields(section):
     assert set(block_cls.model_fields) == {f.name for f in fields(SECTIONS[section])}
 
 
-@pytest.mark.parametrize("bucket", ["Bad_Bucket", "ab", "-bucket", "bucket-", "a..b", "x" * 64, "192.168.1.1"])
+@pytest.mark.parametrize(
+    "bucket", ["Bad_Bucket", "ab", "-bucket", "bucket-", "a..b", "x" * 64, "192.168.1.1"]
+)
 def test_an_invalid_bucket_name_is_a_config_error(bucket):
     with pytest.raises(ConfigError, match="not a valid bucket name"):
         resolve({"BOOKWARM_S3_BUCKET": bucket})

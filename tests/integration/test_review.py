@@ -1,0 +1,91 @@
+"""Uncertain identities become a review list an operator answers: pin the OpenLibrary key (the
+author is warmed by it, and every later run uses it) or block the name. Real Redis, S3, Prefect
+and the fake providers over the economy catalog (two John Smiths)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from bookwarm.cache.redis_client import make_redis
+from bookwarm.cli.read_cmd import lookup
+from bookwarm.keys import Keys
+from bookwarm.providers.fake.runner import stats
+from bookwarm.warming.review import ReviewStore
+from flows.resolve_review import resolve_review
+from flows.warm_library import warm_library
+from tests.integration.conftest import processed
+
+
+def _library(tmp_path) -> str:
+    path = tmp_path / "namesakes.csv"
+    path.write_text("Title,Author\nA Poem for Winter,John Smith\nMurderbot,Martha Wells\n", encoding="utf-8")
+    return str(path)
+
+
+async def _store(settings) -> ReviewStore:
+    return ReviewStore(make_redis(settings.redis.url), Keys(settings.redis.key_prefix), 3600)
+
+
+async def test_namesakes_are_listed_then_pinned_and_later_runs_use_the_pin(
+    economy_env, economy_providers, tmp_path
+):
+    summary = await warm_library(_library(tmp_path), max_depth=1)
+    job_id = summary["job_id"]
+    store = await _store(economy_env)
+    (entry,) = await store.for_job(job_id)
+    assert entry["name"] == "John Smith" and entry["books"] == ["A Poem for Winter"]
+    candidates = {c["openlibrary_key"] for c in entry["candidates"]}
+    assert {"OL100A", "OL101A"} <= candidates and all(c["works"] > 0 for c in entry["candidates"])
+    assert [e["key"] for e in await store.open()] == ["john-smith"]
+
+    cli = subprocess.run(  # what `bookwarm review JOB_ID` and `status` show
+        [sys.executable, "-m", "bookwarm", "review", job_id, "--json"],
+        env={**os.environ},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert cli.returncode == 0 and json.loads(cli.stdout)[0]["key"] == "john-smith", cli.stderr
+
+    resolved = await resolve_review("John Smith", openlibrary_key="OL101A")
+    assert resolved["authors_warmed"] == 1 and resolved["resolution"] == "pinned to OL101A"
+    smith, _, _ = await lookup(economy_env, "author", "John Smith")
+    assert (
+        smith["author"]["openlibrary_key"] == "OL101A"
+        and smith["status"] == "ok"
+        and smith["works_count"] == 11
+    )
+    assert await store.open() == []
+
+    again = await warm_library(_library(tmp_path), max_depth=1, force=True)  # a later run, forced
+    assert again["authors_partial"] == 0
+    assert (await processed(economy_env))["john-smith"]["openlibrary_key"] == "OL101A"
+    assert await store.for_job(again["job_id"]) == []
+    await store.client.aclose()
+
+
+async def test_not_an_author_is_blocked_and_never_fetched(economy_env, economy_providers, tmp_path):
+    result = await resolve_review("Martha Wells", not_an_author=True)
+    assert result["resolution"] == "not an author (blocklist)"
+    before = dict(stats(economy_providers)["openlibrary"]["asked"])
+    summary = await warm_library(_library(tmp_path), max_depth=1, force=True)
+    after = stats(economy_providers)["openlibrary"]["asked"]
+    assert after.get("Martha Wells", 0) == before.get("Martha Wells", 0)  # never asked
+    assert "martha-wells" not in await processed(economy_env)
+    assert summary["authors_skipped"] >= 1 and summary["authors_failed"] == 0
+
+
+async def test_a_bad_resolution_is_refused(economy_env):
+    import pytest
+
+    from bookwarm.errors import InputError
+
+    for kwargs in ({}, {"openlibrary_key": "OL1A", "not_an_author": True}, {"openlibrary_key": "../etc"}):
+        state = await resolve_review("John Smith", return_state=True, **kwargs)
+        assert state.is_failed()
+        with pytest.raises(InputError):
+            await state.aresult()
