@@ -14,7 +14,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
 DEPTH ?= 2
 
-.PHONY: serve-deployments install run test lint format bench-parse bench-providers bench-warm bench-gemini chaos services-up services-down clean
+.PHONY: serve-deployments install run test lint format bench-parse bench-providers bench-warm bench-gemini bench-read chaos services-up services-down clean
 
 install: $(STAMP)
 
@@ -50,6 +50,9 @@ bench-warm: install
 
 bench-gemini: install
 	$(BIN)/python -m tests.bench.bench_gemini
+
+bench-read: install
+	$(BIN)/python -m tests.bench.bench_read
 
 chaos: install
 	$(BIN)/python -m tests.chaos.run

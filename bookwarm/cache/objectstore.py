@@ -122,6 +122,18 @@ class ObjectStore:
     async def get_json(self, key: str) -> Any | None:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self.get_json_sync, key)
 
+    def list_names(self, prefix: str, limit: int = 100_000) -> list[str]:
+        """Object names under ``prefix`` (tools and tests; the warm and read paths never list)."""
+        try:
+            names = []
+            for obj in self._client.list_objects(self.bucket, prefix=prefix, recursive=True):
+                names.append(obj.object_name)
+                if len(names) >= limit:
+                    break
+            return names
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self._error("list objects", exc) from None
+
     def close(self) -> None:
         self._pool.shutdown(wait=False)
 

@@ -80,3 +80,26 @@ def test_librarything_invalid_utf8_is_kept_as_utf8(shared_fixtures):
     parsed = parse_library(shared_fixtures / "exports/librarything/bookwyrm_librarything_fixture.tsv")
     assert parsed.encoding.startswith("utf-8")
     assert "Mikhaïl Boulgakov" in {a.name for a in parsed.authors}
+
+
+@pytest.mark.parametrize("relative", sorted(EXPECTED))
+def test_no_reported_name_the_file_does_not_carry(shared_fixtures, relative):
+    """Precision: every word of every reported author is in the file (names are only tidied,
+    flipped from "Last, First" or split out of a list, never made up)."""
+    import re
+
+    path = shared_fixtures / "exports" / relative
+    parsed = parse_library(path)
+    text = parsed_text(path)
+    for author in parsed.authors:
+        words = re.findall(r"[^\W\d_]+", author.name.casefold())
+        missing = [w for w in words if w not in text]
+        assert not missing, f"{author.name!r}: {missing} not in {relative}"
+
+
+def parsed_text(path) -> str:
+    """The file's text, case folded, in the encoding the parser decided on."""
+    from bookwarm.parsing.decode import decode
+
+    text, _ = decode(path.read_bytes())
+    return text.casefold()

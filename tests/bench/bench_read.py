@@ -1,0 +1,147 @@
+"""Benchmark: the read path over 10,000 warmed authors (`make bench-read`).
+
+The cache is filled through bookwarm's own write path (TieredCache.write, both tiers) with generated
+bibliographies of 12 works and 2 ISBNs each, on local Redis and S3 servers. Then, in this process,
+the reads a reading app makes: author lookups and ISBN lookups from the hot tier, and author lookups
+that miss Redis and are promoted from the object store. p50 and p99 of each, one at a time (latency,
+not throughput). Targets: hot p50 at most 1 ms, cold promote p50 at most 20 ms.
+Usage: python -m tests.bench.bench_read [--authors 10000] [--samples 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from bookwarm.cache.hot import HotCache
+from bookwarm.cache.objectstore import ObjectStore
+from bookwarm.cache.redis_client import make_redis
+from bookwarm.cache.tiered import TieredCache
+from bookwarm.keys import Keys
+from bookwarm.providers.fake.catalog import isbn13_for
+from bookwarm.services.local import LocalServices
+from bookwarm.settings import resolve
+from tests.bench import reference_ms
+
+WORKS = 12
+
+
+def bibliography(i: int) -> dict:
+    key = f"reader-author{i:05d}"
+    works = [
+        {
+            "title": f"Reader Author{i:05d} Title {n}",
+            "title_key": f"reader-author{i:05d}-title-{n}",
+            "openlibrary_key": f"/works/OL{i * 100 + n}W",
+            "first_publish_year": 1950 + n,
+            "isbn13": [isbn13_for(f"r{i}/{n}/a"), isbn13_for(f"r{i}/{n}/b")],
+            "cover": None,
+            "language": ["eng"],
+            "description": "A generated description of a plausible length. " * 4,
+            "categories": ["Fiction"],
+            "authors": [{"name": f"Reader Author{i:05d}", "key": key, "openlibrary_key": f"OL{i}A"}],
+            "sources": {"title": "openlibrary", "isbn13": "openlibrary", "description": "google_books"},
+        }
+        for n in range(WORKS)
+    ]
+    return {
+        "author": {
+            "name": f"Reader Author{i:05d}",
+            "key": key,
+            "openlibrary_key": f"OL{i}A",
+            "confidence": 1.0,
+            "needs_review": False,
+            "alternate_names": [],
+            "alternates": [],
+        },
+        "works": works,
+        "works_count": WORKS,
+        "complete": True,
+        "status": "ok",
+        "sources": {"openlibrary": {"ok": True, "works": WORKS, "complete": True, "error": None}},
+        "calls": {"openlibrary": 1},
+        "latency_s": {},
+        "fetched_at": "2026-11-30T00:00:00+00:00",
+    }
+
+
+def percentiles(samples_s: list[float]) -> str:
+    ms = sorted(s * 1000 for s in samples_s)
+    p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+    return f"p50 {statistics.median(ms):.3f} ms, p99 {p99:.3f} ms ({len(ms)} lookups)"
+
+
+async def run(env: dict[str, str], authors: int, samples: int) -> None:
+    settings = resolve(env)
+    client = make_redis(settings.redis.url, max_connections=64)
+    cold = ObjectStore(settings.s3)
+    cold.ensure_bucket()
+    cache = TieredCache(HotCache(client, Keys(settings.redis.key_prefix)), cold, hot_ttl_s=3600)
+    started = time.perf_counter()
+    gate = asyncio.Semaphore(32)
+
+    async def write(i: int) -> None:
+        async with gate:
+            await cache.write(bibliography(i))
+
+    await asyncio.gather(*(write(i) for i in range(authors)))
+    print(
+        f"wrote {authors:,} authors ({authors * WORKS:,} works) to both tiers in {time.perf_counter() - started:.1f} s"
+    )
+
+    rnd = random.Random(7)
+    hot_author, hot_isbn, cold_author = [], [], []
+    for _ in range(samples):
+        i = rnd.randrange(authors)
+        t = time.perf_counter()
+        value, tier = await cache.read_author(f"reader-author{i:05d}")
+        hot_author.append(time.perf_counter() - t)
+        assert value is not None and tier == "hot"
+        isbn = isbn13_for(f"r{i}/{rnd.randrange(WORKS)}/a")
+        t = time.perf_counter()
+        entry, tier = await cache.read_isbn(isbn)
+        hot_isbn.append(time.perf_counter() - t)
+        assert entry is not None and tier == "hot"
+    keys = Keys(settings.redis.key_prefix)
+    for i in rnd.sample(range(authors), min(samples // 4, authors)):
+        key = f"reader-author{i:05d}"
+        await client.delete(keys.author(key))  # evicted from Redis
+        t = time.perf_counter()
+        value, tier = await cache.read_author(key)
+        cold_author.append(time.perf_counter() - t)
+        assert value is not None and tier == "cold"
+    print(f"hot author lookup:    {percentiles(hot_author)}   (target p50 <= 1 ms)")
+    print(f"hot ISBN lookup:      {percentiles(hot_isbn)}")
+    print(f"cold author, promoted: {percentiles(cold_author)}   (target p50 <= 20 ms)")
+    await client.aclose()
+    cold.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--authors", type=int, default=10_000)
+    parser.add_argument("--samples", type=int, default=2_000)
+    args = parser.parse_args()
+    print(f"reference workload {reference_ms():.0f} ms (machine speed)")
+    with tempfile.TemporaryDirectory() as tmp:
+        services = LocalServices(Path(tmp), stop_grace_s=2)
+        try:
+            state = services.up()
+            asyncio.run(
+                run({**state.env(), "BOOKWARM_REDIS_PREFIX": "bench-read:"}, args.authors, args.samples)
+            )
+        finally:
+            services.down()
+    return 0
+
+
+if __name__ == "__main__":
+    from tests.bench import exit_cleanly_on_sigterm
+
+    exit_cleanly_on_sigterm()
+    raise SystemExit(main())
