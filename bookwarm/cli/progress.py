@@ -1,52 +1,103 @@
-"""A progress bar with ETA on stderr, fed by finished authors and the job's record in Redis."""
+"""Progress of a warm on stderr, one row per depth: authors done of the level's total, authors/s, ETA,
+and how many were warmed, skipped, partial or failed.
+
+On a terminal it is a rich live display; otherwise (a log file, a pipe, CI) a plain line every few
+seconds, so logs stay readable. Fed by finished authors (in-process listeners) and the job's record
+in Redis (how many authors each level queued: levels run one after the other, so a level's total is
+what was queued when its first author finished, minus the levels before it).
+"""
 
 from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
+from typing import TextIO
 
 import redis
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from bookwarm.keys import Keys
 from bookwarm.warming.outcome import AuthorOutcome
 
+SHOWN = ("warmed", "skipped", "partial", "failed")  # "review" and "unknown" fold into these two below
+FOLD = {"review": "partial", "unknown": "skipped"}
+PLAIN_EVERY_S = 5.0
+
+
+class _Level:
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.counts: Counter[str] = Counter()
+        self.started = time.monotonic()
+        self.task: TaskID | None = None
+
+    def counts_text(self) -> str:
+        return "  ".join(f"{name} {self.counts[name]}" for name in SHOWN)
+
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.done / elapsed if elapsed > 0 else 0.0
+
 
 class ProgressBar:
-    def __init__(self, redis_url: str, keys: Keys, stream=sys.stderr) -> None:
+    def __init__(self, redis_url: str, keys: Keys, stream: TextIO = sys.stderr) -> None:
         self.client = redis.Redis.from_url(redis_url)
         self.keys = keys
         self.stream = stream
         self.tty = stream.isatty()
-        self.started = time.monotonic()
-        self.last_draw = 0.0
-        self.done = 0
-        self.last_line = ""
+        self.levels: dict[int, _Level] = {}
+        self.last_plain = 0.0
+        self.progress: Progress | None = None
+        if self.tty:
+            self.progress = Progress(
+                TextColumn("depth {task.fields[depth]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("authors  {task.fields[rate]:.1f}/s"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[counts]}"),
+                console=Console(file=stream),
+                transient=False,
+            )
+            self.progress.start()
 
     def __call__(self, job_id: str, outcome: AuthorOutcome) -> None:
-        self.done += 1
-        now = time.monotonic()
-        if now - self.last_draw < (0.2 if self.tty else 5.0):
-            return
-        self.last_draw = now
-        queued = int(self.client.hget(self.keys.job(job_id), "authors_queued") or 0) or self.done
-        self.draw(queued, outcome.depth)
+        level = self.levels.get(outcome.depth)
+        if level is None:
+            level = self.levels[outcome.depth] = _Level(self._level_total(job_id))
+            if self.progress is not None:
+                level.task = self.progress.add_task(
+                    "", total=level.total, depth=outcome.depth, rate=0.0, counts=level.counts_text()
+                )
+        level.done += 1
+        level.counts[FOLD.get(outcome.status, outcome.status)] += 1
+        if self.progress is not None and level.task is not None:
+            self.progress.update(
+                level.task, completed=level.done, rate=level.rate(), counts=level.counts_text()
+            )
+        elif time.monotonic() - self.last_plain >= PLAIN_EVERY_S:
+            self.last_plain = time.monotonic()
+            self._plain(outcome.depth, level)
 
-    def draw(self, queued: int, depth: int) -> None:
-        elapsed = time.monotonic() - self.started
-        rate = self.done / elapsed if elapsed > 0 else 0.0
-        remaining = max(0, queued - self.done)
-        eta = f"{int(remaining / rate // 60)}:{int(remaining / rate % 60):02d}" if rate > 0 else "?"
-        width = 30
-        filled = int(width * min(1.0, self.done / max(1, queued)))
-        line = f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{queued} authors  depth {depth}  {rate:.1f}/s  ETA {eta}"
-        if self.tty:
-            self.stream.write("\r" + line.ljust(len(self.last_line)))
-        else:
-            self.stream.write(line + "\n")
-        self.last_line = line
+    def _level_total(self, job_id: str) -> int:
+        queued = int(self.client.hget(self.keys.job(job_id), "authors_queued") or 0)
+        earlier = sum(level.total for level in self.levels.values())
+        return max(1, queued - earlier)
+
+    def _plain(self, depth: int, level: _Level) -> None:
+        rate = level.rate()
+        left = max(0, level.total - level.done)
+        eta = f"{int(left / rate // 60)}:{int(left / rate % 60):02d}" if rate > 0 else "?"
+        self.stream.write(
+            f"[depth {depth}] {level.done}/{level.total} authors  {rate:.1f}/s  ETA {eta}  {level.counts_text()}\n"
+        )
         self.stream.flush()
 
     def close(self) -> None:
-        if self.tty and self.last_line:
-            self.stream.write("\n")
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
         self.client.close()
