@@ -237,3 +237,75 @@ async def test_an_overloaded_api_slows_the_job_down_instead_of_failing_it(flow_e
     _add_up(summary)
     asked = _asked(fake_providers)
     assert all(n == 1 for n in asked.values()), asked  # nobody fetched twice across the rounds
+
+
+def test_cancel_from_the_ui_of_a_served_deployment_run(flow_env, tmp_path, fake_providers):
+    """The UI's Cancel on a run of the served warm-library deployment: Prefect's runner stops the
+    run's process; the run ends Cancelled and the job record says cancelled, its counts adding up,
+    no claim left behind."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL
+    from prefect.states import Cancelling
+
+    env = {
+        **os.environ,
+        **SLOW,
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "BOOKWARM_HOME": str(tmp_path / "h"),
+    }
+    log = (tmp_path / "serve.log").open("w")
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "bookwarm", "deployments", "serve"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+    async def scenario() -> tuple[str, str]:
+        async with get_client() as client:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    await client.read_deployment_by_name("warm-library/warm-library")
+                    break
+                except Exception:
+                    assert serve.poll() is None and time.monotonic() < deadline, (
+                        tmp_path / "serve.log"
+                    ).read_text()
+                    await asyncio.sleep(0.5)
+            run = await run_deployment(
+                "warm-library/warm-library",
+                parameters={"source": library(tmp_path, *NAMES), "max_depth": 1},
+                timeout=0,
+            )
+            while len(await processed(flow_env)) < 2:
+                assert time.monotonic() < deadline + 120, (tmp_path / "serve.log").read_text()[-3000:]
+                await asyncio.sleep(0.1)
+            await client.set_flow_run_state(run.id, Cancelling(), force=True)
+            while not (state := (await client.read_flow_run(run.id)).state).is_final():
+                assert time.monotonic() < deadline + 240, state
+                await asyncio.sleep(0.5)
+            return str(run.id), state.type.value
+
+    try:
+        job_id, final = asyncio.run(scenario())
+    finally:
+        os.killpg(serve.pid, signal.SIGTERM)
+        serve.wait(timeout=60)
+        log.close()
+    assert final == "CANCELLED"
+
+    async def record() -> dict:
+        jobs, _ = await _jobs(flow_env)
+        try:
+            return summary(await jobs.get(job_id))
+        finally:
+            await jobs.client.aclose()
+
+    job = asyncio.run(record())
+    assert job["status"] == "cancelled", job
+    _add_up(job)
+    assert job["authors_failed"] == 0
+    assert asyncio.run(_claims_left(flow_env)) == []
