@@ -18,12 +18,60 @@ from uuid import UUID
 
 import anyio
 from prefect.logging import get_run_logger
+from prefect.states import Cancelled
 
-from bookwarm.errors import JobStopped
+from bookwarm.errors import InputError, JobStopped
 from bookwarm.warming.context import WarmContext
 from bookwarm.warming.stop import CANCELLING, Watchdog, forget, notify_stopped, stop_signal
-from tasks.jobs import finish_job
+from flows.levels import SHARD_SIZE, warm_levels
+from tasks.jobs import finish_job, start_job
 from tasks.prefect_api import flow_run_probe
+
+
+async def warm_new_job(
+    ctx: WarmContext,
+    job_id: str,
+    source: str,
+    authors: list[dict[str, Any]],
+    *,
+    max_depth: int,
+    force: bool,
+    shard_size: int = SHARD_SIZE,
+    concurrency: int = 32,
+) -> dict[str, Any]:
+    """A new job over ``authors`` (depth 0) and their co-authors: its record, progress, levels, end."""
+    progress = await start_job(ctx, job_id, source=source, max_depth=max_depth, authors=authors, force=force)
+    return await run_job(
+        ctx,
+        job_id,
+        progress,
+        lambda: warm_levels(
+            ctx,
+            job_id,
+            authors,
+            max_depth=max_depth,
+            force=force,
+            shard_size=shard_size,
+            concurrency=concurrency,
+            progress_artifact_id=str(progress),
+        ),
+    )
+
+
+def flow_result(summary: dict[str, Any]) -> Any:
+    """What a job's flow returns: a cancelled job ends its run Cancelled (holding the summary)."""
+    if summary["status"] == "cancelled":
+        return Cancelled(message=summary["stopped"], data=summary)
+    return summary
+
+
+async def existing_job(ctx: WarmContext, job_id: str) -> dict[str, Any]:
+    """A job's record for a redrive or resume, or one clear line."""
+    record = await ctx.jobs.get(job_id)
+    if record is None:
+        days = ctx.settings.redis.job_ttl_s // 86400
+        raise InputError(f"no job {job_id} in Redis (job records expire after {days} days)")
+    return record
 
 
 async def run_job(
@@ -52,7 +100,8 @@ async def run_job(
             cancelled = False
             with contextlib.suppress(Exception):
                 cancelled = await _is_cancelling(probe)
-            await ctx.jobs.finish(job_id, "cancelled" if cancelled else "failed")
+            with contextlib.suppress(Exception):  # Redis may be what failed: the error says so
+                await ctx.jobs.finish(job_id, "cancelled" if cancelled else "failed")
         raise
     finally:
         forget(job_id)

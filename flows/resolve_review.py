@@ -11,15 +11,12 @@ from typing import Any
 
 from prefect import flow
 from prefect.runtime import flow_run
-from prefect.states import Cancelled
 
 from bookwarm.errors import InputError
 from bookwarm.parsing.names import parse_cell
 from bookwarm.warming.context import WarmContext
-from flows.job_run import run_job
-from flows.levels import SHARD_SIZE, warm_levels
+from flows.job_run import flow_result, warm_new_job
 from flows.params import NamedMaxDepth
-from tasks.jobs import start_job
 from tasks.settings import run_settings
 
 OPENLIBRARY_AUTHOR_KEY = re.compile(r"^OL[0-9]{1,12}A$")
@@ -50,25 +47,8 @@ async def resolve_review(
         await ctx.reviews.pin(person.key, openlibrary_key)
         job_id = str(flow_run.id or "local")
         author = {"name": person.name, "key": person.key, "openlibrary_key": openlibrary_key}
-        progress = await start_job(
-            ctx, job_id, source=f"review of {person.name}", max_depth=max_depth, authors=[author], force=True
+        summary = await warm_new_job(
+            ctx, job_id, f"review of {person.name}", [author], max_depth=max_depth, force=True, concurrency=8
         )
-        summary = await run_job(
-            ctx,
-            job_id,
-            progress,
-            lambda: warm_levels(
-                ctx,
-                job_id,
-                [author],
-                max_depth=max_depth,
-                force=True,
-                shard_size=SHARD_SIZE,
-                concurrency=8,
-                progress_artifact_id=str(progress),
-            ),
-        )
-    if summary["status"] == "cancelled":
-        return Cancelled(message=summary["stopped"], data=summary)
     summary["resolution"] = f"pinned to {openlibrary_key}"
-    return summary
+    return flow_result(summary)

@@ -12,11 +12,10 @@ from typing import Any
 
 from prefect import flow
 from prefect.runtime import flow_run
-from prefect.states import Cancelled
 
 from bookwarm.errors import InputError
 from bookwarm.warming.context import WarmContext
-from flows.job_run import run_job
+from flows.job_run import existing_job, flow_result, run_job
 from flows.levels import SHARD_SIZE, warm_levels
 from flows.params import Concurrency
 from tasks.settings import run_settings
@@ -26,11 +25,7 @@ from tasks.settings import run_settings
 async def resume(job_id: str, concurrency: Concurrency = 32) -> Any:
     settings = await run_settings()
     async with WarmContext(settings, with_providers=False) as ctx:
-        record = await ctx.jobs.get(job_id)
-        if record is None:
-            raise InputError(
-                f"no job {job_id} in Redis (job records expire after {settings.redis.job_ttl_s // 86400} days)"
-            )
+        record = await existing_job(ctx, job_id)
         if record["status"] == "running":
             raise InputError(f"job {job_id} is still running (its heartbeat is fresh); nothing to resume")
         if record["status"] == "completed":
@@ -65,6 +60,4 @@ async def resume(job_id: str, concurrency: Concurrency = 32) -> Any:
                 )
 
         summary = await run_job(ctx, job_id, None, warm, run_id=str(flow_run.id or job_id))
-    if summary["status"] == "cancelled":
-        return Cancelled(message=summary["stopped"], data=summary)
-    return summary
+    return flow_result(summary)

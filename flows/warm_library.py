@@ -7,14 +7,12 @@ from typing import Any
 from prefect import flow
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
-from prefect.states import Cancelled
 
 from bookwarm.warming.context import WarmContext
 from flows.enrich import hand_off_enrichment
-from flows.job_run import run_job
-from flows.levels import SHARD_SIZE, warm_levels
+from flows.job_run import flow_result, warm_new_job
+from flows.levels import SHARD_SIZE
 from flows.params import Concurrency, MaxDepth, ShardSize, Source
-from tasks.jobs import start_job
 from tasks.parse_source import parse_source
 from tasks.settings import run_settings
 
@@ -44,26 +42,18 @@ async def warm_library(
         len(parsed["rejected"]),
     )
     async with WarmContext(settings, with_providers=False) as ctx:
-        progress = await start_job(
-            ctx, job_id, source=parsed["source"], max_depth=max_depth, authors=authors, force=force
-        )
-        summary = await run_job(
+        summary = await warm_new_job(
             ctx,
             job_id,
-            progress,
-            lambda: warm_levels(
-                ctx,
-                job_id,
-                authors,
-                max_depth=max_depth,
-                force=force,
-                shard_size=shard_size,
-                concurrency=concurrency,
-                progress_artifact_id=str(progress),
-            ),
+            parsed["source"],
+            authors,
+            max_depth=max_depth,
+            force=force,
+            shard_size=shard_size,
+            concurrency=concurrency,
         )
     if summary["status"] == "cancelled":
-        return Cancelled(message=summary["stopped"], data=summary)
+        return flow_result(summary)
     summary["enrich_run"] = await hand_off_enrichment(job_id, summary)
     summary["format"] = parsed["format"]
     summary["rejected_rows"] = len(parsed["rejected"])

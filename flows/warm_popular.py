@@ -12,15 +12,12 @@ from typing import Any
 
 from prefect import flow
 from prefect.runtime import flow_run
-from prefect.states import Cancelled
 from prefect.variables import Variable
 
 from bookwarm.parsing.names import parse_cell
 from bookwarm.warming.context import WarmContext
-from flows.job_run import run_job
-from flows.levels import SHARD_SIZE, warm_levels
+from flows.job_run import flow_result, warm_new_job
 from flows.params import Concurrency, NamedMaxDepth
-from tasks.jobs import start_job
 from tasks.settings import run_settings
 
 VARIABLE = "bookwarm-popular-authors"
@@ -60,24 +57,7 @@ async def warm_popular_authors(
     settings = await run_settings()
     authors = list(people.values())
     async with WarmContext(settings, with_providers=False) as ctx:
-        progress = await start_job(
-            ctx, job_id, source="popular authors", max_depth=max_depth, authors=authors, force=force
+        summary = await warm_new_job(
+            ctx, job_id, "popular authors", authors, max_depth=max_depth, force=force, concurrency=concurrency
         )
-        summary = await run_job(
-            ctx,
-            job_id,
-            progress,
-            lambda: warm_levels(
-                ctx,
-                job_id,
-                authors,
-                max_depth=max_depth,
-                force=force,
-                shard_size=SHARD_SIZE,
-                concurrency=concurrency,
-                progress_artifact_id=str(progress),
-            ),
-        )
-    if summary["status"] == "cancelled":
-        return Cancelled(message=summary["stopped"], data=summary)
-    return summary
+    return flow_result(summary)
