@@ -36,6 +36,9 @@ def prepare_flow_runtime() -> Settings:
         # A level *name*: Prefect puts this value into logging's dictConfig, which refuses "100"
         # and then configures no handler at all, the API's included (the run pages had no logs).
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+        # Prefect's internal services (its events worker failing to reach a lost server) log to
+        # stderr through their own handler: to the log file only, as the rest.
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_DEBUG_LEVEL", "CRITICAL")
     from blocks.loader import prefect_api_configured
 
     configured = prefect_api_configured()
@@ -72,4 +75,5 @@ def log_to_file(home: Path | None = None) -> Path:
     handler.setLevel(logging.WARNING)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s - %(message)s"))
     logging.getLogger().addHandler(handler)  # Prefect's run loggers propagate to the root
+    logging.getLogger("prefect._internal").addHandler(handler)  # this one does not
     return path
