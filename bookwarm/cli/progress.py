@@ -27,11 +27,11 @@ PLAIN_EVERY_S = 5.0
 
 
 class _Level:
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, started: float) -> None:
         self.total = total
         self.done = 0
         self.counts: Counter[str] = Counter()
-        self.started = time.monotonic()
+        self.started = started  # when the level began: the previous level's last author, or the run's start
         self.task: TaskID | None = None
 
     def counts_text(self) -> str:
@@ -50,6 +50,7 @@ class ProgressBar:
         self.tty = stream.isatty()
         self.levels: dict[int, _Level] = {}
         self.last_plain = 0.0
+        self.last_outcome = time.monotonic()
         self.progress: Progress | None = None
         if self.tty:
             self.progress = Progress(
@@ -67,11 +68,12 @@ class ProgressBar:
     def __call__(self, job_id: str, outcome: AuthorOutcome) -> None:
         level = self.levels.get(outcome.depth)
         if level is None:
-            level = self.levels[outcome.depth] = _Level(self._level_total(job_id))
+            level = self.levels[outcome.depth] = _Level(self._level_total(job_id), self.last_outcome)
             if self.progress is not None:
                 level.task = self.progress.add_task(
                     "", total=level.total, depth=outcome.depth, rate=0.0, counts=level.counts_text()
                 )
+        self.last_outcome = time.monotonic()
         level.done += 1
         level.counts[FOLD.get(outcome.status, outcome.status)] += 1
         if self.progress is not None and level.task is not None:
