@@ -43,6 +43,9 @@ class FetchedChunk(dict):
         return super().get(key) or Fetched.not_asked()
 
 
+PROGRESS_TIMEOUT_S = 3.0
+
+
 @flow(name="warm-authors", flow_run_name="warm-authors/d{depth}/shard-{shard}", log_prints=False)
 async def warm_authors(
     authors: list[dict[str, Any]],
@@ -98,8 +101,12 @@ async def warm_authors(
                     await lane.offer(result)
             if progress_artifact_id and not signal.api_in_trouble and time.monotonic() - last_update[0] > 1.0:
                 last_update[0] = time.monotonic()
-                with contextlib.suppress(Exception):  # a progress bar never fails an author
-                    await update_progress(ctx, job_id, progress_artifact_id)
+                # Best effort, and bounded: a call begun just before the API was lost would otherwise
+                # hold this shard for the client's whole retry budget (~70 s), and the job with it.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(
+                        update_progress(ctx, job_id, progress_artifact_id), PROGRESS_TIMEOUT_S
+                    )
             return result
 
         # Batches fetched ahead of the authors being written: enough to keep ``concurrency`` writers
