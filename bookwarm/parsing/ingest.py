@@ -85,32 +85,27 @@ class ParsedLibrary:
     ) -> dict[str, list[str]]:
         """A few ISBN-13s of each author's own books in this library (file order): the user owns
         these, so OpenLibrary's author of them is the person the user reads."""
-        if self.books.is_empty() or self.people.is_empty():
-            return {}
-        joined = (
-            self.people.filter(pl.col("role").is_in(list(warm_roles)))
-            .join(self.books.select("row", "isbn13").drop_nulls("isbn13"), on="row")
-            .sort("row")
-            .group_by("key", maintain_order=True)
-            .agg(pl.col("isbn13").unique(maintain_order=True).head(per_author))
-        )
-        return dict(zip(joined["key"].to_list(), joined["isbn13"].to_list(), strict=True))
+        return self._per_author("isbn13", warm_roles, per_author)
 
     def author_titles(
         self, warm_roles: frozenset[str] = DEFAULT_WARM_ROLES, per_author: int = 3
     ) -> dict[str, list[str]]:
         """A few titles of each author's own books in this library (file order): what an operator
         recognises when asked which of two namesakes the user reads."""
+        return self._per_author("title", warm_roles, per_author)
+
+    def _per_author(self, column: str, warm_roles: frozenset[str], per_author: int) -> dict[str, list[str]]:
+        """author key -> the first distinct values of a books ``column`` among the author's rows."""
         if self.books.is_empty() or self.people.is_empty():
             return {}
         joined = (
             self.people.filter(pl.col("role").is_in(list(warm_roles)))
-            .join(self.books.select("row", "title").drop_nulls("title"), on="row")
+            .join(self.books.select("row", column).drop_nulls(column), on="row")
             .sort("row")
             .group_by("key", maintain_order=True)
-            .agg(pl.col("title").unique(maintain_order=True).head(per_author))
+            .agg(pl.col(column).unique(maintain_order=True).head(per_author))
         )
-        return dict(zip(joined["key"].to_list(), joined["title"].to_list(), strict=True))
+        return dict(zip(joined["key"].to_list(), joined[column].to_list(), strict=True))
 
     def records(self) -> Iterator[Record]:
         """One Record per data row, in file order (built lazily: large files have many)."""

@@ -21,6 +21,17 @@ from flows.redrive import redrive
 from flows.warm_library import warm_library
 from tests.integration.conftest import processed
 
+# Eight authors of the demo catalog, for runs that are stopped midway.
+EIGHT_AUTHORS = [
+    "Neil Gaiman",
+    "Terry Pratchett",
+    "Stephen Baxter",
+    "Alastair Reynolds",
+    "Ursula K. Le Guin",
+    "Todd Barton",
+    "Peter Straub",
+    "Jack Thorne",
+]
 CHAIN = {0: "neil-gaiman", 1: "terry-pratchett", 2: "stephen-baxter", 3: "alastair-reynolds"}
 
 
@@ -164,16 +175,7 @@ async def test_s3_source(flow_env, tmp_path):
 
 def test_killed_run_restarts_and_skips_what_finished(flow_env, tmp_path, fake_providers):
     """Kill `bookwarm warm` midway; the next run skips finished authors and fetches only the rest."""
-    names = [
-        "Neil Gaiman",
-        "Terry Pratchett",
-        "Stephen Baxter",
-        "Alastair Reynolds",
-        "Ursula K. Le Guin",
-        "Todd Barton",
-        "Peter Straub",
-        "Jack Thorne",
-    ]
+    names = EIGHT_AUTHORS
     path = library(tmp_path, *names)
     from prefect.settings import PREFECT_API_URL
 

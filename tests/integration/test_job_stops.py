@@ -25,18 +25,9 @@ from bookwarm.warming.jobs import JobStore, summary
 from flows.resume import resume
 from flows.warm_library import warm_library
 from tests.integration.conftest import processed
-from tests.integration.test_flows import library
+from tests.integration.test_flows import EIGHT_AUTHORS, library
 
-NAMES = [
-    "Neil Gaiman",
-    "Terry Pratchett",
-    "Stephen Baxter",
-    "Alastair Reynolds",
-    "Ursula K. Le Guin",
-    "Todd Barton",
-    "Peter Straub",
-    "Jack Thorne",
-]
+NAMES = EIGHT_AUTHORS
 SLOW = {  # one author a batch at 2 OpenLibrary calls/s: authors finish ~1 s apart
     "BOOKWARM_OPENLIBRARY_RPS": "2",
     "BOOKWARM_OPENLIBRARY_BATCH": "1",
