@@ -4,8 +4,16 @@ from blocks.bookwarm_blocks import (
     BLOCK_NAMES,
     BookwarmGemini,
     BookwarmObjectStore,
+    BookwarmOrchestration,
     BookwarmProvider,
     BookwarmRedis,
 )
 
-__all__ = ["BLOCK_NAMES", "BookwarmGemini", "BookwarmObjectStore", "BookwarmProvider", "BookwarmRedis"]
+__all__ = [
+    "BLOCK_NAMES",
+    "BookwarmGemini",
+    "BookwarmObjectStore",
+    "BookwarmOrchestration",
+    "BookwarmProvider",
+    "BookwarmRedis",
+]

@@ -78,6 +78,18 @@ class BookwarmGemini(Block):
     )
 
 
+class BookwarmOrchestration(Block):
+    """Where shards run: in the job's process, or as deployment runs on a work pool's workers."""
+
+    _block_type_name = "Bookwarm Orchestration"
+    work_pool: str = Field("", description="work pool whose workers run shards; empty: in the job's process")
+    shard_deployment: str = Field("warm-authors/warm-authors", description="the deployment shards run as")
+    shard_lost_after_s: int = Field(
+        90, ge=45, description="a shard run silent this long (heartbeats every 30 s) is marked Crashed"
+    )
+    shard_poll_s: float = Field(2.0, gt=0, description="how often a job reads its shard runs' states")
+
+
 # settings section -> (block class, saved block name)
 BLOCK_NAMES: dict[str, tuple[type[Block], str]] = {
     "redis": (BookwarmRedis, "bookwarm-redis"),
@@ -86,4 +98,5 @@ BLOCK_NAMES: dict[str, tuple[type[Block], str]] = {
     "google_books": (BookwarmProvider, "bookwarm-google-books"),
     "isbndb": (BookwarmProvider, "bookwarm-isbndb"),
     "gemini": (BookwarmGemini, "bookwarm-gemini"),
+    "orchestration": (BookwarmOrchestration, "bookwarm-orchestration"),
 }

@@ -58,6 +58,12 @@ class Keys:
         """Set of author keys already counted in the job: a retry, resume or redrive counts once."""
         return f"{self.prefix}warming:job:{job_id}:counted"
 
+    def job_found(self, job_id: str, pass_id: str, depth: int) -> str:
+        """Hash: co-author key -> the co-author, as found at ``depth`` by the shards of one pass over
+        the job (its first run, a resume, a redrive). Shards on other machines hand their co-authors
+        to the job here, not through a worker's memory."""
+        return f"{self.prefix}warming:job:{job_id}:found:{pass_id}:{depth}"
+
     # provider limits, shared by every worker
     def rate(self, provider: str) -> str:
         return f"{self.prefix}limits:rate:{provider}"

@@ -110,6 +110,26 @@ class IngestSettings:
     )
 
 
+@dataclass(frozen=True)
+class OrchestrationSettings:
+    work_pool: str = _f(
+        "BOOKWARM_WORK_POOL",
+        "",
+        doc="run each shard as a warm-authors deployment run on this work pool's workers (empty: in process)",
+    )
+    shard_deployment: str = _f(
+        "BOOKWARM_SHARD_DEPLOYMENT", "warm-authors/warm-authors", doc="the deployment shards run as"
+    )
+    shard_lost_after_s: int = _f(
+        "BOOKWARM_SHARD_LOST_AFTER_S",
+        90,
+        doc="a shard run silent this long (no heartbeat, every 30 s) is marked Crashed and run again",
+    )
+    shard_poll_s: float = _f(
+        "BOOKWARM_SHARD_POLL_S", 2.0, doc="how often a job reads its shard runs' states (one API call)"
+    )
+
+
 PROVIDERS: dict[str, dict[str, Any]] = {
     # name -> env prefix and embedded defaults (documented limits of each provider's free tier)
     "openlibrary": {
@@ -153,6 +173,7 @@ class Settings:
     isbndb: ProviderSettings
     gemini: GeminiSettings
     ingest: IngestSettings
+    orchestration: OrchestrationSettings
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def provider(self, name: str) -> ProviderSettings:
@@ -171,6 +192,7 @@ SECTIONS: dict[str, type] = {
     "isbndb": ProviderSettings,
     "gemini": GeminiSettings,
     "ingest": IngestSettings,
+    "orchestration": OrchestrationSettings,
 }
 
 

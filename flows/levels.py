@@ -2,7 +2,8 @@
 resume flows.
 
 Depth 0 is the given authors; each level's co-authors not seen before become the next level,
-while depth < max_depth. Each level runs as shard subflows (the unit of distribution). A job that
+while depth < max_depth. Each level runs as shards (the unit of distribution: subflows here, or
+deployment runs on a work pool's workers, flows.shards). A job that
 was told to stop (bookwarm.warming.stop) starts no further shard and raises JobStopped at the end
 of its level: what it did not start stays queued in its record for `bookwarm resume`. A shard the
 Prefect API fails to start under load (503) is run again after a pause, with fewer shards at once.
@@ -11,6 +12,7 @@ Prefect API fails to start under load (503) is run again after a pause, with few
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import httpx
 from prefect.logging import get_run_logger
@@ -18,9 +20,11 @@ from prefect.logging import get_run_logger
 from bookwarm.errors import JobStopped
 from bookwarm.warming.context import WarmContext
 from bookwarm.warming.stop import stop_signal
-from flows.warm_authors import warm_authors
+from flows.shards import ShardRunner
 
-MAX_PARALLEL_SHARDS = 4  # subflows at once: the SQLite API locks up past a few dozen
+MAX_PARALLEL_SHARDS = (
+    4  # subflows at once (or submissions at once, on a pool): the SQLite API locks up past a few dozen
+)
 # Authors per shard subflow. Each subflow's start creates a flow run on the Prefect server; on the
 # embedded SQLite server, busy writing the running shards' task-run events, that waited 1-30 s here,
 # during which the run stood nearly idle (1,000 authors: 40/s in shards of 500, 42-48/s in one).
@@ -49,44 +53,47 @@ async def warm_levels(
     resumed job already counted; never forced again, they only give their co-authors. ``exclude``:
     authors left alone at every level (a resume leaves the job's dead letters to redrive)."""
     signal = stop_signal(job_id)
+    pass_id = uuid.uuid4().hex[:12]  # where this pass's shards leave the co-authors they find
+    runner = ShardRunner(
+        ctx, job_id, pass_id, concurrency=concurrency, progress_artifact_id=progress_artifact_id
+    )
     seen = {a["key"] for a in authors} | exclude
     frontier = [a for a in authors if a["key"] not in exclude]
     gate = AdaptiveGate(MAX_PARALLEL_SHARDS)
     for depth in range(start_depth, max_depth + 1):
         if not frontier:
             return
-        found: list[dict[str, str]] = []
         pending = frontier
         get_run_logger().info(
-            "depth %d: %d authors in %d shard(s) of up to %d",
+            "depth %d: %d authors in %d shard(s) of up to %d%s",
             depth,
             len(frontier),
             -(-len(frontier) // shard_size),
             shard_size,
+            f", on work pool {ctx.settings.orchestration.work_pool!r}" if runner.on_pool else "",
         )
         for attempt in range(LEVEL_ROUNDS):
-            found += await _round(
-                ctx, job_id, pending, depth, force, done, shard_size, concurrency, progress_artifact_id, gate
-            )
+            await _round(runner, pending, depth, attempt, force, done, shard_size, gate)
             if signal.is_set:
                 raise JobStopped(job_id, signal.status or "interrupted", signal.why)
             left = await ctx.jobs.uncounted(job_id, [a["key"] for a in pending])
             if not left:
                 break
-            # Shards the orchestrator could not start or report (a 503 under load): again, fewer at
-            # once, after a pause; authors counted by then are not run twice.
+            # Shards the orchestrator could not start or report (a 503 under load), or whose worker
+            # was lost: again, fewer at once, after a pause; authors counted by then are not run twice.
             pending = [a for a in pending if a["key"] in left]
             await asyncio.sleep(ROUND_BACKOFF_S * 2**attempt)
         else:
             raise JobStopped(
                 job_id,
                 "interrupted",
-                f"{len(pending)} authors at depth {depth} could not be started: the Prefect API kept failing",
+                f"{len(pending)} authors at depth {depth} could not be warmed in {LEVEL_ROUNDS} rounds: "
+                "the Prefect API or its workers kept failing",
             )
         if depth == max_depth:
             return
         frontier = []
-        for person in found:
+        for person in await ctx.jobs.found(job_id, pass_id, depth):
             if person["key"] not in seen:
                 seen.add(person["key"])
                 frontier.append(person)
@@ -95,18 +102,17 @@ async def warm_levels(
 
 
 async def _round(
-    ctx: WarmContext,
-    job_id: str,
+    runner: ShardRunner,
     authors: list[dict[str, str]],
     depth: int,
+    round_no: int,
     force: bool,
     done: frozenset[str],
     shard_size: int,
-    concurrency: int,
-    progress_artifact_id: str | None,
     gate: AdaptiveGate,
-) -> list[dict[str, str]]:
-    """One pass over a level's authors in shard subflows; the co-authors they found."""
+) -> None:
+    """One pass over a level's authors in shards; their co-authors are in Redis when it returns."""
+    job_id = runner.job_id
     signal = stop_signal(job_id)
     groups = [[a for a in authors if a["key"] in done], [a for a in authors if a["key"] not in done]]
     shards = [
@@ -115,45 +121,40 @@ async def _round(
         for i in range(0, len(group), shard_size)
     ]
 
-    async def run(index: int, shard: list[dict[str, str]], forced: bool) -> list[dict[str, str]]:
-        async with gate:
-            if signal.is_set:  # stopping: this shard is not started, its authors stay queued
-                return []
-            try:
-                return await warm_authors(
-                    shard,
-                    depth,
-                    job_id,
-                    force=forced,
-                    concurrency=concurrency,
-                    shard=index,
-                    progress_artifact_id=progress_artifact_id,
-                )
-            except httpx.HTTPError as exc:  # the Prefect API failed the subflow (provider errors are mapped)
-                gate.shrink()
-                await ctx.jobs.incr(job_id, shard_retries=1)
-                get_run_logger().warning(
-                    "shard %d at depth %d: the Prefect API failed it (%s: %.200s); its authors not yet counted run "
-                    "again, %d shard(s) at once",
-                    index,
-                    depth,
-                    type(exc).__name__,
-                    exc,
-                    gate.capacity,
-                )
-                return []
-            except Exception:
-                if signal.api_in_trouble:  # the subflow could not be created or reported
-                    return []
-                raise
+    async def run(index: int, shard: list[dict[str, str]], forced: bool) -> None:
+        try:
+            async with gate:  # in process: the whole shard; on a pool: its submission only
+                if signal.is_set:  # stopping: this shard is not started, its authors stay queued
+                    return
+                if not runner.on_pool:
+                    await runner.run_here(shard, depth, index, forced)
+                    return
+                run_id = await runner.submit(shard, depth, round_no, index, forced)
+            await runner.wait(run_id, shard, depth, index)
+        except httpx.HTTPError as exc:  # the Prefect API failed the subflow (provider errors are mapped)
+            gate.shrink()
+            await runner.ctx.jobs.incr(job_id, shard_retries=1)
+            get_run_logger().warning(
+                "shard %d at depth %d: the Prefect API failed it (%s: %.200s); its authors not yet counted run "
+                "again, %d shard(s) at once",
+                index,
+                depth,
+                type(exc).__name__,
+                exc,
+                gate.capacity,
+            )
+        except Exception:
+            if signal.api_in_trouble:  # the subflow could not be created or reported
+                return
+            raise
 
     level = asyncio.ensure_future(asyncio.gather(*(run(i, s, f) for i, (s, f) in enumerate(shards))))
     abandon = asyncio.ensure_future(signal.abandoned())
     await asyncio.wait({level, abandon}, return_when=asyncio.FIRST_COMPLETED)
     abandon.cancel()
-    if not level.done():  # interrupted, no author in flight: the subflows wait on a lost API
+    if not level.done():  # interrupted, no author in flight here: the subflows wait on a lost API
         raise JobStopped(job_id, signal.status or "interrupted", signal.why)
-    return [person for group in level.result() for person in group]
+    level.result()
 
 
 class AdaptiveGate:

@@ -1,14 +1,19 @@
-"""The job's view of its own flow run on the Prefect API: the watchdog's probe.
+"""What a job asks the Prefect API: its own flow run's state (the watchdog's probe), and its shard
+runs on a work pool (submitted, read, cancelled).
 
-Plain HTTP with a short timeout and no retries, on purpose: the Prefect client retries for a long
-time, while the watchdog must notice a lost API within its grace (bookwarm.warming.stop).
+The probe is plain HTTP with a short timeout and no retries, on purpose: the Prefect client retries
+for a long time, while the watchdog must notice a lost API within its grace (bookwarm.warming.stop).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+from typing import Any
+from uuid import UUID
 
 import httpx
+from prefect.client.schemas.objects import State
 from prefect.settings import get_current_settings
 
 from bookwarm.warming.stop import CANCELLING, RUNNING, Probe
@@ -53,3 +58,92 @@ async def api_answers(timeout_s: float = TIMEOUT_S) -> bool:
             return (await client.get(f"{url}/health")).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+# --- shards as runs of the warm-authors deployment (a work pool's workers run them) ---
+
+SHARD_TAG = "bookwarm-shard"
+CRASH_AUTOMATION = "bookwarm: crash warm-authors runs that stopped beating"
+_TERMINAL_EVENTS = {f"prefect.flow-run.{s}" for s in ("Completed", "Failed", "Cancelled", "Crashed")}
+
+
+async def submit_shard(
+    deployment: str, parameters: dict[str, Any], *, idempotency_key: str, flow_run_name: str
+) -> UUID:
+    """One shard as a subflow run of the deployment, left for a worker (``timeout=0``). The same
+    ``idempotency_key`` returns the run already created: a retried submission never runs twice."""
+    from prefect.deployments import arun_deployment
+
+    run = await arun_deployment(
+        deployment,
+        parameters=parameters,
+        timeout=0,
+        as_subflow=True,
+        idempotency_key=idempotency_key,
+        flow_run_name=flow_run_name,
+        tags=[SHARD_TAG],
+    )
+    return run.id
+
+
+async def final_states(flow_run_ids: list[UUID]) -> dict[UUID, State]:
+    """The final states among ``flow_run_ids``: one API call for all of them, however many."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    if not flow_run_ids:
+        return {}
+    async with get_client() as client:
+        runs = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=flow_run_ids)), limit=len(flow_run_ids)
+        )
+    return {run.id: run.state for run in runs if run.state is not None and run.state.is_final()}
+
+
+async def cancel_flow_runs(flow_run_ids: list[UUID], why: str) -> None:
+    """Ask Prefect to cancel the runs: their workers stop them (the UI's Cancel, for each)."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelling
+
+    async with get_client() as client:
+        for run_id in flow_run_ids:
+            with contextlib.suppress(Exception):  # already final, or gone: nothing to cancel
+                await client.set_flow_run_state(run_id, Cancelling(message=why), force=True)
+
+
+async def ensure_shard_crash_automation(lost_after_s: int) -> None:
+    """Prefect's own answer to a worker that dies with its runs: an automation that marks a
+    warm-authors run Crashed once its heartbeats (every 30 s, PREFECT_FLOWS_HEARTBEAT_FREQUENCY)
+    stop for ``lost_after_s``. Created once per server; the job then sees the Crashed state."""
+    from datetime import timedelta
+
+    from prefect.automations import Automation
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import EventTrigger, Posture
+
+    with contextlib.suppress(ValueError):  # Automation.read raises ValueError when there is none
+        if await Automation.aread(name=CRASH_AUTOMATION):
+            return
+    await Automation(
+        name=CRASH_AUTOMATION,
+        description="A warm-authors shard whose worker died stops beating: mark it Crashed, so the job "
+        "runs its authors again.",
+        trigger=EventTrigger(
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            match_related={"prefect.resource.role": "flow", "prefect.resource.name": "warm-authors"},
+            after={"prefect.flow-run.heartbeat"},
+            expect={"prefect.flow-run.heartbeat", *_TERMINAL_EVENTS},
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=lost_after_s),
+        ),
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED,
+                message=f"no heartbeat for {lost_after_s} s: its worker was lost",
+                force=True,
+            )
+        ],
+    ).acreate()

@@ -76,6 +76,13 @@ class HotCache:
     async def is_claimed(self, author_key: str) -> bool:
         return bool(await self._call(self.client.exists(self.keys.claim(author_key))))
 
+    async def claimed(self, author_keys: list[str]) -> set[str]:
+        """Those of ``author_keys`` some run holds a claim on now (one round trip)."""
+        if not author_keys:
+            return set()
+        values = await self._call(self.client.mget([self.keys.claim(k) for k in author_keys]))
+        return {key for key, value in zip(author_keys, values, strict=True) if value is not None}
+
     async def processed(self, author_key: str) -> dict[str, Any] | None:
         raw = await self._call(self.client.get(self.keys.processed(author_key)))
         return json.loads(raw) if raw else None

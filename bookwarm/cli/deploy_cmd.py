@@ -11,9 +11,10 @@ from bookwarm.cli.output import print_table
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     deployments = sub.add_parser(
-        "deployments", help="serve the warm-library, warm-popular-authors, redrive and enrich deployments"
+        "deployments",
+        help="serve the deployments from this process, or deploy them to a work pool (deployments/prefect.yaml)",
     )
-    deployments.add_argument("action", choices=("serve",))
+    deployments.add_argument("action", choices=("serve", "deploy"))
     deployments.set_defaults(handler=run_deployments)
 
     demo = sub.add_parser("demo", help="local services + fake providers, warm a library, show a lookup")
@@ -24,11 +25,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     demo.set_defaults(handler=run_demo)
 
 
+PREFECT_YAML = Path(__file__).resolve().parents[2] / "deployments" / "prefect.yaml"
+
+
 def run_deployments(args: argparse.Namespace) -> int:
     from bookwarm.cli.runtime_env import prepare_flow_runtime
 
     prepare_flow_runtime()
     import os
+
+    if args.action == "deploy":
+        import asyncio
+
+        from deployments.pool import ensure_pool
+
+        asyncio.run(ensure_pool("bookwarm"))  # the pool prefect.yaml names must exist first
+        return _deploy()
 
     print(
         f"serving deployments against {os.environ.get('PREFECT_API_URL', 'the configured Prefect API')}; Ctrl-C stops",
@@ -73,3 +85,31 @@ def run_demo(args: argparse.Namespace) -> int:
             ],
         )
     return code
+
+
+def _deploy() -> int:
+    """`prefect deploy --all` over deployments/prefect.yaml, from the project root (the entrypoints
+    and the runs' working directory are relative to it), against this command's Prefect API."""
+    import subprocess
+
+    from bookwarm.errors import ServiceError
+
+    argv = [
+        sys.executable,
+        "-m",
+        "prefect",
+        "--no-prompt",
+        "deploy",
+        "--all",
+        "--prefect-file",
+        str(PREFECT_YAML),
+    ]
+    done = subprocess.run(argv, cwd=PREFECT_YAML.parents[1], capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+        raise ServiceError(f"prefect deploy failed: {lines[-1] if lines else done.returncode}")
+    print(
+        f"deployed {PREFECT_YAML.relative_to(PREFECT_YAML.parents[1])}: warm-library, warm-authors, "
+        "warm-popular-authors, redrive, resume, resolve-review, enrich (work pool 'bookwarm')"
+    )
+    return 0

@@ -21,6 +21,7 @@ from bookwarm.cli import (
     review_cmd,
     services_cmd,
     warm_cmd,
+    workers_cmd,
 )
 from bookwarm.errors import BookwarmError, CacheError, ConfigError, InputError, ServiceError
 
@@ -33,6 +34,7 @@ COMMANDS = (
     services_cmd,
     providers_cmd,
     deploy_cmd,
+    workers_cmd,
     config_cmd,
 )
 

@@ -48,6 +48,11 @@ def prepare_flow_runtime() -> Settings:
     if not configured:
         state = services.up(with_prefect=True)
         os.environ["PREFECT_API_URL"] = state.env()["PREFECT_API_URL"]
+        # Prefect read its settings when first imported (above, without an API URL): read them again,
+        # or its client would start a temporary server of its own instead of using this one.
+        from prefect.context import refresh_global_settings_context
+
+        refresh_global_settings_context()
     return settings
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
+from bookwarm.errors import InputError
 from bookwarm.services.local import LocalServices
 
 
@@ -14,16 +15,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-prefect", action="store_true", help="up: do not start the local Prefect server (UI + API)"
     )
+    p.add_argument(
+        "--postgres",
+        action="store_true",
+        help="up: the Prefect server on a local PostgreSQL (for work pools, many workers and shards)",
+    )
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     services = LocalServices()
     if args.action == "up":
-        state = services.up(with_prefect=not args.no_prefect)
+        if args.postgres and args.no_prefect:
+            raise InputError("--postgres is the Prefect server's database: it cannot go with --no-prefect")
+        state = services.up(with_prefect=not args.no_prefect, postgres=args.postgres)
         print(f"# local services running (data in {services.home}); to use them from a shell:")
         if state.prefect_port:
-            print(f"# Prefect UI: http://127.0.0.1:{state.prefect_port}")
+            database = f"PostgreSQL on port {state.postgres_port}" if state.postgres_pid else "SQLite"
+            print(f"# Prefect UI: http://127.0.0.1:{state.prefect_port} (database: {database})")
         _print_env(state.env())
         return 0
     if args.action == "down":

@@ -29,6 +29,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     warm.add_argument("--max-depth", type=int, default=2, help="co-author levels, 1-3 (default 2)")
     warm.add_argument("--force", action="store_true", help="re-warm authors that are still fresh")
     warm.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    warm.add_argument(
+        "--shard-size",
+        type=int,
+        default=None,
+        help="authors per shard (default 1,000; a shard is one run on a worker)",
+    )
     warm.set_defaults(handler=run_warm)
 
     upload = sub.add_parser(
@@ -57,9 +63,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_warm(args: argparse.Namespace) -> int:
     check_depth(args.max_depth, low=1)
+    extra = {}
+    if getattr(args, "shard_size", None) is not None:
+        if not 1 <= args.shard_size <= 10_000:
+            raise InputError(f"--shard-size must be between 1 and 10000, got {args.shard_size}")
+        extra["shard_size"] = args.shard_size
     if args.file.startswith("s3://"):
         return run_flow(
-            "warm_library", args.json, source=args.file, max_depth=args.max_depth, force=args.force
+            "warm_library", args.json, source=args.file, max_depth=args.max_depth, force=args.force, **extra
         )
     path = Path(args.file)
     _check_locally(path)
@@ -68,7 +79,13 @@ def run_warm(args: argparse.Namespace) -> int:
     settings = prepare_flow_runtime()
     source = _upload(path, settings)
     return run_flow(
-        "warm_library", args.json, settings, source=source, max_depth=args.max_depth, force=args.force
+        "warm_library",
+        args.json,
+        settings,
+        source=source,
+        max_depth=args.max_depth,
+        force=args.force,
+        **extra,
     )
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from bookwarm.errors import ServiceError
 from bookwarm.services import binaries
+from bookwarm.services.postgres import postgres_url, start_postgres
 from bookwarm.services.process import (
     free_port,
     pid_alive,
@@ -55,6 +56,8 @@ class ServicesState:
     bucket: str = "bookwarm"
     prefect_pid: int = 0
     prefect_port: int = 0
+    postgres_pid: int = 0  # the Prefect server's database, with --postgres (else SQLite)
+    postgres_port: int = 0
     s3_inner_ports: tuple[int, ...] = ()  # SeaweedFS master, volume, filer: reused on a restart
 
     def env(self) -> dict[str, str]:
@@ -72,7 +75,7 @@ class ServicesState:
 
     @property
     def pids(self) -> list[int]:
-        return [p for p in (self.prefect_pid, self.s3_pid, self.redis_pid) if p]
+        return [p for p in (self.prefect_pid, self.postgres_pid, self.s3_pid, self.redis_pid) if p]
 
 
 class LocalServices:
@@ -99,20 +102,27 @@ class LocalServices:
             return state
         return None
 
-    def up(self, *, with_prefect: bool = False) -> ServicesState:
+    def up(self, *, with_prefect: bool = False, postgres: bool = False) -> ServicesState:
         """Start the servers (or return the running ones); on any failure nothing is left running.
 
         ``with_prefect`` adds a local Prefect server (SQLite, UI included): ~13 s to start here, once,
         against 14-22 s of temporary API in *every* process that runs a flow without one.
+        ``postgres`` puts that server's database in a local PostgreSQL (many workers, many shards).
         """
+        with_prefect = with_prefect or postgres
         current = self.running()
+        if current and postgres and current.prefect_pid and not current.postgres_pid:
+            raise ServiceError(
+                "the local Prefect server is running on SQLite; `bookwarm services down`, then "
+                "`bookwarm services up --postgres`"
+            )
         if current and (current.prefect_pid or not with_prefect):
             return current
         if current and with_prefect:
-            return self._add_prefect(current)
+            return self._add_prefect(current, postgres=postgres)
         recorded = self.state()
         if recorded is not None:
-            return self._revive(recorded, with_prefect=with_prefect)
+            return self._revive(recorded, with_prefect=with_prefect, postgres=postgres)
         self.home.mkdir(parents=True, exist_ok=True)
         taken: set[int] = set()
         redis_port = free_port(taken=taken)
@@ -130,9 +140,9 @@ class LocalServices:
         state = ServicesState(redis_pid, redis_port, s3_pid, s3_port, access_key, secret_key)
         state.s3_inner_ports = self._s3_ports_used
         self._save(state)
-        return self._add_prefect(state) if with_prefect else state
+        return self._add_prefect(state, postgres=postgres) if with_prefect else state
 
-    def _revive(self, state: ServicesState, *, with_prefect: bool) -> ServicesState:
+    def _revive(self, state: ServicesState, *, with_prefect: bool, postgres: bool = False) -> ServicesState:
         """Start only the recorded servers that died, on their ports and with their credentials, so
         every shell and worker pointed at them keeps working; their data (Redis's append-only file,
         the S3 volume, Prefect's database) is where they left it."""
@@ -149,18 +159,41 @@ class LocalServices:
             state.s3_inner_ports = self._s3_ports_used
         if state.prefect_pid and not pid_alive(state.prefect_pid):
             state.prefect_pid = 0
+        if state.postgres_pid and not pid_alive(state.postgres_pid):
+            state.postgres_pid = 0
         self._save(state)
         if with_prefect and not state.prefect_pid:
-            return self._add_prefect(state, port=state.prefect_port or None)
+            postgres = postgres or bool(state.postgres_port)
+            return self._add_prefect(state, port=state.prefect_port or None, postgres=postgres)
         return state
 
     def _save(self, state: ServicesState) -> None:
         self.state_path.write_text(json.dumps(asdict(state), indent=2))
         self.state_path.chmod(0o600)
 
-    def _add_prefect(self, state: ServicesState, port: int | None = None) -> ServicesState:
+    def _add_prefect(
+        self, state: ServicesState, port: int | None = None, postgres: bool = False
+    ) -> ServicesState:
+        database_url = None
+        if postgres:
+            if not state.postgres_pid:
+                pg_port = (
+                    state.postgres_port
+                    if state.postgres_port and port_is_free(state.postgres_port)
+                    else free_port()
+                )
+                state.postgres_pid, _ = start_postgres(
+                    self.home / "postgres", self.home / "postgres.log", pg_port
+                )
+                state.postgres_port = pg_port
+                self._save(state)
+            database_url = postgres_url(state.postgres_port)
         state.prefect_pid, state.prefect_port = start_prefect_server(
-            self.home / "prefect", self.home / "prefect.log", stop_grace_s=self.stop_grace_s, port=port
+            self.home / "prefect",
+            self.home / "prefect.log",
+            stop_grace_s=self.stop_grace_s,
+            port=port,
+            database_url=database_url,
         )
         self._save(state)
         return state

@@ -46,7 +46,11 @@ def free_port(*, with_grpc: bool = False, taken: set[int] | None = None) -> int:
 
 
 def spawn(
-    argv: list[str], log_path: Path, cwd: Path | None = None, env: dict[str, str] | None = None
+    argv: list[str],
+    log_path: Path,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    user: str | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start a server in its own process group, output to ``log_path``, never inheriting our stdin.
 
@@ -63,6 +67,8 @@ def spawn(
                 stderr=subprocess.STDOUT,
                 cwd=cwd,
                 env=env,
+                # its own group too: a child keeping root's group would get a folder's group bits
+                **({"user": user, "group": user, "extra_groups": []} if user else {}),
                 start_new_session=True,
             )
         except OSError as exc:

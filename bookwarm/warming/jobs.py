@@ -157,6 +157,38 @@ class JobStore:
             pipe.expire(key, self.ttl_s)
         await HotCache._call(pipe.execute())
 
+    async def queued_authors(self, job_id: str, author_keys: list[str]) -> list[dict[str, Any]]:
+        """The queued authors of ``author_keys``, in that order (a shard run on a worker gets keys,
+        not authors: its parameters stay small whatever the library holds)."""
+        if not author_keys:
+            return []
+        raw = await HotCache._call(self.client.hmget(self.keys.job_queued(job_id), author_keys))
+        missing = [key for key, value in zip(author_keys, raw, strict=True) if value is None]
+        if missing:
+            raise CacheError(
+                f"job {job_id}: {len(missing)} authors of this shard are not queued (first {missing[0]!r})"
+            )
+        authors = [json.loads(value) for value in raw]
+        for author in authors:
+            author.pop("depth", None)
+        return authors
+
+    async def add_found(self, job_id: str, pass_id: str, depth: int, people: list[dict[str, Any]]) -> None:
+        """Co-authors a shard found at ``depth`` (the job's pass reads them once the level is done)."""
+        if not people:
+            return
+        key = self.keys.job_found(job_id, pass_id, depth)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(key, mapping={p["key"]: dumps(p) for p in people})
+        pipe.expire(key, self.ttl_s)
+        await HotCache._call(pipe.execute())
+
+    async def found(self, job_id: str, pass_id: str, depth: int) -> list[dict[str, Any]]:
+        """Every co-author the pass's shards found at ``depth``, in a stable order."""
+        raw = await HotCache._call(self.client.hgetall(self.keys.job_found(job_id, pass_id, depth)))
+        people = [json.loads(v) for v in raw.values()]
+        return sorted(people, key=lambda p: p["key"])
+
     async def queued(self, job_id: str) -> dict[int, list[dict[str, Any]]]:
         """Every author the job queued, by depth (what a resume starts from)."""
         raw = await HotCache._call(self.client.hgetall(self.keys.job_queued(job_id)))

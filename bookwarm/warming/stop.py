@@ -7,6 +7,8 @@ while the API is in trouble is not a dead letter (the author is simply not start
 record then says ``cancelled`` or ``interrupted`` with what is left, and `bookwarm resume` ends it.
 
 The signal is per process and per job id: every shard subflow of a job in this process sees it.
+A shard run by a worker in another process watches its own flow run the same way (the job cancels
+its shard runs through Prefect when it is cancelled).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class StopSignal:
         self.status: str | None = None  # "cancelled" or "interrupted" once set
         self.why = ""
         self.trouble_since: float | None = None  # the API has failed since then (monotonic)
+        self.watched = False  # a Watchdog in this process sets it (the job's, or a remote shard's own)
         self._bodies = 0
 
     @property
@@ -101,6 +104,7 @@ class Watchdog:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Watchdog:
+        self.signal.watched = True
         self._task = asyncio.create_task(self._watch())
         return self
 

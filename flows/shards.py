@@ -1,0 +1,148 @@
+"""Where a level's shards run: in the job's process (the embedded default), or as runs of the
+warm-authors deployment on a work pool's workers (``BOOKWARM_WORK_POOL``), so that the shards of one
+job spread over every machine with a worker.
+
+Either way a shard gets its authors' keys and hands its co-authors back through Redis, and what it
+did not count is run again in the level's next round (bookwarm.warming.jobs). A shard run that ends
+Crashed, Failed or Cancelled (a worker killed, its machine lost) is therefore not lost: its authors
+are submitted again once the dead worker's claims have lapsed, and those it finished are skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+from uuid import UUID
+
+from prefect.client.schemas.objects import State
+from prefect.logging import get_run_logger
+from prefect.states import Cancelled
+
+from bookwarm.warming.context import WarmContext
+from bookwarm.warming.stop import StopSignal, stop_signal
+from flows.warm_authors import warm_authors
+from tasks.prefect_api import cancel_flow_runs, ensure_shard_crash_automation, final_states, submit_shard
+
+CANCEL_WAIT_S = 60.0  # a cancelled job waits this long for its shard runs to end (their workers stop them)
+
+
+class ShardRunner:
+    """Runs the shards of one pass over a job (its first run, a resume, a redrive)."""
+
+    def __init__(
+        self,
+        ctx: WarmContext,
+        job_id: str,
+        pass_id: str,
+        *,
+        concurrency: int,
+        progress_artifact_id: str | None,
+    ) -> None:
+        self.ctx = ctx
+        self.job_id = job_id
+        self.pass_id = pass_id
+        self.concurrency = concurrency
+        self.progress_artifact_id = progress_artifact_id
+        self.orchestration = ctx.settings.orchestration
+        self.on_pool = bool(self.orchestration.work_pool)
+        self._watcher: ShardRunWatcher | None = None
+
+    def parameters(
+        self, authors: list[dict[str, Any]], depth: int, index: int, forced: bool
+    ) -> dict[str, Any]:
+        return {
+            "author_keys": [a["key"] for a in authors],
+            "depth": depth,
+            "job_id": self.job_id,
+            "pass_id": self.pass_id,
+            "force": forced,
+            "concurrency": self.concurrency,
+            "shard": index,
+            "progress_artifact_id": self.progress_artifact_id,
+        }
+
+    async def run_here(self, authors: list[dict[str, Any]], depth: int, index: int, forced: bool) -> None:
+        """The shard as a subflow in this process."""
+        await warm_authors(**self.parameters(authors, depth, index, forced))
+
+    async def submit(
+        self, authors: list[dict[str, Any]], depth: int, round_no: int, index: int, forced: bool
+    ) -> UUID:
+        """The shard as a deployment run for the pool's workers; idempotent per job, pass, depth,
+        round and shard (a round runs again only what the previous one left uncounted)."""
+        if self._watcher is None:
+            await ensure_shard_crash_automation(self.orchestration.shard_lost_after_s)
+            self._watcher = ShardRunWatcher(stop_signal(self.job_id), self.orchestration.shard_poll_s)
+        return await submit_shard(
+            self.orchestration.shard_deployment,
+            self.parameters(authors, depth, index, forced),
+            idempotency_key=f"{self.job_id}/{self.pass_id}/d{depth}/r{round_no}/s{index}",
+            flow_run_name=f"warm-authors/d{depth}/shard-{index}" + (f"/round-{round_no}" if round_no else ""),
+        )
+
+    async def wait(self, run_id: UUID, authors: list[dict[str, Any]], depth: int, index: int) -> None:
+        """Until the run ends. One that did not complete is logged, and the job waits for the claims
+        its worker held to lapse, so the next round claims (and batches) those authors again."""
+        assert self._watcher is not None
+        state = await self._watcher.final_state(run_id)
+        if state.is_completed():
+            return
+        await self.ctx.jobs.incr(self.job_id, shard_retries=1)
+        left = await self.ctx.jobs.uncounted(self.job_id, [a["key"] for a in authors])
+        get_run_logger().warning(
+            "shard %d at depth %d ended %s (%s): %d of its %d authors not done run again",
+            index,
+            depth,
+            state.name,
+            (state.message or "")[:200],
+            len(left),
+            len(authors),
+        )
+        await self._claims_lapsed(sorted(left))
+
+    async def _claims_lapsed(self, author_keys: list[str]) -> None:
+        deadline = time.monotonic() + self.ctx.claim_ttl_s + 5
+        while time.monotonic() < deadline and await self.ctx.hot.claimed(author_keys):
+            await asyncio.sleep(1.0)
+
+
+class ShardRunWatcher:
+    """Waits for many shard runs with one API call per poll, whatever their number (no connection
+    per run). When the job is cancelled, it cancels the runs still going through Prefect, whose
+    workers stop them."""
+
+    def __init__(self, signal: StopSignal, poll_s: float) -> None:
+        self.signal = signal
+        self.poll_s = poll_s
+        self._waiting: dict[UUID, asyncio.Future[State]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._cancelled_at: float | None = None
+
+    async def final_state(self, run_id: UUID) -> State:
+        future = self._waiting.get(run_id)
+        if future is None:
+            future = self._waiting[run_id] = asyncio.get_running_loop().create_future()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._poll())
+        return await future
+
+    async def _poll(self) -> None:
+        while any(not f.done() for f in self._waiting.values()):
+            await asyncio.sleep(self.poll_s)
+            pending = [run_id for run_id, f in self._waiting.items() if not f.done()]
+            if self.signal.status == "cancelled" and self._cancelled_at is None:
+                self._cancelled_at = time.monotonic()
+                await cancel_flow_runs(pending, self.signal.why)
+            try:
+                states = await final_states(pending)
+            except Exception:  # the API is in trouble: the job's watchdog decides when to give up
+                continue
+            for run_id, state in states.items():
+                self._waiting[run_id].set_result(state)
+            if self._cancelled_at is not None and time.monotonic() - self._cancelled_at > CANCEL_WAIT_S:
+                for run_id in pending:
+                    if not self._waiting[run_id].done():
+                        self._waiting[run_id].set_result(
+                            Cancelled(message="its worker did not stop it in time")
+                        )
