@@ -14,7 +14,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
 DEPTH ?= 2
 
-.PHONY: serve-deployments install run test lint format bench-parse bench-providers bench-warm bench-gemini bench-read chaos services-up services-down clean
+.PHONY: serve-deployments install run test lint format bench-parse bench-providers bench-warm bench-gemini bench-read bench-scale chaos services-up services-down clean
 
 install: $(STAMP)
 
@@ -53,6 +53,9 @@ bench-gemini: install
 
 bench-read: install
 	$(BIN)/python -m tests.bench.bench_read
+
+bench-scale: install
+	$(BIN)/python -m tests.bench.bench_scale
 
 chaos: install
 	$(BIN)/python -m tests.chaos.run

@@ -64,6 +64,10 @@ class Keys:
         to the job here, not through a worker's memory."""
         return f"{self.prefix}warming:job:{job_id}:found:{pass_id}:{depth}"
 
+    def job_outcomes(self, job_id: str) -> str:
+        """Pub/sub channel: finished authors of a job's shards run by workers (progress display only)."""
+        return f"{self.prefix}warming:job:{job_id}:outcomes"
+
     # provider limits, shared by every worker
     def rate(self, provider: str) -> str:
         return f"{self.prefix}limits:rate:{provider}"

@@ -12,6 +12,7 @@ Prefect API fails to start under load (503) is run again after a pause, with few
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 import httpx
@@ -19,6 +20,7 @@ from prefect.logging import get_run_logger
 
 from bookwarm.errors import JobStopped
 from bookwarm.warming.context import WarmContext
+from bookwarm.warming.progress import OutcomeFollower
 from bookwarm.warming.stop import stop_signal
 from flows.shards import ShardRunner
 
@@ -52,11 +54,31 @@ async def warm_levels(
     apart, so the job's ``authors_queued`` stays what the job itself queued). ``done``: authors a
     resumed job already counted; never forced again, they only give their co-authors. ``exclude``:
     authors left alone at every level (a resume leaves the job's dead letters to redrive)."""
-    signal = stop_signal(job_id)
     pass_id = uuid.uuid4().hex[:12]  # where this pass's shards leave the co-authors they find
     runner = ShardRunner(
         ctx, job_id, pass_id, concurrency=concurrency, progress_artifact_id=progress_artifact_id
     )
+    follow = OutcomeFollower(ctx.redis, ctx.keys.job_outcomes(job_id), job_id) if runner.on_pool else None
+    async with follow or contextlib.nullcontext():
+        await _levels(
+            ctx, runner, authors, max_depth, force, shard_size, start_depth, queued_field, done, exclude
+        )
+
+
+async def _levels(
+    ctx: WarmContext,
+    runner: ShardRunner,
+    authors: list[dict[str, str]],
+    max_depth: int,
+    force: bool,
+    shard_size: int,
+    start_depth: int,
+    queued_field: str,
+    done: frozenset[str],
+    exclude: frozenset[str],
+) -> None:
+    job_id, pass_id = runner.job_id, runner.pass_id
+    signal = stop_signal(job_id)
     seen = {a["key"] for a in authors} | exclude
     frontier = [a for a in authors if a["key"] not in exclude]
     gate = AdaptiveGate(MAX_PARALLEL_SHARDS)

@@ -72,8 +72,16 @@ class ShardRunner:
         """The shard as a deployment run for the pool's workers; idempotent per job, pass, depth,
         round and shard (a round runs again only what the previous one left uncounted)."""
         if self._watcher is None:
-            await ensure_shard_crash_automation(self.orchestration.shard_lost_after_s)
             self._watcher = ShardRunWatcher(stop_signal(self.job_id), self.orchestration.shard_poll_s)
+            try:
+                await ensure_shard_crash_automation(self.orchestration.shard_lost_after_s)
+            except Exception as exc:  # e.g. a server without automations: the job still runs
+                get_run_logger().warning(
+                    "could not create the automation that marks lost shard runs Crashed (%s: %.200s): a shard "
+                    "whose worker dies will wait until someone marks its run Crashed",
+                    type(exc).__name__,
+                    exc,
+                )
         return await submit_shard(
             self.orchestration.shard_deployment,
             self.parameters(authors, depth, index, forced),
@@ -86,8 +94,8 @@ class ShardRunner:
         its worker held to lapse, so the next round claims (and batches) those authors again."""
         assert self._watcher is not None
         state = await self._watcher.final_state(run_id)
-        if state.is_completed():
-            return
+        if state.is_completed() or stop_signal(self.job_id).is_set:
+            return  # a stopping job counts what is left in its record; `bookwarm resume` runs it
         await self.ctx.jobs.incr(self.job_id, shard_retries=1)
         left = await self.ctx.jobs.uncounted(self.job_id, [a["key"] for a in authors])
         get_run_logger().warning(

@@ -22,6 +22,7 @@ from prefect.runtime import flow_run
 
 from bookwarm.providers.openlibrary_batch import batches
 from bookwarm.warming.context import WarmContext
+from bookwarm.warming.progress import OutcomePublisher
 from bookwarm.warming.shard import ClaimKeeper, Fetched, plan_shard, wanted_for
 from bookwarm.warming.stop import Watchdog, forget, stop_signal
 from flows.enrichment_lane import EnrichmentLane
@@ -63,7 +64,8 @@ async def warm_authors(
     small) and hands their co-authors to the job's pass in Redis. Returns how many it found.
 
     In the job's process it shares the job's stop signal; run by a worker it watches its own flow
-    run instead (a cancel, or a lost API)."""
+    run instead (a cancel, or a lost API), and publishes its authors' outcomes for the job's
+    progress display."""
     settings = await run_settings()
     signal = stop_signal(job_id)
     async with WarmContext(settings) as ctx:
@@ -72,11 +74,16 @@ async def warm_authors(
             found = await _warm_shard(ctx, authors, depth, job_id, force, concurrency, progress_artifact_id)
         else:
             probe = flow_run_probe(str(flow_run.id))
-            async with Watchdog(job_id, probe, grace_s=settings.redis.prefect_grace_s):
-                found = await _warm_shard(
-                    ctx, authors, depth, job_id, force, concurrency, progress_artifact_id
-                )
-            forget(job_id)
+            try:
+                async with (
+                    Watchdog(job_id, probe, grace_s=settings.redis.prefect_grace_s),
+                    OutcomePublisher(ctx.redis, ctx.keys.job_outcomes(job_id), job_id),
+                ):
+                    found = await _warm_shard(
+                        ctx, authors, depth, job_id, force, concurrency, progress_artifact_id
+                    )
+            finally:
+                forget(job_id)
         await ctx.jobs.add_found(job_id, pass_id, depth, found)
     return len(found)
 

@@ -65,6 +65,14 @@ def make_catalog(path: Path, count: int) -> list[tuple[str, str]]:
     return library
 
 
+def write_library(path: Path, library: list[tuple[str, str]]) -> Path:
+    """The generated library as a plain Title,Author,ISBN export."""
+    path.write_text(
+        "Title,Author,ISBN\n" + "".join(f"Book {i},{n},{isbn}\n" for i, (n, isbn) in enumerate(library))
+    )
+    return path
+
+
 def run_flow(csv_path: Path, env: dict[str, str]) -> tuple[float, dict, str]:
     os.environ.update(env)
     from flows.warm_library import warm_library
@@ -79,10 +87,7 @@ def run_flow(csv_path: Path, env: dict[str, str]) -> tuple[float, dict, str]:
 def phase(
     label: str, library: list[tuple[str, str]], home: Path, base_env: dict[str, str], port: int, limited: bool
 ) -> None:
-    csv_path = home / f"{label}.csv"
-    csv_path.write_text(
-        "Title,Author,ISBN\n" + "".join(f"Book {i},{n},{isbn}\n" for i, (n, isbn) in enumerate(library))
-    )
+    csv_path = write_library(home / f"{label}.csv", library)
     set_faults(
         port,
         {

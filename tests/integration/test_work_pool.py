@@ -31,7 +31,7 @@ from bookwarm.services.local import LocalServices
 from bookwarm.services.process import stop
 from bookwarm.settings import resolve
 from bookwarm.warming.jobs import JobStore, summary
-from tests.bench.bench_warm import make_catalog
+from tests.bench.bench_warm import make_catalog, write_library
 from tests.conftest import PROJECT
 from tests.integration.conftest import processed
 
@@ -72,10 +72,7 @@ def pool_providers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[i
     """Fake providers over a generated catalog; yields (port, the library CSV)."""
     home = tmp_path_factory.mktemp("pool-providers")
     library = make_catalog(home / "catalog.json", LIBRARY_AUTHORS)
-    csv_path = home / "library.csv"
-    csv_path.write_text(
-        "Title,Author,ISBN\n" + "".join(f"Book {i},{n},{isbn}\n" for i, (n, isbn) in enumerate(library))
-    )
+    csv_path = write_library(home / "library.csv", library)
     runner = FakeProviders(home)
     state = runner.up(home / "catalog.json", real_limits=False)
     try:
@@ -239,6 +236,8 @@ def test_three_workers_share_the_shards_of_one_job_and_warm_each_author_once(
         result = json.loads(out)
         assert result["status"] == "completed"
         assert result["authors_queued"] == len(ALL_KEYS)
+        # the CLI's progress, fed by the workers' shards through Redis (plain lines: stderr is a pipe)
+        assert "[depth 0] " in err and " authors " in err, err[-2000:]
         records = asyncio.run(processed(settings))
         assert {r["openlibrary_key"] for r in records.values()} == ALL_KEYS
         runs = _runs_of_job(pool_server["PREFECT_API_URL"], result["job_id"])
@@ -253,23 +252,33 @@ def test_three_workers_share_the_shards_of_one_job_and_warm_each_author_once(
         workers.close()
 
 
+def _slow_job(pool_server, pool_providers, tmp_path, prefix: str):
+    """Three workers, and a job in shards of 8 whose authors finish ~1 s apart (one author a batch,
+    2 OpenLibrary calls/s shared by all workers): (settings, API URL, workers, job process, job id)."""
+    port, csv_path = pool_providers
+    set_faults(port, {p: Faults() for p in PROVIDERS})
+    env = _env(
+        pool_server, port, prefix, tmp_path, BOOKWARM_OPENLIBRARY_RPS="2", BOOKWARM_OPENLIBRARY_BATCH="1"
+    )
+    settings = resolve(env)
+    workers = Workers(env, tmp_path)
+    try:
+        job = _warm(env, csv_path, "--shard-size", "8")
+        job_id = _wait_for("the job's record", lambda: asyncio.run(_job_ids(settings)), 120)[0]
+    except BaseException:
+        workers.close()
+        raise
+    return settings, pool_server["PREFECT_API_URL"], workers, job, job_id
+
+
 def test_a_worker_killed_mid_shard_loses_nothing(pool_server, pool_providers, tmp_path):
     """SIGKILL a worker (and its shard's process) in the middle of a shard: Prefect's automation
     marks the run Crashed when its heartbeats stop, the job runs the shard's authors again once the
     dead worker's claims have lapsed, and authors finished before the kill are not asked again."""
-    port, csv_path = pool_providers
-    set_faults(port, {p: Faults() for p in PROVIDERS})
-    # One author a batch at 2 OpenLibrary calls/s shared by all workers: authors finish ~1 s apart.
-    env = _env(
-        pool_server, port, "wp2:", tmp_path, BOOKWARM_OPENLIBRARY_RPS="2", BOOKWARM_OPENLIBRARY_BATCH="1"
-    )
-    settings = resolve(env)
-    api = pool_server["PREFECT_API_URL"]
-    workers = Workers(env, tmp_path)
+    port, _ = pool_providers
+    before = _asked(port)
+    settings, api, workers, job, job_id = _slow_job(pool_server, pool_providers, tmp_path, "wp2:")
     try:
-        before = _asked(port)
-        job = _warm(env, csv_path, "--shard-size", "8")
-        job_id = _wait_for("the job's record", lambda: asyncio.run(_job_ids(settings)), 120)[0]
 
         def a_shard_midway():
             counted = asyncio.run(_record(settings, job_id))[1]
@@ -322,17 +331,8 @@ def _slugs(settings) -> dict[str, str]:
 
 
 def test_cancelling_the_job_cancels_its_shard_runs(pool_server, pool_providers, tmp_path):
-    port, csv_path = pool_providers
-    set_faults(port, {p: Faults() for p in PROVIDERS})
-    env = _env(
-        pool_server, port, "wp3:", tmp_path, BOOKWARM_OPENLIBRARY_RPS="2", BOOKWARM_OPENLIBRARY_BATCH="1"
-    )
-    settings = resolve(env)
-    api = pool_server["PREFECT_API_URL"]
-    workers = Workers(env, tmp_path)
+    settings, api, workers, job, job_id = _slow_job(pool_server, pool_providers, tmp_path, "wp3:")
     try:
-        job = _warm(env, csv_path, "--shard-size", "8")
-        job_id = _wait_for("the job's record", lambda: asyncio.run(_job_ids(settings)), 120)[0]
         _wait_for(
             "a shard run going",
             lambda: [r for r in _runs_of_job(api, job_id) if r.state_name == "Running"],
