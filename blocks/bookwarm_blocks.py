@@ -58,6 +58,11 @@ class BookwarmProvider(Block):
     counting: str = Field(
         "per_isbn", description="ISBNdb POST /books counted per_isbn (conservative) or per_request"
     )
+    burst: int = Field(
+        0,
+        ge=0,
+        description="calls let through above the rate before a 429 (OpenLibrary's nginx: 25); 0: none",
+    )
     batch: int = Field(
         100, ge=1, description="OpenLibrary: authors per batched query; ISBNdb: ISBNs per POST /books call"
     )

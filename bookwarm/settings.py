@@ -71,6 +71,11 @@ class ProviderSettings:
     counting: str = _f(
         "", "per_isbn", doc="how the provider counts POST /books: per_isbn (conservative) or per_request"
     )
+    burst: int = _f(
+        "",
+        0,
+        doc="calls the provider lets through above its rate before a 429 (OpenLibrary: nginx burst 25; 0: none)",
+    )
     batch: int = _f(
         "",
         100,
@@ -136,6 +141,7 @@ PROVIDERS: dict[str, dict[str, Any]] = {
         "env": "BOOKWARM_OPENLIBRARY",
         "base_url": "https://openlibrary.org",
         "rate_per_s": 3.0,
+        "burst": 25,  # OpenLibrary's nginx: limit_req 180 r/min, burst 25 (../shared/notes/providers.md)
         "batch": 25,  # authors per batched query, as OpenLibrary's maintainers suggest (docs/decisions.md)
     },
     "google_books": {
@@ -161,6 +167,7 @@ _PROVIDER_ENV = {
     "quota_share": "QUOTA_SHARE",
     "counting": "COUNTING",
     "batch": "BATCH",
+    "burst": "BURST",
 }
 
 
@@ -261,9 +268,9 @@ def _check_budgets(settings: Settings) -> None:
             raise ConfigError(f"{env_name(section, 'quota_share')} must be in (0, 1], got {cfg.quota_share}")
         if cfg.counting not in ("per_isbn", "per_request"):
             raise ConfigError(f"{env_name(section, 'counting')} must be per_isbn or per_request")
-        if cfg.batch < 1 or cfg.rate_per_s < 0 or cfg.daily_quota < 0:
+        if cfg.batch < 1 or cfg.rate_per_s < 0 or cfg.daily_quota < 0 or cfg.burst < 0:
             raise ConfigError(
-                f"{PROVIDERS[section]['env']}_BATCH, _RPS and _DAILY_QUOTA must not be negative"
+                f"{PROVIDERS[section]['env']}_BATCH, _RPS, _BURST and _DAILY_QUOTA must not be negative"
             )
 
 

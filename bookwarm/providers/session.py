@@ -109,6 +109,7 @@ class ProviderSession:
                 self.keys,
                 name,
                 rate_per_s=cfg.rate_per_s,
+                burst=cfg.burst,
                 daily_quota=budget(cfg),
                 clock=self.clock,
             )

@@ -140,7 +140,13 @@ class LocalServices:
         state = ServicesState(redis_pid, redis_port, s3_pid, s3_port, access_key, secret_key)
         state.s3_inner_ports = self._s3_ports_used
         self._save(state)
-        return self._add_prefect(state, postgres=postgres) if with_prefect else state
+        if not with_prefect:
+            return state
+        try:
+            return self._add_prefect(state, postgres=postgres)
+        except BaseException:  # PostgreSQL or the Prefect server failed: nothing is left running
+            self.down()
+            raise
 
     def _revive(self, state: ServicesState, *, with_prefect: bool, postgres: bool = False) -> ServicesState:
         """Start only the recorded servers that died, on their ports and with their credentials, so

@@ -21,7 +21,7 @@ from pathlib import Path
 from bookwarm.parsing.ingest import parse_library
 from bookwarm.providers.fake.catalog import isbn13_for
 from bookwarm.providers.fake.runner import FakeProviders, provider_env, set_faults, stats
-from bookwarm.providers.fake.server import PROVIDERS, REAL_LIMITS, Faults
+from bookwarm.providers.fake.server import PROVIDERS, REAL_BURSTS, REAL_LIMITS, Faults
 from bookwarm.providers.session import ProviderSession
 from bookwarm.services.local import LocalServices
 from bookwarm.settings import resolve
@@ -81,7 +81,13 @@ def main() -> int:
         try:
             state = services.up()
             port = fake.up(catalog).port
-            set_faults(port, {p: Faults(latency_ms=LATENCY_MS, rate_per_s=REAL_LIMITS[p]) for p in PROVIDERS})
+            set_faults(
+                port,
+                {
+                    p: Faults(latency_ms=LATENCY_MS, rate_per_s=REAL_LIMITS[p], burst=REAL_BURSTS[p])
+                    for p in PROVIDERS
+                },
+            )
             env = {
                 **state.env(),
                 **provider_env(port),

@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from pathlib import Path
 import psutil
 
 from bookwarm.providers.fake.runner import FakeProviders, provider_env, set_faults, stats
-from bookwarm.providers.fake.server import PROVIDERS, REAL_LIMITS, Faults
+from bookwarm.providers.fake.server import PROVIDERS, REAL_BURSTS, REAL_LIMITS, Faults
 from bookwarm.services.local import LocalServices
 from bookwarm.services.process import stop
 from tests.bench.bench_warm import LATENCY_MS, PER_DOC_MS, make_catalog, quota_used, write_library
@@ -79,7 +80,14 @@ async def shard_delays(api_url: str, job_id: str) -> tuple[list[float], list[flo
 
 
 def run_job(
-    label: str, env: dict[str, str], csv_path: Path, workers: int, state, port: int, limited: bool
+    label: str,
+    env: dict[str, str],
+    csv_path: Path,
+    workers: int,
+    state,
+    port: int,
+    limited: bool,
+    shard_size: int = SHARD_SIZE,
 ) -> None:
     worker_env = {**env, "PREFECT_HOME": str(Path(env["BOOKWARM_HOME"]) / f"workers-{label}")}
     proc = subprocess.Popen(
@@ -127,7 +135,7 @@ def run_job(
             "1",
             "--json",
             "--shard-size",
-            str(SHARD_SIZE),
+            str(shard_size),
         ],
         env=env,
         cwd=PROJECT,
@@ -177,6 +185,7 @@ def run_job(
 
 
 def main() -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped benchmark still stops its servers
     parser = argparse.ArgumentParser()
     parser.add_argument("--authors", type=int, default=1334)
     parser.add_argument(
@@ -219,7 +228,7 @@ def main() -> int:
                 text=True,
             )
             assert done.returncode == 0, done.stderr
-            runs = [(n, False, args.authors, 25) for n in map(int, args.workers.split(","))]
+            runs = [(n, False, args.authors, 25) for n in map(int, filter(None, args.workers.split(",")))]
             if args.limited:
                 runs.append((3, True, args.limited, 25))
             if args.limited_batch1:
@@ -232,6 +241,7 @@ def main() -> int:
                         p: Faults(
                             latency_ms=LATENCY_MS if limited else 0,
                             rate_per_s=REAL_LIMITS[p] if limited else 0,
+                            burst=REAL_BURSTS[p] if limited else 0,
                             latency_per_doc_ms=PER_DOC_MS if limited and p == "openlibrary" else 0,
                         )
                         for p in PROVIDERS

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bookwarm.providers.fake.catalog import isbn13_for
 from bookwarm.providers.fake.runner import FakeProviders, provider_env, set_faults, stats
-from bookwarm.providers.fake.server import PROVIDERS, REAL_LIMITS, Faults
+from bookwarm.providers.fake.server import PROVIDERS, REAL_BURSTS, REAL_LIMITS, Faults
 from bookwarm.services.local import LocalServices, start_prefect_server
 from bookwarm.services.process import stop
 from tests.bench import cpu, reference_ms
@@ -94,6 +94,7 @@ def phase(
             p: Faults(
                 latency_ms=LATENCY_MS if limited else 0,
                 rate_per_s=REAL_LIMITS[p] if limited else 0,
+                burst=REAL_BURSTS[p] if limited else 0,
                 latency_per_doc_ms=PER_DOC_MS if limited and p == "openlibrary" else 0,
             )
             for p in PROVIDERS

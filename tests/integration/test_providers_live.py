@@ -124,6 +124,7 @@ def test_rate_limits_hold_across_processes(provider_settings, fake_providers, se
         "BOOKWARM_OPENLIBRARY_RPS": "12",
         "BOOKWARM_GOOGLE_BOOKS_RPS": "12",
         "BOOKWARM_ISBNDB_RPS": "6",
+        "BOOKWARM_OPENLIBRARY_BURST": "0",  # the server counts strictly here: the limiter must too
     }
     names = [n for n in json.loads(CATALOG.read_text())["authors"][:12]]
     batch = [a["name"] for a in names]

@@ -78,6 +78,27 @@ def test_failed_start_leaves_nothing_running(tmp_path, monkeypatch):
     assert leftover.stdout == b""
 
 
+def test_a_postgres_that_fails_to_start_leaves_nothing_running(tmp_path, monkeypatch):
+    """`services up --postgres` where PostgreSQL dies at once: one error, Redis and S3 stopped again."""
+    from bookwarm.services import postgres
+
+    fake_bin = tmp_path / "pgbin"
+    fake_bin.mkdir()
+    for name in ("initdb", "postgres"):
+        (fake_bin / name).write_text("#!/bin/sh\nexit 1\n")
+        (fake_bin / name).chmod(0o755)
+    monkeypatch.setattr(postgres, "bin_dir", lambda: fake_bin)
+    local = LocalServices(tmp_path / "home", stop_grace_s=1.0)
+    with pytest.raises(Exception, match="initdb failed"):
+        local.up(postgres=True)
+    assert local.state() is None
+    for what in ("redis", "s3"):
+        leftover = subprocess.run(
+            ["pgrep", "-f", f"{tmp_path}/home/{what}"], capture_output=True, check=False
+        )
+        assert leftover.stdout == b"", what
+
+
 def test_embedded_prefect_server_keeps_its_data_and_ui_address_local(tmp_path):
     """The embedded Prefect server's database lives in the services folder (never ~/.prefect, where
     every run would share and grow one database) and its UI talks to its own port, not 4200."""

@@ -44,8 +44,8 @@ def pool_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     """Redis, S3 and a Prefect server on PostgreSQL of this module's own, the deployments deployed."""
     home = tmp_path_factory.mktemp("pool-services")
     local = LocalServices(home, stop_grace_s=5.0)
-    state = local.up(postgres=True)
     try:
+        state = local.up(postgres=True)
         assert state.postgres_pid, "the Prefect server is not on PostgreSQL"
         env = {
             **os.environ,

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from bookwarm.providers.fake.server import PROVIDERS, REAL_LIMITS, Faults
+from bookwarm.providers.fake.server import PROVIDERS, REAL_BURSTS, REAL_LIMITS, Faults
 from bookwarm.services.local import default_home
 from bookwarm.services.process import free_port, pid_alive, spawn, stop, wait_for_port
 
@@ -40,6 +40,7 @@ def faults_from_options(
             error_rate=error_rate,
             rate_429=rate_429,
             rate_per_s=REAL_LIMITS[p] if real_limits else 0.0,
+            burst=REAL_BURSTS[p] if real_limits else 0,
         )
         for p in PROVIDERS
     }
