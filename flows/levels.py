@@ -95,15 +95,22 @@ async def _levels(
             f", on work pool {ctx.settings.orchestration.work_pool!r}" if runner.on_pool else "",
         )
         for attempt in range(LEVEL_ROUNDS):
-            await _round(runner, pending, depth, attempt, force, done, shard_size, gate)
+            unfinished = await _round(runner, pending, depth, attempt, force, done, shard_size, gate)
             if signal.is_set:
                 raise JobStopped(job_id, signal.status or "interrupted", signal.why)
             left = await ctx.jobs.uncounted(job_id, [a["key"] for a in pending])
-            if not left:
+            # A shard that did not run to its end handed over no co-authors: its authors already
+            # counted run again as done (skipped, read from the cache) to give theirs. Dead letters
+            # have none to give, and are redrive's.
+            regive = unfinished - left
+            if regive:
+                regive -= {entry["key"] for entry in await ctx.jobs.dead_letters(job_id)}
+            if not left and not regive:
                 break
             # Shards the orchestrator could not start or report (a 503 under load), or whose worker
-            # was lost: again, fewer at once, after a pause; authors counted by then are not run twice.
-            pending = [a for a in pending if a["key"] in left]
+            # was lost: again, fewer at once, after a pause; authors counted by then are not fetched again.
+            pending = [a for a in pending if a["key"] in left or a["key"] in regive]
+            done = done | regive
             await asyncio.sleep(ROUND_BACKOFF_S * 2**attempt)
         else:
             raise JobStopped(
@@ -132,8 +139,9 @@ async def _round(
     done: frozenset[str],
     shard_size: int,
     gate: AdaptiveGate,
-) -> None:
-    """One pass over a level's authors in shards; their co-authors are in Redis when it returns."""
+) -> set[str]:
+    """One pass over a level's authors in shards. Returns the keys of the authors of shards that did
+    not run to their end (their co-authors, if any, never reached Redis)."""
     job_id = runner.job_id
     signal = stop_signal(job_id)
     groups = [[a for a in authors if a["key"] in done], [a for a in authors if a["key"] not in done]]
@@ -143,16 +151,17 @@ async def _round(
         for i in range(0, len(group), shard_size)
     ]
 
-    async def run(index: int, shard: list[dict[str, str]], forced: bool) -> None:
+    async def run(index: int, shard: list[dict[str, str]], forced: bool) -> bool:
+        """True when the shard ran to its end (and so handed over its co-authors)."""
         try:
             async with gate:  # in process: the whole shard; on a pool: its submission only
                 if signal.is_set:  # stopping: this shard is not started, its authors stay queued
-                    return
+                    return False
                 if not runner.on_pool:
                     await runner.run_here(shard, depth, index, forced)
-                    return
+                    return True
                 run_id = await runner.submit(shard, depth, round_no, index, forced)
-            await runner.wait(run_id, shard, depth, index)
+            return await runner.wait(run_id, shard, depth, index)
         except httpx.HTTPError as exc:  # the Prefect API failed the subflow (provider errors are mapped)
             gate.shrink()
             await runner.ctx.jobs.incr(job_id, shard_retries=1)
@@ -165,9 +174,10 @@ async def _round(
                 exc,
                 gate.capacity,
             )
+            return False
         except Exception:
             if signal.api_in_trouble:  # the subflow could not be created or reported
-                return
+                return False
             raise
 
     level = asyncio.ensure_future(asyncio.gather(*(run(i, s, f) for i, (s, f) in enumerate(shards))))
@@ -176,7 +186,12 @@ async def _round(
     abandon.cancel()
     if not level.done():  # interrupted, no author in flight here: the subflows wait on a lost API
         raise JobStopped(job_id, signal.status or "interrupted", signal.why)
-    level.result()
+    return {
+        a["key"]
+        for (shard, _), finished in zip(shards, level.result(), strict=True)
+        if not finished
+        for a in shard
+    }
 
 
 class AdaptiveGate:

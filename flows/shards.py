@@ -89,13 +89,16 @@ class ShardRunner:
             flow_run_name=f"warm-authors/d{depth}/shard-{index}" + (f"/round-{round_no}" if round_no else ""),
         )
 
-    async def wait(self, run_id: UUID, authors: list[dict[str, Any]], depth: int, index: int) -> None:
-        """Until the run ends. One that did not complete is logged, and the job waits for the claims
-        its worker held to lapse, so the next round claims (and batches) those authors again."""
+    async def wait(self, run_id: UUID, authors: list[dict[str, Any]], depth: int, index: int) -> bool:
+        """Until the run ends; True when it completed. One that did not is logged, and the job waits
+        for the claims its worker held to lapse, so the next round claims (and batches) those
+        authors again."""
         assert self._watcher is not None
         state = await self._watcher.final_state(run_id)
-        if state.is_completed() or stop_signal(self.job_id).is_set:
-            return  # a stopping job counts what is left in its record; `bookwarm resume` runs it
+        if state.is_completed():
+            return True
+        if stop_signal(self.job_id).is_set:
+            return False  # a stopping job counts what is left in its record; `bookwarm resume` runs it
         await self.ctx.jobs.incr(self.job_id, shard_retries=1)
         left = await self.ctx.jobs.uncounted(self.job_id, [a["key"] for a in authors])
         get_run_logger().warning(
@@ -108,6 +111,7 @@ class ShardRunner:
             len(authors),
         )
         await self._claims_lapsed(sorted(left))
+        return False
 
     async def _claims_lapsed(self, author_keys: list[str]) -> None:
         deadline = time.monotonic() + self.ctx.claim_ttl_s + 5

@@ -38,10 +38,11 @@ PROCESSES: dict[str, int | str] = {}  # label -> pid or command name, for the CP
 CONCURRENCY = 32
 
 
-def make_catalog(path: Path, count: int) -> list[tuple[str, str]]:
-    """``count`` library authors (name, ISBN of one own book), 4 works each, and count/2 co-authors
-    outside the library, 2 works each; work 0 of library author i is co-written with co-author i/2."""
-    extra = max(1, count // 2)
+def make_catalog(path: Path, count: int, coauthors: int | None = None) -> list[tuple[str, str]]:
+    """``count`` library authors (name, ISBN of one own book), 4 works each, and ``coauthors``
+    (default count/2) co-authors outside the library, 2 works each; work 0 of library author i is
+    co-written with co-author i mod ``coauthors``."""
+    extra = max(1, coauthors or count // 2)
     library = []
     authors = []
     for i in range(count):
