@@ -41,6 +41,9 @@ ENRICHMENT = tuple(f"enrich_{state}_{p}" for p in ("google_books", "isbndb") for
 
 
 STALE_BEATS = 3  # missed heartbeats after which a running job reads as interrupted
+# A shard's hand-over points (its authors at the start, its co-authors at the end, the level's
+# co-authors after it) ride out a Redis restart of a few seconds: 0.5 s doubling, ~15 s in all.
+HANDOVER_TRIES = 6
 ENDED = ("completed", "failed", "cancelled", "interrupted")
 
 # KEYS: counted set, job hash. ARGV: author key, counter, works. Counts an author once per job.
@@ -162,7 +165,7 @@ class JobStore:
         not authors: its parameters stay small whatever the library holds)."""
         if not author_keys:
             return []
-        raw = await HotCache._call(self.client.hmget(self.keys.job_queued(job_id), author_keys))
+        raw = await _patiently(lambda: self.client.hmget(self.keys.job_queued(job_id), author_keys))
         missing = [key for key, value in zip(author_keys, raw, strict=True) if value is None]
         if missing:
             raise CacheError(
@@ -178,14 +181,18 @@ class JobStore:
         if not people:
             return
         key = self.keys.job_found(job_id, pass_id, depth)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(key, mapping={p["key"]: dumps(p) for p in people})
-        pipe.expire(key, self.ttl_s)
-        await HotCache._call(pipe.execute())
+
+        def write() -> Any:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hset(key, mapping={p["key"]: dumps(p) for p in people})
+            pipe.expire(key, self.ttl_s)
+            return pipe.execute()
+
+        await _patiently(write)
 
     async def found(self, job_id: str, pass_id: str, depth: int) -> list[dict[str, Any]]:
         """Every co-author the pass's shards found at ``depth``, in a stable order."""
-        raw = await HotCache._call(self.client.hgetall(self.keys.job_found(job_id, pass_id, depth)))
+        raw = await _patiently(lambda: self.client.hgetall(self.keys.job_found(job_id, pass_id, depth)))
         people = [json.loads(v) for v in raw.values()]
         return sorted(people, key=lambda p: p["key"])
 
@@ -284,6 +291,18 @@ class JobStore:
         duration = time.time() - float(record.get("started_ts", time.time()))
         await self.set_fields(job_id, status=status, finished_at=now_iso(), duration_s=round(duration, 3))
         return summary(await self.get(job_id) or {})
+
+
+async def _patiently(call: Any) -> Any:
+    """``call()`` (a Redis command), again after a pause while Redis fails, HANDOVER_TRIES times."""
+    for attempt in range(HANDOVER_TRIES):
+        try:
+            return await HotCache._call(call())
+        except CacheError:
+            if attempt == HANDOVER_TRIES - 1:
+                raise
+            await asyncio.sleep(0.5 * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 def summary(record: dict[str, Any]) -> dict[str, Any]:
