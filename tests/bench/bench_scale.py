@@ -28,10 +28,10 @@ from pathlib import Path
 import psutil
 
 from bookwarm.providers.fake.runner import FakeProviders, provider_env, set_faults, stats
-from bookwarm.providers.fake.server import PROVIDERS, REAL_BURSTS, REAL_LIMITS, Faults
+from bookwarm.providers.fake.server import PROVIDERS
 from bookwarm.services.local import LocalServices
 from bookwarm.services.process import stop
-from tests.bench.bench_warm import LATENCY_MS, PER_DOC_MS, make_catalog, quota_used, write_library
+from tests.bench.bench_warm import benchmark_faults, make_catalog, quota_used, write_library
 from tests.conftest import PROJECT
 
 SHARD_SIZE = 200
@@ -235,18 +235,7 @@ def main() -> int:
                 runs.append((3, True, args.limited_batch1, 1))
             for workers, limited, count, batch in runs:
                 write_library(csv_path, library[:count])
-                set_faults(
-                    fake_state.port,
-                    {
-                        p: Faults(
-                            latency_ms=LATENCY_MS if limited else 0,
-                            rate_per_s=REAL_LIMITS[p] if limited else 0,
-                            burst=REAL_BURSTS[p] if limited else 0,
-                            latency_per_doc_ms=PER_DOC_MS if limited and p == "openlibrary" else 0,
-                        )
-                        for p in PROVIDERS
-                    },
-                )
+                set_faults(fake_state.port, benchmark_faults(limited))
                 label = f"{'limited' if limited else 'open'}-{workers}w" + (
                     f"-batch{batch}" if batch != 25 else ""
                 )

@@ -74,6 +74,20 @@ def write_library(path: Path, library: list[tuple[str, str]]) -> Path:
     return path
 
 
+def benchmark_faults(limited: bool) -> dict[str, Faults]:
+    """The fake providers as the benchmarks run them: instant and unlimited, or at the real limits
+    (OpenLibrary's burst included) with 150 ms latency plus 0.5 ms per OpenLibrary doc."""
+    return {
+        p: Faults(
+            latency_ms=LATENCY_MS if limited else 0,
+            rate_per_s=REAL_LIMITS[p] if limited else 0,
+            burst=REAL_BURSTS[p] if limited else 0,
+            latency_per_doc_ms=PER_DOC_MS if limited and p == "openlibrary" else 0,
+        )
+        for p in PROVIDERS
+    }
+
+
 def run_flow(csv_path: Path, env: dict[str, str]) -> tuple[float, dict, str]:
     os.environ.update(env)
     from flows.warm_library import warm_library
@@ -89,18 +103,7 @@ def phase(
     label: str, library: list[tuple[str, str]], home: Path, base_env: dict[str, str], port: int, limited: bool
 ) -> None:
     csv_path = write_library(home / f"{label}.csv", library)
-    set_faults(
-        port,
-        {
-            p: Faults(
-                latency_ms=LATENCY_MS if limited else 0,
-                rate_per_s=REAL_LIMITS[p] if limited else 0,
-                burst=REAL_BURSTS[p] if limited else 0,
-                latency_per_doc_ms=PER_DOC_MS if limited and p == "openlibrary" else 0,
-            )
-            for p in PROVIDERS
-        },
-    )
+    set_faults(port, benchmark_faults(limited))
     rates = (
         {"openlibrary": 3.0, "google_books": 10.0, "isbndb": 1.0}
         if limited
