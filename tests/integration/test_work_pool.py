@@ -34,6 +34,7 @@ from bookwarm.warming.jobs import JobStore, summary
 from tests.bench.bench_warm import make_catalog, write_library
 from tests.conftest import PROJECT
 from tests.integration.conftest import processed
+from tests.integration.test_job_stops import _claims_left
 
 # + one co-author each at depth 1, named by that author alone: a co-author is found only if the shard
 # that warmed its library author handed it over (a crashed shard's finished authors included)
@@ -168,14 +169,6 @@ async def _shard_runs(api_url: str) -> list[Any]:
 
 def _runs_of_job(api_url: str, job_id: str) -> list[Any]:
     return [r for r in asyncio.run(_shard_runs(api_url)) if r.parameters.get("job_id") == job_id]
-
-
-async def _claims_left(settings) -> list[bytes]:
-    client = make_redis(settings.redis.url)
-    try:
-        return [k async for k in client.scan_iter(match=Keys(settings.redis.key_prefix).claim("*"))]
-    finally:
-        await client.aclose()
 
 
 async def _record(settings, job_id: str) -> tuple[dict, set[str]]:
