@@ -130,7 +130,7 @@ async def _log_outcome(ctx: WarmContext, job_id: str, summary: dict[str, Any]) -
             "... and %d more dead letters: `bookwarm status %s`", len(dead) - MAX_DEAD_LETTER_LINES, job_id
         )
     logger.info(
-        "job %s %s: %d queued, %d warmed, %d skipped, %d partial, %d unknown, %d failed, %d not started; "
+        "job %s %s: %d queued, %d warmed, %d skipped, %d partial, %d review, %d unknown, %d failed, %d not started; "
         "%d works cached, %d provider calls, %.1f s",
         job_id,
         summary["status"],
@@ -138,6 +138,7 @@ async def _log_outcome(ctx: WarmContext, job_id: str, summary: dict[str, Any]) -
         summary["authors_warmed"],
         summary["authors_skipped"],
         summary["authors_partial"],
+        summary["authors_review"],
         summary["authors_unknown"],
         summary["authors_failed"],
         summary["authors_not_started"],

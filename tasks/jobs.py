@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
 from bookwarm.warming.context import WarmContext
-from bookwarm.warming.jobs import summary_rows
+from bookwarm.warming.jobs import DONE, summary_rows
 from bookwarm.warming.outcome import AuthorOutcome
 from bookwarm.warming.progress import notify
 
@@ -30,7 +30,7 @@ async def start_job(
 async def record_dead_letter(
     ctx: WarmContext, job_id: str, author: dict[str, str], depth: int, reason: str
 ) -> None:
-    await ctx.jobs.add_dead_letter(job_id, author, depth, reason)
+    counted = await ctx.jobs.add_dead_letter(job_id, author, depth, reason)
     emit_event(
         event="bookwarm.author.failed",
         resource={
@@ -40,7 +40,8 @@ async def record_dead_letter(
         related=[{"prefect.resource.id": f"bookwarm.job.{job_id}", "prefect.resource.role": "job"}],
         payload={"depth": depth, "reason": reason[:500]},
     )
-    notify(job_id, AuthorOutcome(author["name"], author["key"], depth, "failed", reason=reason))
+    if counted:  # progress shows what the summary counts: each author once
+        notify(job_id, AuthorOutcome(author["name"], author["key"], depth, "failed", reason=reason))
 
 
 async def update_progress(ctx: WarmContext, job_id: str, artifact_id: UUID | None) -> None:
@@ -48,7 +49,7 @@ async def update_progress(ctx: WarmContext, job_id: str, artifact_id: UUID | Non
     if artifact_id is None:
         return
     record = await ctx.jobs.get(job_id) or {}
-    done = sum(record.get(k, 0) for k in ("warmed", "skipped", "partial", "unknown", "failed"))
+    done = sum(record.get(k, 0) for k in DONE)
     queued = max(1, record.get("authors_queued", 1))
     await update_progress_artifact(artifact_id, progress=min(100.0, 100.0 * done / queued))
 

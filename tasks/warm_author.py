@@ -71,5 +71,6 @@ async def warm_author(
             "openlibrary_key": outcome.openlibrary_key,
         },
     )
-    notify(job_id, outcome)
+    if outcome.counted:  # progress shows what the summary counts: each author once
+        notify(job_id, outcome)
     return outcome.to_dict()

@@ -1,8 +1,9 @@
 """Progress of a warm on stderr, one row per depth: authors done of the level's total, authors/s, ETA,
-and how many were warmed, skipped, partial or failed.
+and how many were warmed, skipped, partial, review, unknown or failed: the job summary's counts, fed
+only by authors the job counted (an author re-run as done is not shown twice).
 
 On a terminal it is a rich live display; otherwise (a log file, a pipe, CI) a plain line every few
-seconds, so logs stay readable. Fed by finished authors (in-process listeners) and the job's record
+seconds, so logs stay readable, and each level's last line when the job ends. Fed by finished authors (in-process listeners) and the job's record
 in Redis (how many authors each level queued: levels run one after the other, so a level's total is
 what was queued when its first author finished, minus the levels before it).
 """
@@ -21,8 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from bookwarm.keys import Keys
 from bookwarm.warming.outcome import AuthorOutcome
 
-SHOWN = ("warmed", "skipped", "partial", "failed")  # "review" and "unknown" fold into these two below
-FOLD = {"review": "partial", "unknown": "skipped"}
+SHOWN = ("warmed", "skipped", "partial", "review", "unknown", "failed")  # the summary's, by the same names
 PLAIN_EVERY_S = 5.0
 
 
@@ -52,6 +52,7 @@ class ProgressBar:
         self.last_plain = 0.0
         self.last_outcome = time.monotonic()
         self.progress: Progress | None = None
+        self.closed = False
         if self.tty:
             self.progress = Progress(
                 TextColumn("depth {task.fields[depth]}"),
@@ -75,7 +76,7 @@ class ProgressBar:
                 )
         self.last_outcome = time.monotonic()
         level.done += 1
-        level.counts[FOLD.get(outcome.status, outcome.status)] += 1
+        level.counts[outcome.status] += 1
         if self.progress is not None and level.task is not None:
             self.progress.update(
                 level.task, completed=level.done, rate=level.rate(), counts=level.counts_text()
@@ -99,7 +100,12 @@ class ProgressBar:
         self.stream.flush()
 
     def close(self) -> None:
+        """Idempotent. Plain output ends with each level's final counts (the same as the summary's)."""
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+        elif not self.tty and not self.closed:
+            for depth, level in sorted(self.levels.items()):
+                self._plain(depth, level)
+        self.closed = True
         self.client.close()

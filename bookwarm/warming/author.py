@@ -16,7 +16,7 @@ from bookwarm.errors import ProviderUnavailable
 from bookwarm.providers.openlibrary_batch import openlibrary_bibliography
 from bookwarm.warming.context import WarmContext
 from bookwarm.warming.jobs import now_iso
-from bookwarm.warming.outcome import COUNTER, AuthorOutcome
+from bookwarm.warming.outcome import AuthorOutcome
 from bookwarm.warming.review import review_entry
 from bookwarm.warming.shard import ClaimKeeper, Fetched, fetch_alone, wanted_for
 
@@ -54,8 +54,8 @@ async def warm_one(
     else:
         outcome = await _claim_and_fetch(ctx, author, depth, job_id, force)
     outcome.seconds = round(time.monotonic() - started, 4)
-    await ctx.jobs.count(
-        job_id, key, COUNTER[outcome.status], outcome.works if outcome.status != "skipped" else 0
+    outcome.counted = await ctx.jobs.count(
+        job_id, key, outcome.status, outcome.works if outcome.status != "skipped" else 0
     )
     return outcome
 

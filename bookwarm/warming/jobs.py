@@ -4,7 +4,7 @@ and those it counted `…:counted`. The job id is the flow run id.
 
 Counting goes through the two sets, so it is idempotent: a task retry, a resume or a redrive never
 counts an author twice, and queued (+ co-authors first found by a redrive or resume, counted apart)
-= warmed + skipped + partial + unknown + failed + not started.
+= warmed + skipped + partial + review + unknown + failed + not started.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ COUNTERS = (
     "authors_queued",
     "warmed",
     "skipped",
-    "partial",
+    "partial",  # OpenLibrary gave part of the bibliography
+    "review",  # a namesake: on the review list until an operator picks the person
     "unknown",
     "failed",
     "works_cached",
@@ -36,7 +37,7 @@ COUNTERS = (
     "resumes",  # how many times `bookwarm resume` picked the job up
     "shard_retries",  # shard subflows the Prefect API failed to start or report (then run again)
 )
-DONE = ("warmed", "skipped", "partial", "unknown", "failed")
+DONE = ("warmed", "skipped", "partial", "review", "unknown", "failed")  # an author ends as one of these
 ENRICHMENT = tuple(f"enrich_{state}_{p}" for p in ("google_books", "isbndb") for state in ("done", "pending"))
 
 
@@ -240,7 +241,8 @@ class JobStore:
     async def set_fields(self, job_id: str, **fields: Any) -> None:
         await HotCache._call(self.client.hset(self.keys.job(job_id), mapping=fields))
 
-    async def add_dead_letter(self, job_id: str, author: dict[str, str], depth: int, reason: str) -> None:
+    async def add_dead_letter(self, job_id: str, author: dict[str, str], depth: int, reason: str) -> bool:
+        """Records the dead letter; True when this counted the author (False: already counted)."""
         key = self.keys.dead_letters(job_id)
         entry = {
             "name": author["name"],
@@ -253,7 +255,7 @@ class JobStore:
         pipe.hset(key, author["key"], dumps(entry))
         pipe.expire(key, self.ttl_s)
         await HotCache._call(pipe.execute())
-        await self.count(job_id, author["key"], "failed")
+        return await self.count(job_id, author["key"], "failed")
 
     async def remove_dead_letter(self, job_id: str, author_key: str) -> None:
         """Before a redrive: the author is neither failed nor counted until it runs again."""
@@ -314,10 +316,11 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
         "authors_warmed": record.get("warmed", 0),
         "authors_skipped": record.get("skipped", 0),
         "authors_partial": record.get("partial", 0),
+        "authors_review": record.get("review", 0),
         "authors_unknown": record.get("unknown", 0),
         "authors_failed": record.get("failed", 0),
-        # queued (+ found by a redrive or resume) = warmed + skipped + partial + unknown + failed
-        # + not started, at every end state
+        # queued (+ found by a redrive or resume) = warmed + skipped + partial + review + unknown
+        # + failed + not started, at every end state
         "authors_not_started": max(
             0,
             record.get("authors_queued", 0)

@@ -102,7 +102,8 @@ async def test_dead_letters_then_redrive(flow_env, tmp_path, monkeypatch):
     # queued is accounted for (Pratchett's co-author Stephen Baxter is new to the job's levels: depth 2)
     assert result["authors_queued"] == summary["authors_queued"]
     assert result["authors_queued"] + result["redrive_found"] == sum(
-        result[f"authors_{s}"] for s in ("warmed", "skipped", "partial", "unknown", "failed", "not_started")
+        result[f"authors_{s}"]
+        for s in ("warmed", "skipped", "partial", "review", "unknown", "failed", "not_started")
     )
     bibliography, _, _ = await lookup(flow_env, "author", "Terry Pratchett")
     assert bibliography and bibliography["works_count"] == 4  # three of his own and Good Omens
@@ -201,7 +202,8 @@ def test_killed_run_restarts_and_skips_what_finished(flow_env, tmp_path, fake_pr
     assert 2 <= len(finished) < len(names)
     killed = asyncio.run(_interrupted_job(flow_env))  # the record tells the truth, within 3 beats
     assert killed["authors_queued"] == sum(
-        killed[f"authors_{s}"] for s in ("warmed", "skipped", "partial", "unknown", "failed", "not_started")
+        killed[f"authors_{s}"]
+        for s in ("warmed", "skipped", "partial", "review", "unknown", "failed", "not_started")
     )
     assert killed["authors_not_started"] > 0
 

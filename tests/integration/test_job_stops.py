@@ -56,7 +56,8 @@ async def _claims_left(settings) -> list[str]:
 def _add_up(s: dict) -> None:
     """Every author the job (or its resume) queued is accounted for, once."""
     assert s["authors_queued"] + s["resume_found"] + s["redrive_found"] == sum(
-        s[f"authors_{k}"] for k in ("warmed", "skipped", "partial", "unknown", "failed", "not_started")
+        s[f"authors_{k}"]
+        for k in ("warmed", "skipped", "partial", "review", "unknown", "failed", "not_started")
     ), s
 
 

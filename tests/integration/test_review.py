@@ -89,3 +89,40 @@ async def test_a_bad_resolution_is_refused(economy_env):
         assert state.is_failed()
         with pytest.raises(InputError):
             await state.aresult()
+
+
+async def test_a_namesake_counts_as_review_and_progress_counts_what_the_summary_counts(
+    economy_env, economy_providers, tmp_path
+):
+    """A namesake is `review`, not `partial`; the CLI's progress rows (plain, as on a pipe) end with
+    the summary's counts, name by name."""
+    import io
+    import re
+
+    from bookwarm.cli.progress import SHOWN, ProgressBar
+    from bookwarm.warming.progress import subscribe
+
+    path = tmp_path / "counted.csv"
+    path.write_text(
+        "Title,Author\nA Poem for Winter,John Smith\nMurderbot,Martha Wells\nNothing,Qwyxz Vbnmjk\n",
+        encoding="utf-8",
+    )
+    stream = io.StringIO()
+    bar = ProgressBar(economy_env.redis.url, Keys(economy_env.redis.key_prefix), stream=stream)
+    unsubscribe = subscribe(bar)
+    try:
+        summary = await warm_library(str(path), max_depth=1, force=True)
+    finally:
+        unsubscribe()
+        bar.close()
+    assert summary["authors_review"] == 1 and summary["authors_partial"] == 0, summary
+    assert summary["authors_unknown"] == 1, summary
+    last: dict[str, str] = {}
+    for line in stream.getvalue().splitlines():
+        if found := re.match(r"\[depth (\d+)\] ", line):
+            last[found.group(1)] = line
+    shown = {name: 0 for name in SHOWN}
+    for line in last.values():
+        for name in SHOWN:
+            shown[name] += int(re.search(rf"\b{name} (\d+)", line).group(1))
+    assert shown == {name: summary[f"authors_{name}"] for name in SHOWN}, (shown, stream.getvalue())
