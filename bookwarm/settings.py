@@ -133,6 +133,12 @@ class OrchestrationSettings:
     shard_poll_s: float = _f(
         "BOOKWARM_SHARD_POLL_S", 2.0, doc="how often a job reads its shard runs' states (one API call)"
     )
+    shard_start_timeout_s: int = _f(
+        "BOOKWARM_SHARD_START_TIMEOUT_S",
+        120,
+        doc="a shard run taken by a worker but not started this long is Crashed and run again; one "
+        "waiting this long while no worker of the pool is alive stops the job (interrupted, resumable)",
+    )
 
 
 PROVIDERS: dict[str, dict[str, Any]] = {

@@ -3,26 +3,28 @@
 Under the job's heartbeat (a killed process reads as interrupted) and its watchdog (a cancel, or
 a Prefect API lost beyond the grace, stops it), then the record says how it ended:
 - completed, or cancelled: the summary artifacts are written and the summary returned;
-- interrupted (the API is gone): the record is written straight to Redis, listeners (the CLI) are
-  told, and JobStopped is raised without waiting on the lost API;
-- any other end (a crash, or a runner's cancel delivered as a signal): the record says failed or
-  cancelled before the error goes on.
+- interrupted: the record is written straight to Redis and JobStopped is raised; when the API is
+  gone, listeners (the CLI) are told first, so they need not wait on it;
+- any other end: the record says cancelled (a runner's cancel delivered as a signal), interrupted
+  (the process told to stop: SIGTERM, Ctrl-C) or failed (a crash) before the error goes on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
 import anyio
+from prefect.exceptions import TerminationSignal
 from prefect.logging import get_run_logger
 from prefect.states import Cancelled
 
 from bookwarm.errors import InputError, JobStopped
 from bookwarm.warming.context import WarmContext
-from bookwarm.warming.stop import CANCELLING, Watchdog, forget, notify_stopped, stop_signal
+from bookwarm.warming.stop import CANCELLING, Watchdog, forget, notify_stopped, running_here, stop_signal
 from flows.levels import SHARD_SIZE, warm_levels
 from tasks.jobs import finish_job, start_job
 from tasks.prefect_api import flow_run_probe
@@ -86,6 +88,7 @@ async def run_job(
     flow run to watch when it is not the job's own (a redrive or resume of the job)."""
     probe = flow_run_probe(run_id or job_id)
     signal = stop_signal(job_id)
+    running_here(job_id)
     try:
         async with (
             ctx.jobs.heartbeat(job_id),
@@ -95,19 +98,22 @@ async def run_job(
         status = "completed"
     except JobStopped as stopped:
         status = stopped.status
-    except BaseException:
+    except BaseException as exc:
         with anyio.CancelScope(shield=True):
             cancelled = False
             with contextlib.suppress(Exception):
                 cancelled = await _is_cancelling(probe)
+            told_to_stop = isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, TerminationSignal))
+            ended = "cancelled" if cancelled else "interrupted" if told_to_stop else "failed"
             with contextlib.suppress(Exception):  # Redis may be what failed: the error says so
-                await ctx.jobs.finish(job_id, "cancelled" if cancelled else "failed")
+                await ctx.jobs.finish(job_id, ended)
         raise
     finally:
         forget(job_id)
     if status == "interrupted":
         summary = await ctx.jobs.finish(job_id, status)
-        notify_stopped(job_id, status, summary)
+        if signal.trouble_since is not None:  # the API is gone: listeners report without waiting on it
+            notify_stopped(job_id, status, summary)
         raise JobStopped(job_id, status, signal.why)
     summary = await finish_job(ctx, job_id, status, progress)
     if status == "cancelled":

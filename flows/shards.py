@@ -6,6 +6,12 @@ Either way a shard gets its authors' keys and hands its co-authors back through 
 did not count is run again in the level's next round (bookwarm.warming.jobs). A shard run that ends
 Crashed, Failed or Cancelled (a worker killed, its machine lost) is therefore not lost: its authors
 are submitted again once the dead worker's claims have lapsed, and those it finished are skipped.
+
+Nothing waits for good on a run no process will end. A run that started and went silent is marked
+Crashed by Prefect's automation (tasks.prefect_api). A run a worker took (Pending) but never
+started is marked Crashed by the job after ``BOOKWARM_SHARD_START_TIMEOUT_S``. A run still waiting
+for a worker then, while the pool has no live worker, stops the job as interrupted with one line
+saying so (its waiting runs Cancelled): `bookwarm resume` goes on once workers are back.
 """
 
 from __future__ import annotations
@@ -15,14 +21,21 @@ import time
 from typing import Any
 from uuid import UUID
 
-from prefect.client.schemas.objects import State
+from prefect.client.schemas.objects import State, StateType
 from prefect.logging import get_run_logger
-from prefect.states import Cancelled
+from prefect.states import Cancelled, Crashed
 
 from bookwarm.warming.context import WarmContext
 from bookwarm.warming.stop import StopSignal, stop_signal
 from flows.warm_authors import warm_authors
-from tasks.prefect_api import cancel_flow_runs, ensure_shard_crash_automation, final_states, submit_shard
+from tasks.prefect_api import (
+    cancel_flow_runs,
+    current_states,
+    end_flow_runs,
+    ensure_shard_crash_automation,
+    live_workers,
+    submit_shard,
+)
 
 CANCEL_WAIT_S = 60.0  # a cancelled job waits this long for its shard runs to end (their workers stop them)
 
@@ -72,7 +85,12 @@ class ShardRunner:
         """The shard as a deployment run for the pool's workers; idempotent per job, pass, depth,
         round and shard (a round runs again only what the previous one left uncounted)."""
         if self._watcher is None:
-            self._watcher = ShardRunWatcher(stop_signal(self.job_id), self.orchestration.shard_poll_s)
+            self._watcher = ShardRunWatcher(
+                self.job_id,
+                self.orchestration.work_pool,
+                poll_s=self.orchestration.shard_poll_s,
+                start_timeout_s=self.orchestration.shard_start_timeout_s,
+            )
             try:
                 await ensure_shard_crash_automation(self.orchestration.shard_lost_after_s)
             except Exception as exc:  # e.g. a server without automations: the job still runs
@@ -122,12 +140,17 @@ class ShardRunner:
 class ShardRunWatcher:
     """Waits for many shard runs with one API call per poll, whatever their number (no connection
     per run). When the job is cancelled, it cancels the runs still going through Prefect, whose
-    workers stop them."""
+    workers stop them. A run that stays Pending, or waits for a worker while none of the pool is
+    alive, past ``start_timeout_s`` is ended here (see the module's docstring)."""
 
-    def __init__(self, signal: StopSignal, poll_s: float) -> None:
-        self.signal = signal
+    def __init__(self, job_id: str, pool: str, *, poll_s: float, start_timeout_s: float) -> None:
+        self.job_id = job_id
+        self.pool = pool
+        self.signal: StopSignal = stop_signal(job_id)
         self.poll_s = poll_s
+        self.start_timeout_s = start_timeout_s
         self._waiting: dict[UUID, asyncio.Future[State]] = {}
+        self._since: dict[UUID, tuple[StateType, float]] = {}  # a run's state type, seen since (monotonic)
         self._task: asyncio.Task[None] | None = None
         self._cancelled_at: float | None = None
 
@@ -147,14 +170,51 @@ class ShardRunWatcher:
                 self._cancelled_at = time.monotonic()
                 await cancel_flow_runs(pending, self.signal.why)
             try:
-                states = await final_states(pending)
+                states = await current_states(pending)
+                await self._unstick(states)
             except Exception:  # the API is in trouble: the job's watchdog decides when to give up
                 continue
             for run_id, state in states.items():
-                self._waiting[run_id].set_result(state)
+                if state.is_final():
+                    self._waiting[run_id].set_result(state)
+                    self._since.pop(run_id, None)
             if self._cancelled_at is not None and time.monotonic() - self._cancelled_at > CANCEL_WAIT_S:
                 for run_id in pending:
                     if not self._waiting[run_id].done():
                         self._waiting[run_id].set_result(
                             Cancelled(message="its worker did not stop it in time")
                         )
+
+    def _not_started(self, states: dict[UUID, State]) -> dict[StateType, list[UUID]]:
+        """Runs Pending or Scheduled (Late included) for ``start_timeout_s`` or longer, by type."""
+        now = time.monotonic()
+        overdue: dict[StateType, list[UUID]] = {StateType.PENDING: [], StateType.SCHEDULED: []}
+        for run_id, state in states.items():
+            seen = self._since.get(run_id)
+            if seen is None or seen[0] != state.type:
+                self._since[run_id] = (state.type, now)
+            elif state.type in overdue and now - seen[1] >= self.start_timeout_s:
+                overdue[state.type].append(run_id)
+        return overdue
+
+    async def _unstick(self, states: dict[UUID, State]) -> None:
+        if self.signal.is_set:
+            return
+        overdue = self._not_started(states)
+        taken = overdue[StateType.PENDING]
+        if taken:
+            why = f"taken by a worker but not started within {self.start_timeout_s:g} s: its worker was lost"
+            get_run_logger().warning("%d shard run(s) %s; their authors run again", len(taken), why)
+            await end_flow_runs(taken, Crashed(message=why))
+            for run_id in taken:
+                states[run_id] = Crashed(message=why)
+        waiting = overdue[StateType.SCHEDULED]
+        if waiting and not await live_workers(self.pool):
+            why = (
+                f"no worker is taking shards of work pool {self.pool!r} ({len(waiting)} shard run(s) waited "
+                f"{self.start_timeout_s:g} s); start workers (`bookwarm workers start`)"
+            )
+            get_run_logger().error("job %s: %s", self.job_id, why)
+            not_started = [r for r, s in states.items() if s.type in (StateType.SCHEDULED, StateType.PENDING)]
+            await end_flow_runs(not_started, Cancelled(message=why))
+            self.signal.set("interrupted", why)

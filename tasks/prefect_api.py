@@ -86,8 +86,8 @@ async def submit_shard(
     return run.id
 
 
-async def final_states(flow_run_ids: list[UUID]) -> dict[UUID, State]:
-    """The final states among ``flow_run_ids``: one API call for all of them, however many."""
+async def current_states(flow_run_ids: list[UUID]) -> dict[UUID, State]:
+    """The states of ``flow_run_ids``: one API call for all of them, however many."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
@@ -97,7 +97,35 @@ async def final_states(flow_run_ids: list[UUID]) -> dict[UUID, State]:
         runs = await client.read_flow_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=flow_run_ids)), limit=len(flow_run_ids)
         )
-    return {run.id: run.state for run in runs if run.state is not None and run.state.is_final()}
+    return {run.id: run.state for run in runs if run.state is not None}
+
+
+async def live_workers(pool: str) -> list[str]:
+    """Names of the pool's workers that beat lately (within 3 of their heartbeat intervals, as
+    Prefect's own OFFLINE rule): a dead worker drops out of this within that time."""
+    from datetime import UTC, datetime, timedelta
+
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        workers = await client.read_workers_for_work_pool(pool, limit=200)
+    now = datetime.now(UTC)
+    return [
+        w.name
+        for w in workers
+        if w.last_heartbeat_time is not None
+        and now - w.last_heartbeat_time < timedelta(seconds=3 * (w.heartbeat_interval_seconds or 30))
+    ]
+
+
+async def end_flow_runs(flow_run_ids: list[UUID], state: State) -> None:
+    """Force ``state`` (Crashed, Cancelled) on runs that no process will end: not started, or lost."""
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        for run_id in flow_run_ids:
+            with contextlib.suppress(Exception):  # already final, or gone
+                await client.set_flow_run_state(run_id, state.model_copy(), force=True)
 
 
 async def cancel_flow_runs(flow_run_ids: list[UUID], why: str) -> None:
@@ -113,8 +141,10 @@ async def cancel_flow_runs(flow_run_ids: list[UUID], why: str) -> None:
 
 async def ensure_shard_crash_automation(lost_after_s: int) -> None:
     """Prefect's own answer to a worker that dies with its runs: an automation that marks a
-    warm-authors run Crashed once its heartbeats (every 30 s, PREFECT_FLOWS_HEARTBEAT_FREQUENCY)
-    stop for ``lost_after_s``. Created once per server; the job then sees the Crashed state."""
+    warm-authors run Crashed once it is silent for ``lost_after_s`` after it started Running or
+    last beat (every 30 s, PREFECT_FLOWS_HEARTBEAT_FREQUENCY), so a run that died before its first
+    beat is caught too. Created once per server, replaced when its trigger differs (an older
+    bookwarm's, another window); the job then sees the Crashed state."""
     from datetime import timedelta
 
     from prefect.automations import Automation
@@ -122,23 +152,34 @@ async def ensure_shard_crash_automation(lost_after_s: int) -> None:
     from prefect.events.actions import ChangeFlowRunState
     from prefect.events.schemas.automations import EventTrigger, Posture
 
+    trigger = EventTrigger(
+        match={"prefect.resource.id": "prefect.flow-run.*"},
+        match_related={"prefect.resource.role": "flow", "prefect.resource.name": "warm-authors"},
+        after={"prefect.flow-run.Running", "prefect.flow-run.heartbeat"},
+        expect={"prefect.flow-run.heartbeat", *_TERMINAL_EVENTS},
+        for_each={"prefect.resource.id"},
+        posture=Posture.Proactive,
+        threshold=1,
+        within=timedelta(seconds=lost_after_s),
+    )
+    existing = None
     with contextlib.suppress(ValueError):  # Automation.read raises ValueError when there is none
-        if await Automation.aread(name=CRASH_AUTOMATION):
+        existing = await Automation.aread(name=CRASH_AUTOMATION)
+    if existing is not None:
+        old = existing.trigger
+        if (
+            isinstance(old, EventTrigger)
+            and old.after == trigger.after
+            and old.expect == trigger.expect
+            and old.within == trigger.within
+        ):
             return
+        await existing.adelete()
     await Automation(
         name=CRASH_AUTOMATION,
-        description="A warm-authors shard whose worker died stops beating: mark it Crashed, so the job "
+        description="A warm-authors shard whose worker died goes silent: mark it Crashed, so the job "
         "runs its authors again.",
-        trigger=EventTrigger(
-            match={"prefect.resource.id": "prefect.flow-run.*"},
-            match_related={"prefect.resource.role": "flow", "prefect.resource.name": "warm-authors"},
-            after={"prefect.flow-run.heartbeat"},
-            expect={"prefect.flow-run.heartbeat", *_TERMINAL_EVENTS},
-            for_each={"prefect.resource.id"},
-            posture=Posture.Proactive,
-            threshold=1,
-            within=timedelta(seconds=lost_after_s),
-        ),
+        trigger=trigger,
         actions=[
             ChangeFlowRunState(
                 state=StateType.CRASHED,

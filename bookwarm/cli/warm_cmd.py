@@ -145,10 +145,12 @@ def check_depth(value: int, *, low: int) -> None:
 
 
 def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **parameters: Any) -> int:
+    from prefect.exceptions import TerminationSignal
+
     from bookwarm.cli.progress import ProgressBar
     from bookwarm.cli.runtime_env import log_to_file, prepare_flow_runtime
     from bookwarm.warming.progress import subscribe
-    from bookwarm.warming.stop import on_stopped
+    from bookwarm.warming.stop import jobs_here, on_stopped
 
     settings = settings or prepare_flow_runtime()
     from flows import redrive, resolve_review, resume, warm_library, warm_popular
@@ -182,6 +184,17 @@ def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **
     forget_stopped = on_stopped(stopped)
     try:
         state = asyncio.run(flow(**parameters, return_state=True))
+    except (TerminationSignal, KeyboardInterrupt) as exc:
+        # SIGTERM (raised by Prefect's handler) or Ctrl-C: the job's record is written by now
+        # (interrupted, claims released); say which job, and how to finish it, in one line.
+        bar.close()
+        why = "stopped by SIGTERM" if isinstance(exc, TerminationSignal) else "stopped by Ctrl-C"
+        ids = jobs_here()
+        if not ids:
+            raise BookwarmError(f"{why} before its job started") from None
+        raise BookwarmError(
+            f"job {ids[-1]} interrupted: {why}; `bookwarm resume {ids[-1]}` finishes it"
+        ) from None
     finally:
         forget_stopped()
         unsubscribe()

@@ -92,6 +92,19 @@ def notify_stopped(job_id: str, status: str, summary: dict) -> None:
         listener(job_id, status, summary)
 
 
+_jobs_here: list[str] = []  # job ids this process ran, first to last
+
+
+def running_here(job_id: str) -> None:
+    """A job's warming began in this process: whoever ends the process early (a SIGTERM caught by
+    the CLI) can name it, and the resume command that finishes it."""
+    _jobs_here.append(job_id)
+
+
+def jobs_here() -> list[str]:
+    return list(_jobs_here)
+
+
 class Watchdog:
     """Probes the job's flow run every ``interval_s``: cancelling stops the job at once; failures
     for longer than ``grace_s`` stop it as interrupted."""

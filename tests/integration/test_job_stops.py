@@ -301,3 +301,60 @@ def test_cancel_from_the_ui_of_a_served_deployment_run(flow_env, tmp_path, fake_
     _add_up(job)
     assert job["authors_failed"] == 0
     assert asyncio.run(_claims_left(flow_env)) == []
+
+
+def test_sigterm_ends_the_cli_in_one_line_with_the_resume_command(flow_env, tmp_path, fake_providers):
+    """SIGTERM (a supervisor, `kill`) to `bookwarm warm` midway: one line naming the job and the
+    resume command, no traceback, the record says interrupted with no claim left, and a resume
+    finishes the job."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = {
+        **os.environ,
+        **SLOW,
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "BOOKWARM_HOME": str(tmp_path / "home"),
+    }
+    cmd = [sys.executable, "-m", "bookwarm", "warm", library(tmp_path, *NAMES), "--max-depth", "1"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(asyncio.run(processed(flow_env))) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+
+    async def read() -> tuple[list[str], dict]:
+        jobs, ids = await _jobs(flow_env)
+        try:
+            return ids, summary(await jobs.get(ids[0]) or {})
+        finally:
+            await jobs.client.aclose()
+
+    ids, record = asyncio.run(read())
+    assert len(ids) == 1
+    said = [line for line in err.splitlines() if not line.startswith("[depth ")]
+    assert proc.returncode == 1 and "Traceback" not in err, err[-3000:]
+    assert len(said) == 1 and ids[0] in said[0] and f"bookwarm resume {ids[0]}" in said[0], said
+    assert record["status"] == "interrupted" and record["authors_not_started"] > 0, record
+    _add_up(record)
+    assert asyncio.run(_claims_left(flow_env)) == []
+    assert asyncio.run(_run_state(ids[0])) != "RUNNING"  # the UI shows the run ended
+    resumed = subprocess.run(
+        [sys.executable, "-m", "bookwarm", "resume", ids[0], "--json"],
+        env={**env, "BOOKWARM_OPENLIBRARY_RPS": "500"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads(resumed.stdout)["authors_not_started"] == 0
+
+
+async def _run_state(flow_run_id: str) -> str:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        run = await client.read_flow_run(flow_run_id)
+    return run.state_type.value if run.state_type else ""
