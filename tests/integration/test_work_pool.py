@@ -365,3 +365,160 @@ async def _cancel(api_url: str, flow_run_id: str) -> None:
 
     async with PrefectClient(api_url) as client:
         await client.set_flow_run_state(flow_run_id, Cancelling(), force=True)
+
+
+class Supervisor:
+    """The README's block: one `bookwarm workers start 3` process (default names), its workers'
+    names and pids read from what it prints."""
+
+    def __init__(self, env: dict[str, str], tmp_path: Path, count: int = 3) -> None:
+        self.err_path = tmp_path / "supervisor.err"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bookwarm", "workers", "start", str(count), "--shards-at-once", "3"],
+            env={**env, "PREFECT_HOME": str(tmp_path / "workers-prefect")},
+            cwd=PROJECT,
+            stdout=subprocess.DEVNULL,
+            stderr=self.err_path.open("wb"),
+            start_new_session=True,
+        )
+
+    def said(self) -> str:
+        return self.err_path.read_text(errors="replace")
+
+    def pids(self) -> dict[str, int]:
+        """Each worker's name -> its newest pid."""
+        import re
+
+        return {m[1]: int(m[2]) for m in re.finditer(r"^worker (\S+) \(pid (\d+)\)", self.said(), re.M)}
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            stop(self.proc.pid, 15.0)
+
+
+@pytest.mark.parametrize("with_children", [True, False], ids=["with-children", "worker-only"])
+def test_one_dead_worker_of_three_the_others_go_on_and_the_job_completes(
+    pool_server, pool_providers, tmp_path, with_children
+):
+    """`bookwarm workers start 3`, one worker SIGKILLed while its shard is midway (with the shard's
+    process, as a machine that dies, or alone): the other two keep running, the dead one is
+    started again, and the job completes by itself with every author cached."""
+    port, csv_path = pool_providers
+    set_faults(port, {p: Faults() for p in PROVIDERS})
+    prefix = f"wp5{'c' if with_children else 'w'}:"
+    env = _env(
+        pool_server, port, prefix, tmp_path, BOOKWARM_OPENLIBRARY_RPS="2", BOOKWARM_OPENLIBRARY_BATCH="1"
+    )
+    settings = resolve(env)
+    workers = Supervisor(env, tmp_path)
+    try:
+        pids = _wait_for(
+            "three workers started", lambda: (lambda p: p if len(p) == 3 else None)(workers.pids()), 60
+        )
+        assert len(set(pids)) == 3 and all(str(workers.proc.pid) in name for name in pids), pids
+        job = _warm(env, csv_path, "--shard-size", "8")
+        job_id = _wait_for("the job's record", lambda: asyncio.run(_job_ids(settings)), 120)[0]
+
+        def a_shard_midway():
+            counted = asyncio.run(_record(settings, job_id))[1]
+            for run in _runs_of_job(pool_server["PREFECT_API_URL"], job_id):
+                done = set(run.parameters["author_keys"]) & counted
+                if run.state_name == "Running" and 2 <= len(done) < len(run.parameters["author_keys"]) - 2:
+                    return run
+            return None
+
+        victim = _wait_for("a shard run midway", a_shard_midway, 240)
+        name = victim.labels["prefect.worker.name"]
+        pid = pids[name]
+        family = [
+            psutil.Process(pid),
+            *(psutil.Process(pid).children(recursive=True) if with_children else []),
+        ]
+        for member in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                member.send_signal(signal.SIGKILL)
+
+        out, err = job.communicate(timeout=480)
+        assert job.returncode == 0, err[-3000:]
+        result = json.loads(out)
+        assert result["status"] == "completed" and result["authors_not_started"] == 0, result
+        assert result["authors_failed"] == 0, result
+        assert {r["openlibrary_key"] for r in asyncio.run(processed(settings)).values()} == ALL_KEYS
+        # the supervisor never stopped, the other two workers never died, the dead one came back
+        assert workers.proc.poll() is None, workers.said()[-2000:]
+        for other, other_pid in pids.items():
+            if other != name:
+                assert psutil.pid_exists(other_pid) and workers.pids()[other] == other_pid, workers.said()
+        assert f"worker {name} exited" in workers.said() and workers.pids()[name] != pid, workers.said()
+    finally:
+        workers.close()
+
+
+def test_a_pool_with_no_live_worker_stops_the_job_within_the_bound(pool_server, pool_providers, tmp_path):
+    """No worker alive on the pool: a shard run a worker took but never started (left Pending) is
+    Crashed and submitted again; one waiting for a worker past BOOKWARM_SHARD_START_TIMEOUT_S
+    stops the job in one line naming the pool, nothing left Scheduled or Pending; workers plus
+    `bookwarm resume` then finish it."""
+    import httpx
+
+    port, csv_path = pool_providers
+    set_faults(port, {p: Faults() for p in PROVIDERS})
+    api = pool_server["PREFECT_API_URL"]
+    for worker in httpx.post(f"{api}/work_pools/bookwarm/workers/filter", json={}).json():
+        httpx.delete(f"{api}/work_pools/bookwarm/workers/{worker['name']}")  # earlier tests' workers
+    env = _env(
+        pool_server,
+        port,
+        "wp6:",
+        tmp_path,
+        BOOKWARM_OPENLIBRARY_RPS="500",
+        BOOKWARM_SHARD_START_TIMEOUT_S="8",
+    )
+    settings = resolve(env)
+    started = time.monotonic()
+    job = _warm(env, csv_path)
+    job_id = _wait_for("the job's record", lambda: asyncio.run(_job_ids(settings)), 120)[0]
+    first = _wait_for("its shard run", lambda: _runs_of_job(api, job_id), 60)[0]
+    asyncio.run(_force(api, first.id, "PENDING"))  # as a worker that took it and died would leave it
+    _out, err = job.communicate(timeout=180)
+    took = time.monotonic() - started
+    said = [line for line in err.splitlines() if not line.startswith("[depth ")]
+    assert job.returncode == 1 and "Traceback" not in err, err[-3000:]
+    assert len(said) == 1, said
+    assert (
+        "no worker is taking shards of work pool 'bookwarm'" in said[0]
+        and f"bookwarm resume {job_id}" in said[0]
+    )
+    print(f"no live worker: told after {took:.1f} s")
+    runs = {r.id: r for r in _runs_of_job(api, job_id)}
+    assert runs[first.id].state_name == "Crashed" and "not started" in (runs[first.id].state.message or "")
+    assert len(runs) >= 2  # submitted again after the crash
+    assert all(r.state_type and r.state_type.value in FINAL for r in runs.values()), [
+        (r.name, r.state_name) for r in runs.values()
+    ]
+    record, _ = asyncio.run(_record(settings, job_id))
+    assert record["status"] == "interrupted" and int(record["shard_retries"]) >= 1, record
+
+    workers = Workers(env, tmp_path, count=1)
+    try:
+        resumed = subprocess.run(
+            [sys.executable, "-m", "bookwarm", "resume", job_id, "--json"],
+            env=env,
+            cwd=PROJECT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        assert json.loads(resumed.stdout)["authors_not_started"] == 0
+    finally:
+        workers.close()
+
+
+async def _force(api_url: str, flow_run_id: Any, state_type: str) -> None:
+    from prefect.client.orchestration import PrefectClient
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import State
+
+    async with PrefectClient(api_url) as client:
+        await client.set_flow_run_state(flow_run_id, State(type=StateType(state_type)), force=True)
