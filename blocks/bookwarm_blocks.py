@@ -93,6 +93,12 @@ class BookwarmOrchestration(Block):
         90, ge=45, description="a shard run silent this long (heartbeats every 30 s) is marked Crashed"
     )
     shard_poll_s: float = Field(2.0, gt=0, description="how often a job reads its shard runs' states")
+    shard_start_timeout_s: int = Field(
+        120,
+        ge=1,
+        description="a shard run taken but not started this long is Crashed and run again; one waiting this "
+        "long with no live worker on the pool stops the job",
+    )
 
 
 # settings section -> (block class, saved block name)

@@ -17,12 +17,12 @@ from bookwarm.errors import InputError
 from bookwarm.warming.context import WarmContext
 from flows.job_run import existing_job, flow_result, run_job
 from flows.levels import SHARD_SIZE, warm_levels
-from flows.params import Concurrency
+from flows.params import Concurrency, JobId
 from tasks.settings import run_settings
 
 
 @flow(name="resume", flow_run_name="resume/{job_id}", log_prints=False)
-async def resume(job_id: str, concurrency: Concurrency = 32) -> Any:
+async def resume(job_id: JobId, concurrency: Concurrency = 32) -> Any:
     settings = await run_settings()
     async with WarmContext(settings, with_providers=False) as ctx:
         record = await existing_job(ctx, job_id)

@@ -26,7 +26,7 @@ from bookwarm.warming.progress import OutcomePublisher
 from bookwarm.warming.shard import ClaimKeeper, Fetched, plan_shard, wanted_for
 from bookwarm.warming.stop import Watchdog, forget, stop_signal
 from flows.enrichment_lane import EnrichmentLane
-from flows.params import Concurrency
+from flows.params import AuthorKeys, Concurrency, Depth, JobId, ShortId
 from tasks.jobs import record_dead_letter, update_progress
 from tasks.openlibrary import fetch_works, resolve_identities
 from tasks.prefect_api import flow_run_probe
@@ -51,14 +51,14 @@ PROGRESS_TIMEOUT_S = 3.0
 
 @flow(name="warm-authors", flow_run_name="warm-authors/d{depth}/shard-{shard}", log_prints=False)
 async def warm_authors(
-    author_keys: list[str],
-    depth: int,
-    job_id: str,
-    pass_id: str,
+    author_keys: AuthorKeys,
+    depth: Depth,
+    job_id: JobId,
+    pass_id: ShortId,
     force: bool = False,
     concurrency: Concurrency = 32,
     shard: int = 0,
-    progress_artifact_id: str | None = None,
+    progress_artifact_id: ShortId | None = None,
 ) -> int:
     """Warms the job's queued authors ``author_keys`` (keys, not authors: a shard's parameters stay
     small) and hands their co-authors to the job's pass in Redis. Returns how many it found.

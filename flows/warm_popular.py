@@ -17,7 +17,7 @@ from prefect.variables import Variable
 from bookwarm.parsing.names import parse_cell
 from bookwarm.warming.context import WarmContext
 from flows.job_run import flow_result, warm_new_job
-from flows.params import Concurrency, NamedMaxDepth
+from flows.params import Concurrency, NamedMaxDepth, PersonNames
 from tasks.settings import run_settings
 
 VARIABLE = "bookwarm-popular-authors"
@@ -42,7 +42,7 @@ def popular_from_variable(value: object) -> list[str]:
 
 @flow(name="warm-popular-authors", log_prints=False)
 async def warm_popular_authors(
-    names: list[str] | None = None,
+    names: PersonNames | None = None,
     max_depth: NamedMaxDepth = 1,
     force: bool = False,
     concurrency: Concurrency = 32,

@@ -23,6 +23,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     review.add_argument("name", nargs="?", help="with `resolve`: the author's name as the library wrote it")
     review.add_argument("--openlibrary-key", help="with `resolve`: the OpenLibrary author key, e.g. OL23919A")
     review.add_argument("--not-an-author", action="store_true", help="with `resolve`: block the name")
+    review.add_argument(
+        "--force",
+        action="store_true",
+        help="with `resolve`: a name on no review list (it is put there first; runs from the API cannot)",
+    )
     review.add_argument("--json", action="store_true")
     review.set_defaults(handler=run_review)
 
@@ -72,8 +77,16 @@ async def _entries(job_id: str | None) -> list[dict[str, Any]]:
 def _resolve(args: argparse.Namespace) -> int:
     if not args.name:
         raise InputError("`bookwarm review resolve NAME` needs the author's name")
-    from bookwarm.cli.warm_cmd import run_flow
+    import re
 
+    from bookwarm.cli.warm_cmd import run_flow
+    from flows.params import checked_name
+
+    checked_name(args.name)  # bad input fails here, in one line, before any server starts
+    if args.openlibrary_key and not re.fullmatch(r"OL[0-9]{1,12}A", args.openlibrary_key):
+        raise InputError("an OpenLibrary author key looks like OL23919A")
+    if args.force:
+        asyncio.run(_put_on_review_list(args.name))
     return run_flow(
         "resolve_review",
         args.json,
@@ -81,3 +94,22 @@ def _resolve(args: argparse.Namespace) -> int:
         openlibrary_key=args.openlibrary_key,
         not_an_author=args.not_an_author,
     )
+
+
+async def _put_on_review_list(name: str) -> None:
+    from bookwarm.cache.redis_client import make_redis
+    from bookwarm.keys import Keys
+    from bookwarm.parsing.names import parse_cell
+    from bookwarm.warming.review import ReviewStore
+    from flows.params import checked_name
+
+    people = parse_cell(checked_name(name))
+    if len(people) != 1:
+        raise InputError("give one author's name")
+    settings = load_settings(start_services=False)
+    client = make_redis(settings.redis.url)
+    try:
+        store = ReviewStore(client, Keys(settings.redis.key_prefix), settings.redis.job_ttl_s)
+        await store.add_by_operator(people[0].name, people[0].key)
+    finally:
+        await client.aclose()

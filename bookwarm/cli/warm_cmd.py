@@ -125,7 +125,13 @@ def _upload(path: Path, settings: Settings) -> str:
 
 
 def run_warm_authors(args: argparse.Namespace) -> int:
+    from flows.params import MAX_NAMES, checked_name
+
     check_depth(args.max_depth, low=0)
+    if len(args.names) > MAX_NAMES:
+        raise InputError(f"at most {MAX_NAMES} names a run (BOOKWARM_MAX_NAMES), got {len(args.names)}")
+    for name in args.names:
+        checked_name(name)
     return run_flow(
         "warm_popular_authors", args.json, names=args.names, max_depth=args.max_depth, force=args.force
     )

@@ -58,6 +58,13 @@ class ReviewStore:
         pipe.hset(self.keys.reviews(), entry["key"], dumps(entry))
         await HotCache._call(pipe.execute())
 
+    async def add_by_operator(self, name: str, key: str) -> None:
+        """An operator puts a name on the review list by hand (`bookwarm review resolve --force`),
+        so that it can be resolved like any namesake a job found."""
+        entry = {"name": name, "key": key, "depth": 0, "job_id": "", "confidence": None, "candidates": []}
+        entry["books"] = []
+        await HotCache._call(self.client.hset(self.keys.reviews(), key, dumps(entry)))
+
     async def for_job(self, job_id: str) -> list[dict[str, Any]]:
         return self._sorted(await HotCache._call(self.client.hgetall(self.keys.job_review(job_id))))
 

@@ -32,6 +32,14 @@ def run(*args, home):
         ),
         (["warm", "/no/such/file.csv"], "file not found"),
         (["warm-authors", "Neil Gaiman", "--max-depth", "9"], "--max-depth must be between 0 and 3"),
+        (["warm-authors", '=HYPERLINK("x")'], "not a name: '?HYPERLINK"),
+        (["warm-authors", "Neil\nGaiman"], "not a name: 'Neil?Gaiman'"),
+        (["warm-authors", "x" * 5000], "not a name: 'xxxxxxxxxxxxxxxxxxxxxxxx…'"),
+        (
+            ["review", "resolve", "Neil\r\n=cmd|' /C calc'!A0", "--openlibrary-key", "OL1A"],
+            'not a name: "Neil???cmd?',
+        ),
+        (["review", "resolve", "Neil Gaiman", "--openlibrary-key", "../etc"], "looks like OL23919A"),
     ],
 )
 def test_rejected_before_any_work(tmp_path, args, message):
