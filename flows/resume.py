@@ -18,6 +18,7 @@ from bookwarm.warming.context import WarmContext
 from flows.job_run import existing_job, flow_result, run_job
 from flows.levels import SHARD_SIZE, warm_levels
 from flows.params import Concurrency, JobId
+from tasks.prefect_api import run_has_ended
 from tasks.settings import run_settings
 
 
@@ -26,7 +27,7 @@ async def resume(job_id: JobId, concurrency: Concurrency = 32) -> Any:
     settings = await run_settings()
     async with WarmContext(settings, with_providers=False) as ctx:
         record = await existing_job(ctx, job_id)
-        if record["status"] == "running":
+        if record["status"] == "running" and not await run_has_ended(job_id):
             raise InputError(f"job {job_id} is still running (its heartbeat is fresh); nothing to resume")
         if record["status"] == "completed":
             raise InputError(

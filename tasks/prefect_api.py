@@ -100,6 +100,15 @@ async def current_states(flow_run_ids: list[UUID]) -> dict[UUID, State]:
     return {run.id: run.state for run in runs if run.state is not None}
 
 
+async def run_has_ended(flow_run_id: str) -> bool:
+    """True when Prefect has the run in a final state: a job whose Redis went away before its record
+    could say so still reads `running` there, with the heartbeat it last wrote."""
+    from uuid import UUID
+
+    state = (await current_states([UUID(flow_run_id)])).get(UUID(flow_run_id))
+    return state is not None and state.is_final()
+
+
 async def live_workers(pool: str) -> list[str]:
     """Names of the pool's workers that beat lately (within 3 of their heartbeat intervals, as
     Prefect's own OFFLINE rule): a dead worker drops out of this within that time."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bookwarm.cli.output import print_json, print_table
-from bookwarm.errors import BookwarmError, InputError, ParseError
+from bookwarm.errors import BookwarmError, InputError, JobStopped, ParseError
 from bookwarm.keys import Keys
 from bookwarm.parsing.ingest import parse_library
 from bookwarm.parsing.llm import GeminiFallback
@@ -208,7 +208,10 @@ def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **
     if state.is_cancelled():
         raise BookwarmError(state.message or "the job was cancelled")
     if state.is_failed():
-        raise_flow_failure(state)
+        job_id = jobs_here()[-1] if jobs_here() else None
+        if as_json and job_id:
+            print_json(_partial_summary(settings, job_id))
+        raise_flow_failure(state, job_id)
     summary = state.result()
     if as_json:
         print_json(summary)
@@ -228,13 +231,45 @@ def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **
     return 0
 
 
-def raise_flow_failure(state: Any) -> None:
-    """Re-raise the run's own bookwarm error (its exit code and one-line message); wrap anything else."""
+def raise_flow_failure(state: Any, job_id: str | None = None) -> None:
+    """Re-raise the run's own bookwarm error (its exit code and one-line message); wrap anything else.
+    A job that had started is named, with the command that finishes it."""
     message = state.message or "flow run failed"
     try:
         state.result()
-    except BookwarmError:
+    except (InputError, JobStopped):  # bad input never started a job; a stopped one says how to go on
+        raise
+    except BookwarmError as exc:
+        if job_id:
+            exc.args = (
+                f"job {job_id} failed: {exc}; `bookwarm resume {job_id}` finishes it once that is fixed",
+            )
         raise
     except Exception as exc:
-        raise BookwarmError(f"{message}: {type(exc).__name__}: {exc}") from None
+        if job_id:
+            message = f"job {job_id} failed: {message}"
+        raise BookwarmError(
+            f"{message}: {type(exc).__name__}: {exc}"
+            + (f"; `bookwarm resume {job_id}` finishes it" if job_id else "")
+        ) from None
     raise BookwarmError(message)
+
+
+def _partial_summary(settings: Settings, job_id: str) -> dict[str, Any]:
+    """What the job's record holds when it failed (Redis may be what failed: then its id and status)."""
+    from bookwarm.cache.redis_client import make_redis
+    from bookwarm.warming.jobs import JobStore, summary
+
+    async def read() -> dict[str, Any] | None:
+        client = make_redis(settings.redis.url)
+        try:
+            jobs = JobStore(client, Keys(settings.redis.key_prefix), settings.redis.job_ttl_s)
+            return await asyncio.wait_for(jobs.get(job_id), 5.0)
+        finally:
+            await client.aclose()
+
+    try:
+        record = asyncio.run(read())
+    except Exception:
+        record = None
+    return {**summary(record or {"job_id": job_id}), "job_id": job_id, "status": "failed"}

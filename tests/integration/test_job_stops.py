@@ -358,3 +358,66 @@ async def _run_state(flow_run_id: str) -> str:
     async with get_client() as client:
         run = await client.read_flow_run(flow_run_id)
     return run.state_type.value if run.state_type else ""
+
+
+def test_redis_lost_mid_job_names_the_job_and_how_to_resume(flow_env, tmp_path, fake_providers):
+    """Redis gone for good midway (longer than the hand-over points ride out): one line naming Redis,
+    the job and `bookwarm resume`, `--json` still prints what it has; Redis back, resume finishes."""
+    from prefect.settings import PREFECT_API_URL
+
+    from bookwarm.services import binaries
+    from bookwarm.services.process import free_port, spawn, wait_for_port
+    from bookwarm.settings import resolve
+
+    port = free_port()
+    argv = [binaries.redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    argv += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(tmp_path)]
+
+    def start_redis() -> int:
+        proc = spawn(argv, tmp_path / "redis.log")
+        wait_for_port(port, proc.pid, "redis-server", tmp_path / "redis.log")
+        return proc.pid
+
+    redis_pid = start_redis()
+    env = {
+        **os.environ,
+        **SLOW,
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "BOOKWARM_HOME": str(tmp_path / "home"),
+        "BOOKWARM_REDIS_URL": f"redis://127.0.0.1:{port}/0",
+    }
+    settings = resolve(env)
+    cmd = [sys.executable, "-m", "bookwarm", "warm", library(tmp_path, *NAMES), "--max-depth", "1", "--json"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(asyncio.run(processed(settings))) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
+            time.sleep(0.05)
+        os.kill(redis_pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    said = [line for line in err.splitlines() if line.startswith("bookwarm: ")]
+    assert proc.returncode == 1 and "Traceback" not in err, err[-3000:]
+    assert len(said) == 1 and "Redis" in said[0], err[-3000:]
+    partial = json.loads(out)
+    job_id = partial["job_id"]
+    assert f"job {job_id}" in said[0] and f"bookwarm resume {job_id}" in said[0], said
+    assert partial["status"] == "failed"
+
+    redis_pid = start_redis()
+    try:
+        resumed = subprocess.run(
+            [sys.executable, "-m", "bookwarm", "resume", job_id, "--json"],
+            env={**env, "BOOKWARM_OPENLIBRARY_RPS": "500"},
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        assert json.loads(resumed.stdout)["authors_not_started"] == 0
+    finally:
+        os.kill(redis_pid, signal.SIGKILL)
