@@ -10,12 +10,24 @@
 
 Each run starts in a new process (Prefect's runner); on many machines, run this on each (or use a
 work pool and workers): they share the Prefect server, Redis and the object store.
+
+SIGTERM stops it within ``STOP_GRACE_S``: Prefect's runner shuts down gracefully (pausing the
+served schedules), but with its server down that waits on the client's retries for half a minute
+and more, so past the grace the process exits anyway (its runs are processes of their own).
 """
 
 from __future__ import annotations
 
-from prefect import serve
+import asyncio
+import contextlib
+import os
+import sys
+import threading
+from typing import Any
+
 from prefect.client.schemas.schedules import CronSchedule
+from prefect.exceptions import TerminationSignal
+from prefect.runner import Runner
 
 from flows.enrich import enrich
 from flows.redrive import redrive
@@ -63,8 +75,37 @@ def build_deployments() -> list:
     ]
 
 
+STOP_GRACE_S = 5.0
+
+
+class PromptlyStoppedRunner(Runner):
+    """Prefect's runner, whose graceful SIGTERM shutdown is bounded by ``STOP_GRACE_S``."""
+
+    def handle_sigterm(self, *args: Any, **kwargs: Any) -> None:
+        timer = threading.Timer(STOP_GRACE_S, os._exit, args=(0,))
+        timer.daemon = True
+        timer.start()
+        super().handle_sigterm(*args, **kwargs)
+
+
+async def _serve(deployments: list[Any], limit: int | None) -> None:
+    runner = PromptlyStoppedRunner(pause_on_shutdown=True, limit=limit)
+    for deployment in deployments:
+        await runner.aadd_deployment(deployment)
+    print(
+        f"serving {len(deployments)} deployments: "
+        + ", ".join(d.name for d in deployments)
+        + "; Ctrl-C stops",
+        file=sys.stderr,
+        flush=True,
+    )
+    await runner.start()
+
+
 def main(limit: int | None = None) -> None:
-    serve(*build_deployments(), limit=limit)
+    """What `prefect.serve` does, with a runner that stops promptly."""
+    with contextlib.suppress(KeyboardInterrupt, TerminationSignal):
+        asyncio.run(_serve(build_deployments(), limit))  # built here: in a loop they would be coroutines
 
 
 if __name__ == "__main__":

@@ -421,3 +421,33 @@ def test_redis_lost_mid_job_names_the_job_and_how_to_resume(flow_env, tmp_path, 
         assert json.loads(resumed.stdout)["authors_not_started"] == 0
     finally:
         os.kill(redis_pid, signal.SIGKILL)
+
+
+def test_deployments_serve_stops_on_sigterm_while_its_server_is_down(tmp_path, own_prefect_server):
+    """Prefect's runner would wait on its client's retries to a dead server; bookwarm's stops within
+    its grace (5 s) after a SIGTERM."""
+    import httpx
+
+    api = f"http://127.0.0.1:{own_prefect_server['port']}/api"
+    env = {**os.environ, "PREFECT_API_URL": api, "BOOKWARM_HOME": str(tmp_path / "h")}
+    log = tmp_path / "serve.log"
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "bookwarm", "deployments", "serve"],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while httpx.get(f"{api}/deployments/name/enrich/enrich").status_code != 200:
+            assert serve.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        time.sleep(2)  # the runner's loop is going
+        os.killpg(own_prefect_server["pid"], signal.SIGKILL)
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=15)  # a bound for "promptly", well under what the retries would take
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
+    assert serve.returncode == 0, log.read_text()[-2000:]
