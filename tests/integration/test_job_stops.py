@@ -423,9 +423,10 @@ def test_redis_lost_mid_job_names_the_job_and_how_to_resume(flow_env, tmp_path, 
         os.kill(redis_pid, signal.SIGKILL)
 
 
-def test_deployments_serve_stops_on_sigterm_while_its_server_is_down(tmp_path, own_prefect_server):
+def test_deployments_serve_stops_on_sigterm_while_its_server_is_down(flow_env, tmp_path, own_prefect_server):
     """Prefect's runner would wait on its client's retries to a dead server; bookwarm's stops within
-    its grace (5 s) after a SIGTERM."""
+    its grace (5 s) after a SIGTERM. (``flow_env``: the session's Redis and S3, so the CLI starts
+    no local services of its own to leave behind.)"""
     import httpx
 
     api = f"http://127.0.0.1:{own_prefect_server['port']}/api"
