@@ -208,7 +208,7 @@ def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **
     if state.is_cancelled():
         raise BookwarmError(state.message or "the job was cancelled")
     if state.is_failed():
-        job_id = jobs_here()[-1] if jobs_here() else None
+        job_id = (jobs_here() or [None])[-1]
         if as_json and job_id:
             print_json(_partial_summary(settings, job_id))
         raise_flow_failure(state, job_id)

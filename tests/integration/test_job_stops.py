@@ -61,6 +61,18 @@ def _add_up(s: dict) -> None:
     ), s
 
 
+def _resume_cli(env: dict[str, str], job_id: str) -> subprocess.CompletedProcess[str]:
+    """`bookwarm resume JOB --json` as an operator runs it, with OpenLibrary's limit lifted."""
+    return subprocess.run(
+        [sys.executable, "-m", "bookwarm", "resume", job_id, "--json"],
+        env={**env, "BOOKWARM_OPENLIBRARY_RPS": "500"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
 def _openlibrary_calls(port: int) -> int:
     return stats(port)["openlibrary"]["requests"]
 
@@ -191,14 +203,7 @@ def test_lost_prefect_server_interrupts_the_job_and_resume_finishes_it(
     calls_before, asked_before = _openlibrary_calls(fake_providers), _asked(fake_providers)
 
     own_prefect_server["restart"]()
-    again = subprocess.run(
-        [sys.executable, "-m", "bookwarm", "resume", job_id, "--json"],
-        env={**env, "BOOKWARM_OPENLIBRARY_RPS": "500"},
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    again = _resume_cli(env, job_id)
     assert again.returncode == 0, again.stderr[-3000:]
     resumed = json.loads(again.stdout)
     assert resumed["status"] == "completed" and resumed["authors_not_started"] == 0
@@ -340,14 +345,7 @@ def test_sigterm_ends_the_cli_in_one_line_with_the_resume_command(flow_env, tmp_
     _add_up(record)
     assert asyncio.run(_claims_left(flow_env)) == []
     assert asyncio.run(_run_state(ids[0])) != "RUNNING"  # the UI shows the run ended
-    resumed = subprocess.run(
-        [sys.executable, "-m", "bookwarm", "resume", ids[0], "--json"],
-        env={**env, "BOOKWARM_OPENLIBRARY_RPS": "500"},
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    resumed = _resume_cli(env, ids[0])
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads(resumed.stdout)["authors_not_started"] == 0
 
@@ -409,14 +407,7 @@ def test_redis_lost_mid_job_names_the_job_and_how_to_resume(flow_env, tmp_path, 
 
     redis_pid = start_redis()
     try:
-        resumed = subprocess.run(
-            [sys.executable, "-m", "bookwarm", "resume", job_id, "--json"],
-            env={**env, "BOOKWARM_OPENLIBRARY_RPS": "500"},
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
+        resumed = _resume_cli(env, job_id)
         assert resumed.returncode == 0, resumed.stderr[-2000:]
         assert json.loads(resumed.stdout)["authors_not_started"] == 0
     finally:

@@ -274,16 +274,7 @@ def test_a_worker_killed_mid_shard_loses_nothing(pool_server, pool_providers, tm
     before = _asked(port)
     settings, api, workers, job, job_id = _slow_job(pool_server, pool_providers, tmp_path, "wp2:")
     try:
-
-        def a_shard_midway():
-            counted = asyncio.run(_record(settings, job_id))[1]
-            for run in _runs_of_job(api, job_id):
-                done = set(run.parameters["author_keys"]) & counted
-                if run.state_name == "Running" and 2 <= len(done) < len(run.parameters["author_keys"]) - 2:
-                    return run
-            return None
-
-        victim = _wait_for("a shard run midway", a_shard_midway, 240)
+        victim = _wait_for("a shard run midway", lambda: _a_shard_midway(settings, api, job_id), 240)
         worker = victim.labels["prefect.worker.name"]
         workers.kill(worker)
         counted_at_kill = asyncio.run(_record(settings, job_id))[1]
@@ -314,6 +305,16 @@ def test_a_worker_killed_mid_shard_loses_nothing(pool_server, pool_providers, tm
         assert not repeated_authors & done_before
     finally:
         workers.close()
+
+
+def _a_shard_midway(settings, api: str, job_id: str) -> Any:
+    """A Running shard run of the job with at least 2 authors done and more than 2 left, or None."""
+    counted = asyncio.run(_record(settings, job_id))[1]
+    for run in _runs_of_job(api, job_id):
+        done = set(run.parameters["author_keys"]) & counted
+        if run.state_name == "Running" and 2 <= len(done) < len(run.parameters["author_keys"]) - 2:
+            return run
+    return None
 
 
 def _slugs(settings) -> dict[str, str]:
@@ -419,15 +420,11 @@ def test_one_dead_worker_of_three_the_others_go_on_and_the_job_completes(
         job = _warm(env, csv_path, "--shard-size", "8")
         job_id = _wait_for("the job's record", lambda: asyncio.run(_job_ids(settings)), 120)[0]
 
-        def a_shard_midway():
-            counted = asyncio.run(_record(settings, job_id))[1]
-            for run in _runs_of_job(pool_server["PREFECT_API_URL"], job_id):
-                done = set(run.parameters["author_keys"]) & counted
-                if run.state_name == "Running" and 2 <= len(done) < len(run.parameters["author_keys"]) - 2:
-                    return run
-            return None
-
-        victim = _wait_for("a shard run midway", a_shard_midway, 240)
+        victim = _wait_for(
+            "a shard run midway",
+            lambda: _a_shard_midway(settings, pool_server["PREFECT_API_URL"], job_id),
+            240,
+        )
         name = victim.labels["prefect.worker.name"]
         pid = pids[name]
         family = [
