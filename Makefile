@@ -14,7 +14,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
 DEPTH ?= 2
 
-.PHONY: serve-deployments install run test lint format bench-parse bench-providers bench-warm bench-gemini bench-read bench-scale chaos services-up services-down clean
+.PHONY: serve-deployments install run test lint typecheck format bench-parse bench-providers bench-warm bench-gemini bench-read bench-scale chaos services-up services-down clean
 
 install: $(STAMP)
 
@@ -35,6 +35,9 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+
+typecheck: install
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format .

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from prefect.blocks.core import Block
+
 from blocks.bookwarm_blocks import BLOCK_NAMES
 
 
@@ -30,7 +32,7 @@ def load_block_values() -> dict[str, dict[str, Any]]:
             block = cls.load(name)
         except ValueError:  # Prefect raises ValueError for a block that does not exist
             continue
-        values[section] = block.model_dump(exclude={"block_type_slug"})
+        values[section] = _fields(block)
     return values
 
 
@@ -44,5 +46,13 @@ async def aload_block_values() -> dict[str, dict[str, Any]]:
             block = await cls.aload(name)
         except ValueError:
             continue
-        values[section] = block.model_dump(exclude={"block_type_slug"})
+        values[section] = _fields(block)
     return values
+
+
+def _fields(block: object) -> dict[str, Any]:
+    """A block's saved fields. ``Block.load`` answers with a coroutine when it runs under an event
+    loop: this says so instead of failing on the coroutine's missing ``model_dump``."""
+    if not isinstance(block, Block):
+        raise TypeError(f"expected a loaded block, got {type(block).__name__}: call aload_block_values")
+    return block.model_dump(exclude={"block_type_slug"})

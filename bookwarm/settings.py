@@ -190,7 +190,10 @@ class Settings:
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def provider(self, name: str) -> ProviderSettings:
-        return getattr(self, name)
+        settings = getattr(self, name)
+        if not isinstance(settings, ProviderSettings):
+            raise KeyError(f"not a provider: {name!r}")
+        return settings
 
     @property
     def warm_roles(self) -> frozenset[str]:
@@ -213,7 +216,7 @@ def env_name(section: str, field_name: str) -> str:
     """The environment variable of one setting."""
     if section in PROVIDERS:
         return f"{PROVIDERS[section]['env']}_{_PROVIDER_ENV[field_name]}"
-    return next(f.metadata["env"] for f in fields(SECTIONS[section]) if f.name == field_name)
+    return str(next(f.metadata["env"] for f in fields(SECTIONS[section]) if f.name == field_name))
 
 
 def resolve(

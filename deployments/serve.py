@@ -25,9 +25,9 @@ import sys
 import threading
 from typing import Any
 
-from prefect.client.schemas.schedules import CronSchedule
 from prefect.exceptions import TerminationSignal
 from prefect.runner import Runner
+from prefect.schedules import Cron
 
 from flows.enrich import enrich
 from flows.redrive import redrive
@@ -50,7 +50,7 @@ def build_deployments() -> list:
         ),
         warm_popular_authors.to_deployment(
             name="warm-popular-authors",
-            schedule=CronSchedule(cron=WEEKLY_MONDAY_0300_UTC, timezone="UTC"),
+            schedule=Cron(WEEKLY_MONDAY_0300_UTC, timezone="UTC"),
             description="Weekly warm of popular authors (Prefect Variable bookwarm-popular-authors).",
             tags=["bookwarm"],
         ),
@@ -67,7 +67,7 @@ def build_deployments() -> list:
         ),
         enrich.to_deployment(
             name="enrich",
-            schedule=CronSchedule(cron=DAILY_AFTER_QUOTA_RESET, timezone="UTC"),
+            schedule=Cron(DAILY_AFTER_QUOTA_RESET, timezone="UTC"),
             description="Drain pending Google Books / ISBNdb enrichment within today's budgets "
             "(library authors first, then co-authors by depth).",
             tags=["bookwarm"],

@@ -57,11 +57,11 @@ async def hand_off_enrichment(job_id: str, summary: dict[str, Any]) -> str | Non
     Returns the submitted run's id."""
     if not any(p["pending"] for p in summary.get("enrichment", {}).values()):
         return None
-    from prefect.deployments import run_deployment
+    from prefect.deployments import arun_deployment
     from prefect.exceptions import ObjectNotFound
 
     try:
-        run = await run_deployment(
+        run = await arun_deployment(
             ENRICH_DEPLOYMENT,
             parameters={"job_id": job_id},
             timeout=0,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from typing import Any
 
 import httpx
 from prefect.logging import get_run_logger
@@ -182,7 +183,8 @@ async def _round(
 
     level = asyncio.ensure_future(asyncio.gather(*(run(i, s, f) for i, (s, f) in enumerate(shards))))
     abandon = asyncio.ensure_future(signal.abandoned())
-    await asyncio.wait({level, abandon}, return_when=asyncio.FIRST_COMPLETED)
+    either: set[asyncio.Future[Any]] = {level, abandon}
+    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
     abandon.cancel()
     if not level.done():  # interrupted, no author in flight here: the subflows wait on a lost API
         raise JobStopped(job_id, signal.status or "interrupted", signal.why)

@@ -112,7 +112,7 @@ async def _warm_shard(
         async with gate:
             if signal.is_set and (fetched is None or fetched.needs_fetch(retry=False)):
                 return None  # stopping: not started (what was fetched already is still written)
-            state = await warm_author(
+            state = await warm_author(  # type: ignore[misc]  # Prefect 3.8 types it as a State: it is a coroutine of one
                 author,
                 depth,
                 job_id,
@@ -154,7 +154,9 @@ async def _warm_shard(
     async def chunk(index: int, group: list[dict[str, Any]], keeper: ClaimKeeper) -> list[Any]:
         async with ahead:
             fetched = await fetch_chunk(index, group)
-        return await asyncio.gather(*(one(a, fetched.get(a["key"]), keeper, fetched.upstream) for a in group))
+        return list(
+            await asyncio.gather(*(one(a, fetched.get(a["key"]), keeper, fetched.upstream) for a in group))
+        )
 
     async def fetch_chunk(index: int, group: list[dict[str, Any]]) -> FetchedChunk:
         """One batch of claimed authors: identities where unknown, then bibliographies by key."""
@@ -165,7 +167,7 @@ async def _warm_shard(
         upstream = found.upstream
         unknown = [w for w in wanted if not w.openlibrary_key]
         if unknown:
-            state = await resolve_identities(ctx, job_id, unknown, depth, index, return_state=True)
+            state = await resolve_identities(ctx, job_id, unknown, depth, index, return_state=True)  # type: ignore[misc]  # Prefect 3.8 types it as a State: it is a coroutine of one
             if state.is_completed():  # else its authors are fetched alone by their own tasks
                 found.update(await state.aresult())
                 upstream.append(state)
@@ -177,7 +179,7 @@ async def _warm_shard(
         )
         works = {}
         if keys and not signal.is_set:
-            state = await fetch_works(ctx, job_id, keys, depth, index, return_state=True)
+            state = await fetch_works(ctx, job_id, keys, depth, index, return_state=True)  # type: ignore[misc]  # Prefect 3.8 types it as a State: it is a coroutine of one
             if state.is_completed():
                 works = await state.aresult()
                 upstream.append(state)

@@ -49,9 +49,7 @@ async def warm_popular_authors(
 ) -> Any:
     """A summary dict, or a Cancelled state holding it."""
     if not names:
-        names = (
-            popular_from_variable(await Variable.aget(VARIABLE, default=None)) or default_popular_authors()
-        )
+        names = popular_from_variable(await Variable.aget(VARIABLE)) or default_popular_authors()
     people = {p.key: {"name": p.name, "key": p.key} for n in names for p in parse_cell(n)}
     job_id = str(flow_run.id or "local")
     settings = await run_settings()

@@ -6,7 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from prefect import task
-from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import acreate_progress_artifact, acreate_table_artifact, aupdate_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
@@ -21,7 +21,7 @@ async def start_job(
     ctx: WarmContext, job_id: str, *, source: str, max_depth: int, authors: list[dict[str, Any]], force: bool
 ) -> UUID:
     await ctx.jobs.start(job_id, source=source, max_depth=max_depth, authors=authors, force=force)
-    return await create_progress_artifact(
+    return await acreate_progress_artifact(
         progress=0.0, description=f"bookwarm job {job_id}: authors warmed / queued"
     )
 
@@ -44,27 +44,27 @@ async def record_dead_letter(
         notify(job_id, AuthorOutcome(author["name"], author["key"], depth, "failed", reason=reason))
 
 
-async def update_progress(ctx: WarmContext, job_id: str, artifact_id: UUID | None) -> None:
+async def update_progress(ctx: WarmContext, job_id: str, artifact_id: UUID | str | None) -> None:
     """Not a task: called from the flow at most once a second (an artifact update is an API call)."""
     if artifact_id is None:
         return
     record = await ctx.jobs.get(job_id) or {}
     done = sum(record.get(k, 0) for k in DONE)
     queued = max(1, record.get("authors_queued", 1))
-    await update_progress_artifact(artifact_id, progress=min(100.0, 100.0 * done / queued))
+    await aupdate_progress_artifact(UUID(str(artifact_id)), progress=min(100.0, 100.0 * done / queued))
 
 
 @task(name="finish-job", cache_policy=NO_CACHE)
 async def finish_job(ctx: WarmContext, job_id: str, status: str, artifact_id: UUID | None) -> dict[str, Any]:
     summary = await ctx.jobs.finish(job_id, status)
     if artifact_id is not None:
-        await update_progress_artifact(artifact_id, progress=100.0)
+        await aupdate_progress_artifact(artifact_id, progress=100.0)
     dead = await ctx.jobs.dead_letters(job_id)
     rows = [{"metric": k, "value": v} for k, v in summary_rows(summary)]
-    await create_table_artifact(
+    await acreate_table_artifact(
         table=rows, key=f"bookwarm-job-{job_id}"[:60].lower(), description=f"Job {job_id} summary"
     )
-    await create_table_artifact(
+    await acreate_table_artifact(
         table=dead
         or [{"name": "-", "key": "-", "depth": "-", "reason": "no dead letters", "failed_at": "-"}],
         key=f"bookwarm-dead-{job_id}"[:60].lower(),
@@ -72,7 +72,7 @@ async def finish_job(ctx: WarmContext, job_id: str, status: str, artifact_id: UU
     )
     review = await ctx.reviews.for_job(job_id)
     if review:
-        await create_table_artifact(
+        await acreate_table_artifact(
             table=[
                 {
                     "name": e["name"],

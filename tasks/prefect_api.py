@@ -191,6 +191,7 @@ async def ensure_shard_crash_automation(lost_after_s: int) -> None:
         trigger=trigger,
         actions=[
             ChangeFlowRunState(
+                name="Crashed",
                 state=StateType.CRASHED,
                 message=f"no heartbeat for {lost_after_s} s: its worker was lost",
                 force=True,

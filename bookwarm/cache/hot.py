@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -22,6 +23,8 @@ _EXTEND = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
+
+T = TypeVar("T")
 
 
 def jittered(ttl_s: int, spread: float = 0.1) -> int:
@@ -131,7 +134,7 @@ class HotCache:
         return [json.loads(v) for v in raw.values()]
 
     @staticmethod
-    async def _call(awaitable):
+    async def _call(awaitable: Awaitable[T]) -> T:
         try:
             return await awaitable
         except RedisError as exc:

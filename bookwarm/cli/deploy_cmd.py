@@ -74,13 +74,13 @@ def run_demo(args: argparse.Namespace) -> int:
     read_cmd.run_lookup(_argparse.Namespace(kind="author", value=args.lookup, json=False))
     from bookwarm.services.local import LocalServices
 
-    state = LocalServices().running()
-    if state and state.prefect_port:
+    services = LocalServices().running()
+    if services and services.prefect_port:
         print()
         print_table(
             ("", ""),
             [
-                ("Prefect UI", f"http://127.0.0.1:{state.prefect_port}"),
+                ("Prefect UI", f"http://127.0.0.1:{services.prefect_port}"),
                 ("stop everything", "make services-down"),
             ],
         )

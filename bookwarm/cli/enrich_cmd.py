@@ -16,11 +16,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_enrich(args: argparse.Namespace) -> int:
-    import asyncio
 
     from bookwarm.cli.output import print_json, print_table
     from bookwarm.cli.runtime_env import prepare_flow_runtime
-    from bookwarm.cli.warm_cmd import raise_flow_failure
+    from bookwarm.cli.warm_cmd import raise_flow_failure, run_to_state
     from bookwarm.errors import InputError
 
     if args.max_authors < 1:
@@ -31,7 +30,7 @@ def run_enrich(args: argparse.Namespace) -> int:
 
     log_to_file()
 
-    state = asyncio.run(enrich(job_id=args.job_id, max_authors=args.max_authors, return_state=True))
+    state = run_to_state(enrich, job_id=args.job_id, max_authors=args.max_authors)
     if state.is_failed():
         raise_flow_failure(state)
     summary = state.result()

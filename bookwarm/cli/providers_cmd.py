@@ -6,9 +6,13 @@ import argparse
 import asyncio
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bookwarm.cli.output import print_json, print_table
 from bookwarm.runtime import load_settings
+
+if TYPE_CHECKING:
+    from bookwarm.providers.models import Bibliography
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -60,7 +64,7 @@ def run_fetch(args: argparse.Namespace) -> int:
 
     settings = load_settings(start_services=True)
 
-    async def go():
+    async def go() -> Bibliography:
         async with ProviderSession(settings, core_only=args.core_only) as session:
             return await session.fetch(args.name)
 

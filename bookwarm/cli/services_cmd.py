@@ -41,12 +41,12 @@ def run(args: argparse.Namespace) -> int:
         fake_stopped = FakeProviders(services.home).down()
         print("stopped" if services.down() or fake_stopped else "not running")
         return 0
-    state = services.running()
-    if state is None:
+    running = services.running()
+    if running is None:
         print("not running")
         return 3
-    print(f"# running: redis pid {state.redis_pid}, s3 pid {state.s3_pid} (data in {services.home})")
-    _print_env(state.env())
+    print(f"# running: redis pid {running.redis_pid}, s3 pid {running.s3_pid} (data in {services.home})")
+    _print_env(running.env())
     return 0
 
 

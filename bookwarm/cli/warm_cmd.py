@@ -12,8 +12,9 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bookwarm.cli.output import print_json, print_table
 from bookwarm.errors import BookwarmError, InputError, JobStopped, ParseError
@@ -21,6 +22,12 @@ from bookwarm.keys import Keys
 from bookwarm.parsing.ingest import parse_library
 from bookwarm.parsing.llm import GeminiFallback
 from bookwarm.settings import Settings, resolve
+
+if TYPE_CHECKING:  # Prefect is imported where a flow runs: the CLI's other commands start faster
+    from prefect import Flow
+    from prefect.states import State
+
+    AsyncFlow = Flow[..., Coroutine[Any, Any, Any]]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -161,13 +168,14 @@ def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **
     settings = settings or prepare_flow_runtime()
     from flows import redrive, resolve_review, resume, warm_library, warm_popular
 
-    flow = {
+    flows: dict[str, AsyncFlow] = {
         "warm_library": warm_library.warm_library,
         "warm_popular_authors": warm_popular.warm_popular_authors,
         "redrive": redrive.redrive,
         "resume": resume.resume,
         "resolve_review": resolve_review.resolve_review,
-    }[flow_name]
+    }
+    flow = flows[flow_name]
     log_to_file()
     bar = ProgressBar(settings.redis.url, Keys(settings.redis.key_prefix))
     unsubscribe = subscribe(bar)
@@ -189,7 +197,7 @@ def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **
 
     forget_stopped = on_stopped(stopped)
     try:
-        state = asyncio.run(flow(**parameters, return_state=True))
+        state = run_to_state(flow, **parameters)
     except (TerminationSignal, KeyboardInterrupt) as exc:
         # SIGTERM (raised by Prefect's handler) or Ctrl-C: the job's record is written by now
         # (interrupted, claims released); say which job, and how to finish it, in one line.
@@ -208,7 +216,8 @@ def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **
     if state.is_cancelled():
         raise BookwarmError(state.message or "the job was cancelled")
     if state.is_failed():
-        job_id = (jobs_here() or [None])[-1]
+        started = jobs_here()
+        job_id = started[-1] if started else None
         if as_json and job_id:
             print_json(_partial_summary(settings, job_id))
         raise_flow_failure(state, job_id)
@@ -229,6 +238,17 @@ def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **
         )
         return 1
     return 0
+
+
+def run_to_state(flow: AsyncFlow, **parameters: Any) -> State[Any]:
+    """Run an async flow to its final state. Prefect types the call as an ``Awaitable``, where
+    ``asyncio.run`` wants a coroutine."""
+
+    async def run() -> State[Any]:
+        state: State[Any] = await flow(**parameters, return_state=True)
+        return state
+
+    return asyncio.run(run())
 
 
 def raise_flow_failure(state: Any, job_id: str | None = None) -> None:

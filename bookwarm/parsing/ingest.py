@@ -13,14 +13,14 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 
 from bookwarm.errors import ConfigError, ParseError
 from bookwarm.parsing import isbn as isbnlib
 from bookwarm.parsing.decode import decode, sniff_delimiter
-from bookwarm.parsing.formats import COMMA, AuthorColumn, ResolvedFormat, detect
+from bookwarm.parsing.formats import COMMA, AuthorColumn, NameStyle, ResolvedFormat, detect
 from bookwarm.parsing.names import (
     AMPERSAND_STAND_IN,
     COMPANY_AMPERSAND,
@@ -115,7 +115,7 @@ class ParsedLibrary:
         for row, title, isbn13, isbn10 in self.books.iter_rows():
             yield Record(row, title, tuple(by_row.get(row, ())), isbn13, isbn10)
 
-    def to_summary(self) -> dict[str, object]:
+    def to_summary(self) -> dict[str, Any]:
         """The ``bookwarm parse --json`` shape."""
         return {
             "format": self.format,
@@ -229,8 +229,8 @@ def _parse_with_llm(text: str, encoding: str, llm: _LLM, warm_roles: frozenset[s
                     people[k].append(v)
         if not found:
             rejected[row.row] = "no author after normalisation"
-        for k, v in (("row", row.row), ("title", row.title), ("isbn13", isbn13), ("isbn10", isbn10)):
-            books[k].append(v)
+        for column, value in (("row", row.row), ("title", row.title), ("isbn13", isbn13), ("isbn10", isbn10)):
+            books[column].append(value)
     people_frame = pl.DataFrame(
         people, schema={"row": pl.Int64, "name": pl.String, "key": pl.String, "role": pl.String}
     )
@@ -337,6 +337,8 @@ def _books(frame: pl.DataFrame, fmt: ResolvedFormat) -> pl.DataFrame:
     return found.with_columns(invalid.alias("isbn_invalid")).drop("first")
 
 
+CellConfig = tuple[NameStyle, str, str]  # style, separator, role: what decides how a cell reads
+
 _EDGE_JUNK = "=\"'[] \t"
 _NOT_CLEAN = r"[^0-9X]"  # a value with anything else needs cleaning (or is not an ISBN)
 
@@ -436,7 +438,7 @@ def _people(frame: pl.DataFrame, columns: tuple[AuthorColumn, ...]) -> pl.DataFr
     # Columns read alike (Goodreads' Author and, once split, Additional Authors) name mostly the
     # same people: their distinct cells are normalised together, once. Every person found is a
     # row of ``persons``; the rest of the work moves integers and gathers the strings at the end.
-    parsed: dict[tuple[str, str, str], pl.DataFrame] = {}
+    parsed: dict[CellConfig, pl.DataFrame] = {}
     for config in dict.fromkeys(_parse_config(column) for _, column in cells_per_column):
         alike = [cells.select("cell", "roles") for cells, c in cells_per_column if _parse_config(c) == config]
         parsed[config] = _parse_distinct_cells(pl.concat(alike).unique(), AuthorColumn("", *config))
@@ -444,7 +446,7 @@ def _people(frame: pl.DataFrame, columns: tuple[AuthorColumn, ...]) -> pl.DataFr
     key_ids = persons.select("key").unique().with_row_index("key_id")
     # Every person has a key, so this join keeps every row in place: "person" stays its position.
     persons = persons.join(key_ids, on="key", maintain_order="left")
-    lookup: dict[tuple[str, str, str], pl.DataFrame] = {}  # each config's own rows of ``persons``
+    lookup: dict[CellConfig, pl.DataFrame] = {}  # each config's own rows of ``persons``
     start = 0
     for config, mapping in parsed.items():
         lookup[config] = persons.slice(start, mapping.height).select("cell", "roles", "person", "key_id")
@@ -477,7 +479,7 @@ _PEOPLE_SCHEMA = {
 }
 
 
-def _parse_config(column: AuthorColumn) -> tuple[str, str, str]:
+def _parse_config(column: AuthorColumn) -> CellConfig:
     """What decides how a cell is read: two columns with the same config read a cell the same way."""
     return (column.style, column.separator, column.role)
 

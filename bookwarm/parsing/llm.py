@@ -17,11 +17,16 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
 from bookwarm.errors import ConfigError, InputError, ProviderUnavailable
 from bookwarm.settings import GeminiSettings
+
+if TYPE_CHECKING:  # google-genai is imported where Gemini is called: most parses never need it
+    from google import genai
+    from google.genai import types
 
 log = logging.getLogger("bookwarm.gemini")
 
@@ -72,6 +77,7 @@ class GeminiFallback:
                 "is configured: set BOOKWARM_GEMINI_API_KEY or the bookwarm-gemini block"
             )
         self.settings = settings
+        self._api_key = settings.api_key  # checked above: a SecretStr with a value
         self.limits = limits or LLMLimits(
             rows_per_chunk=settings.chunk_rows,
             concurrency=settings.concurrency,
@@ -104,7 +110,7 @@ class GeminiFallback:
             timeout=120_000,
             retry_options=types.HttpRetryOptions(attempts=1),  # retries are ours, below
         )
-        client = genai.Client(api_key=self.settings.api_key.get_secret_value(), http_options=options)
+        client = genai.Client(api_key=self._api_key.get_secret_value(), http_options=options)
         config = types.GenerateContentConfig(
             system_instruction=PROMPT,
             response_mime_type="application/json",
@@ -129,7 +135,14 @@ class GeminiFallback:
         result.rows.sort(key=lambda r: r.row)
         return result
 
-    async def _chunk(self, client, config, gate, chunk, result: LLMResult) -> list[BookRow]:
+    async def _chunk(
+        self,
+        client: genai.Client,
+        config: types.GenerateContentConfig,
+        gate: asyncio.Semaphore,
+        chunk: list[tuple[int, str]],
+        result: LLMResult,
+    ) -> list[BookRow]:
         wanted = {row for row, _ in chunk}
         prompt = "\n".join(f"{row}: {text}" for row, text in chunk)
         malformed_retries = 1
@@ -211,12 +224,12 @@ def _check_rows(rows: list[BookRow], wanted: set[int], result: LLMResult) -> lis
             result.rejected.setdefault(row.row, "Gemini returned this row twice; the first answer was kept")
         else:
             kept[row.row] = row
-    for row in wanted - kept.keys():
-        result.rejected.setdefault(row, "no book found by Gemini (header, blank or dropped)")
+    for missing in wanted - kept.keys():
+        result.rejected.setdefault(missing, "no book found by Gemini (header, blank or dropped)")
     return list(kept.values())
 
 
-def _blocked_reason(response, finish: str) -> str | None:
+def _blocked_reason(response: types.GenerateContentResponse, finish: str) -> str | None:
     if not response.candidates:
         feedback = response.prompt_feedback
         reason = (feedback.block_reason_message or feedback.block_reason) if feedback else None

@@ -72,7 +72,7 @@ def merge(
     return Bibliography(
         author=identity,
         works=works if status != "unknown" else [],
-        complete=bool(ol_ok and ol.complete and identity.openlibrary_key),
+        complete=bool(ol is not None and ol.ok and ol.complete and identity.openlibrary_key),
         status=status,
         sources={
             r.provider: {

@@ -10,8 +10,9 @@ merged, a failing one making the bibliography partial.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
+from typing import TypeVar
 
 import httpx
 import redis.asyncio as aioredis
@@ -30,6 +31,8 @@ from bookwarm.providers.openlibrary import OpenLibraryClient, user_agent
 from bookwarm.providers.openlibrary_batch import OpenLibraryBatches
 from bookwarm.providers.transport import AiohttpTransport
 from bookwarm.settings import ProviderSettings, Settings
+
+T = TypeVar("T")
 
 
 def budget(cfg: ProviderSettings) -> int:
@@ -131,7 +134,7 @@ class ProviderSession:
         others = [self._guard("google_books", self.google.fetch(name, stats))]
         if self.isbndb is not None:
             others.append(self._guard("isbndb", self.isbndb.fetch(name, stats)))
-        ol_outcome, *other_results = await asyncio.gather(ol_task, *others)
+        ol_outcome, other_results = await asyncio.gather(ol_task, asyncio.gather(*others))
         identity, ol_result = ol_outcome if isinstance(ol_outcome, tuple) else (None, ol_outcome)
         results = [ol_result, *other_results]
         if self.isbndb is None:
@@ -139,7 +142,7 @@ class ProviderSession:
         return merge(name, author_key(name), identity, results, stats, core_only=self.core_only)
 
     @staticmethod
-    async def _guard(provider: str, coro):
+    async def _guard(provider: str, coro: Awaitable[T]) -> T | ProviderResult:
         try:
             return await coro
         except ProviderError as exc:

@@ -74,7 +74,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             headers=headers,
             content=body,
             request=request,
-            extensions={"http_version": f"HTTP/{response.version.major}.{response.version.minor}".encode()},
+            extensions={"http_version": _http_version(response.version)},
         )
 
     async def aclose(self) -> None:
@@ -105,3 +105,10 @@ def _reason(exc: BaseException) -> str:
     """The error's kind and message: for these kinds, host and port at most, never the query
     string (where Google's API key travels)."""
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _http_version(version: aiohttp.HttpVersion | None) -> bytes:
+    """httpx's ``http_version`` extension; aiohttp leaves the version unset on a response it could not
+    read a status line for, and HTTP/1.1 is then what was spoken."""
+    major, minor = (version.major, version.minor) if version else (1, 1)
+    return f"HTTP/{major}.{minor}".encode()

@@ -49,7 +49,9 @@ def start_postgres(data: Path, log: Path, port: int, *, binaries: Path | None = 
             [str(binaries / "initdb"), "-D", str(data), "-U", DB_USER, "--auth=trust", "-E", "UTF8"],
             capture_output=True,
             text=True,
-            **({"user": user, "group": user, "extra_groups": []} if user else {}),
+            user=user,
+            group=user,
+            extra_groups=[] if user else None,
         )
         if done.returncode != 0:
             last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["?"]

@@ -68,7 +68,9 @@ def spawn(
                 cwd=cwd,
                 env=env,
                 # its own group too: a child keeping root's group would get a folder's group bits
-                **({"user": user, "group": user, "extra_groups": []} if user else {}),
+                user=user,
+                group=user,
+                extra_groups=[] if user else None,
                 start_new_session=True,
             )
         except OSError as exc:

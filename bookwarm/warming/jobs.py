@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.typing import EncodableT, FieldT
 
 from bookwarm.cache.hot import HotCache, dumps
 from bookwarm.errors import CacheError
@@ -112,7 +113,7 @@ class JobStore:
         self, job_id: str, *, source: str, max_depth: int, authors: list[dict[str, Any]], force: bool
     ) -> None:
         key = self.keys.job(job_id)
-        fields: dict[str, Any] = {
+        fields: dict[FieldT, EncodableT] = {
             "job_id": job_id,
             "status": "running",
             "source": source,
@@ -238,8 +239,9 @@ class JobStore:
         reads as ``interrupted`` (its process was killed or lost)."""
         await HotCache._call(self.client.hset(self.keys.job(job_id), "heartbeat_ts", time.time()))
 
-    async def set_fields(self, job_id: str, **fields: Any) -> None:
-        await HotCache._call(self.client.hset(self.keys.job(job_id), mapping=fields))
+    async def set_fields(self, job_id: str, **fields: EncodableT) -> None:
+        mapping: dict[FieldT, EncodableT] = {name: value for name, value in fields.items()}
+        await HotCache._call(self.client.hset(self.keys.job(job_id), mapping=mapping))
 
     async def add_dead_letter(self, job_id: str, author: dict[str, str], depth: int, reason: str) -> bool:
         """Records the dead letter; True when this counted the author (False: already counted)."""
@@ -274,7 +276,7 @@ class JobStore:
         raw = await HotCache._call(self.client.hgetall(self.keys.job(job_id)))
         if not raw:
             return None
-        record = {
+        record: dict[str, Any] = {
             k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
             for k, v in raw.items()
         }

@@ -129,4 +129,5 @@ def set_faults(port: int, faults: dict[str, Faults]) -> None:
 
 
 def stats(port: int) -> dict[str, dict[str, Any]]:
-    return httpx.get(f"http://127.0.0.1:{port}/_stats", timeout=10).json()
+    counts: dict[str, dict[str, Any]] = httpx.get(f"http://127.0.0.1:{port}/_stats", timeout=10).json()
+    return counts

@@ -90,7 +90,7 @@ def build_app(
     seed: int | None = None,
     isbndb_batch: int = 100,
 ) -> Starlette:
-    state = {
+    state: dict[str, Any] = {
         "faults": faults or {p: Faults() for p in PROVIDERS},
         "counters": {p: Counters() for p in PROVIDERS},
         "windows": {p: RateWindow() for p in PROVIDERS},
