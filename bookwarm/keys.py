@@ -68,6 +68,11 @@ class Keys:
         """Pub/sub channel: finished authors of a job's shards run by workers (progress display only)."""
         return f"{self.prefix}warming:job:{job_id}:outcomes"
 
+    def run_ends(self) -> str:
+        """Hash: flow run id -> how its job ended, until Prefect is seen to hold a final state for it
+        (bookwarm.warming.run_ends)."""
+        return f"{self.prefix}warming:run-ends"
+
     # provider limits, shared by every worker
     def rate(self, provider: str) -> str:
         return f"{self.prefix}limits:rate:{provider}"

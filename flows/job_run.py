@@ -27,7 +27,7 @@ from bookwarm.warming.context import WarmContext
 from bookwarm.warming.stop import CANCELLING, Watchdog, forget, notify_stopped, running_here, stop_signal
 from flows.levels import SHARD_SIZE, warm_levels
 from tasks.jobs import finish_job, start_job
-from tasks.prefect_api import flow_run_probe
+from tasks.prefect_api import flow_run_probe, report_earlier_run_ends
 
 
 async def warm_new_job(
@@ -86,9 +86,11 @@ async def run_job(
 ) -> dict[str, Any]:
     """Runs ``warm`` and returns the job summary (status completed or cancelled). ``run_id``: the
     flow run to watch when it is not the job's own (a redrive or resume of the job)."""
-    probe = flow_run_probe(run_id or job_id)
+    flow_run = run_id or job_id
+    probe = flow_run_probe(flow_run)
     signal = stop_signal(job_id)
     running_here(job_id)
+    await report_earlier_run_ends(ctx)
     try:
         async with (
             ctx.jobs.heartbeat(job_id),
@@ -107,19 +109,39 @@ async def run_job(
             ended = "cancelled" if cancelled else "interrupted" if told_to_stop else "failed"
             with contextlib.suppress(Exception):  # Redis may be what failed: the error says so
                 await ctx.jobs.finish(job_id, ended)
+                await ctx.run_ends.record(
+                    flow_run, job_id, ended, f"job {job_id} {ended}: {type(exc).__name__}"
+                )
         raise
     finally:
         forget(job_id)
     if status == "interrupted":
         summary = await ctx.jobs.finish(job_id, status)
+        await _record_end(ctx, flow_run, job_id, summary, str(JobStopped(job_id, status, signal.why)))
         if signal.trouble_since is not None:  # the API is gone: listeners report without waiting on it
             notify_stopped(job_id, status, summary)
         raise JobStopped(job_id, status, signal.why)
     summary = await finish_job(ctx, job_id, status, progress)
     if status == "cancelled":
         summary["stopped"] = str(JobStopped(job_id, status, signal.why))
+    await _record_end(ctx, flow_run, job_id, summary, summary.get("stopped", ""))
     await _log_outcome(ctx, job_id, summary)
     return summary
+
+
+async def _record_end(
+    ctx: WarmContext, flow_run: str, job_id: str, summary: dict[str, Any], why: str
+) -> None:
+    """Kept until Prefect is seen to hold the run's final state: if the API is lost now, the next
+    job (or `services up`) gives it to Prefect, and the UI does not show a finished job Running."""
+    status = summary["status"]
+    counts = (
+        f"{summary['authors_warmed']} warmed, {summary['authors_failed']} failed, "
+        f"{summary['authors_not_started']} not started"
+    )
+    message = f"{why}; {counts}" if why else f"job {job_id} {status}: {counts}"
+    with contextlib.suppress(Exception):  # Redis lost too: the record's own error is the one to tell
+        await ctx.run_ends.record(flow_run, job_id, status, message)
 
 
 MAX_DEAD_LETTER_LINES = 200

@@ -7,6 +7,7 @@ for a long time, while the watchdog must notice a lost API within its grace (boo
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 from typing import Any
@@ -16,6 +17,8 @@ import httpx
 from prefect.client.schemas.objects import State
 from prefect.settings import get_current_settings
 
+from bookwarm.warming.context import WarmContext
+from bookwarm.warming.run_ends import RunEnd, RunEnds
 from bookwarm.warming.stop import CANCELLING, RUNNING, Probe
 
 TIMEOUT_S = 3.0
@@ -198,3 +201,92 @@ async def ensure_shard_crash_automation(lost_after_s: int) -> None:
             )
         ],
     ).acreate()
+
+
+# --- a job's final state, given to Prefect when the API is back (bookwarm.warming.run_ends) ---
+
+_FINAL_TYPES = ("COMPLETED", "FAILED", "CANCELLED", "CRASHED")
+
+
+async def report_run_ends(ends: RunEnds) -> list[str]:
+    """Gives Prefect the final state of job runs that ended while it could not be told, and of the
+    shard runs still open under them (a shard under an ended job ends with it: under a completed
+    job it had done its part, the job waited for every shard). Returns the flow run ids it ended.
+    Runs Prefect already holds as final are forgotten; a run whose owning process may still report
+    it is left for later. Two API reads per pending run, at most one write per run left open."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        FlowRunFilterParentFlowRunId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    pending = {run_id: end for run_id, end in (await ends.pending()).items() if _uuid(run_id)}
+    if not pending:
+        return []
+    open_types = [t for t in StateType if t.value not in _FINAL_TYPES]
+    settled, ended = [], []
+    async with get_client() as client:
+        for run_id, end in pending.items():
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    id=FlowRunFilterId(any_=[UUID(run_id)]),
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=open_types)),
+                )
+            )
+            shards = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[UUID(run_id)]),
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=open_types)),
+                )
+            )
+            still_open = [run.id for run in (*runs, *shards)]
+            if still_open and not end.owner_gone():
+                continue  # its own process may still report it
+            for target in still_open:
+                with contextlib.suppress(Exception):  # ended meanwhile, or deleted
+                    await client.set_flow_run_state(target, _final_state(end), force=True)
+            settled.append(run_id)
+            if still_open:
+                ended.append(run_id)
+    await ends.forget(settled)
+    return ended
+
+
+async def report_earlier_run_ends(ctx: WarmContext, timeout_s: float = 10.0) -> None:
+    """At a job's start (the API is there: the job's run was just created), what earlier jobs could
+    not tell it. Best effort and bounded: the job's own work comes first."""
+    from prefect.logging import get_run_logger
+
+    try:
+        ended = await asyncio.wait_for(report_run_ends(ctx.run_ends), timeout_s)
+    except Exception as exc:
+        get_run_logger().warning(
+            "earlier jobs' final states not given to Prefect yet (%s)", type(exc).__name__
+        )
+        return
+    if ended:
+        get_run_logger().info(
+            "gave Prefect the final state of %d earlier job run(s) that ended while it was unreachable: %s",
+            len(ended),
+            ", ".join(ended),
+        )
+
+
+def _uuid(value: str) -> bool:
+    try:
+        UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _final_state(end: RunEnd) -> State:
+    from prefect.client.schemas.objects import StateType
+
+    kind = StateType(end.state_type)
+    message = f"{end.message} (recorded by bookwarm once the Prefect API was back)"
+    return State(type=kind, name=kind.value.title(), message=message[:1000])

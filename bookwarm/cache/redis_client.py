@@ -1,18 +1,86 @@
 """The one way bookwarm opens Redis: a *blocking* pool, so hundreds of concurrent authors wait
 for a free connection instead of failing with MaxConnectionsError (seen at 150 concurrent
-limiter calls with redis-py's default pool). One client per run and event loop."""
+limiter calls with redis-py's default pool). One client per run and event loop.
+
+Commands that fail to connect or time out are retried by redis-py for about ``RIDE_OUT_S``: a
+Redis restarting, failing over or briefly unreachable is ridden out by every call (claims, cache
+writes, counts, limits), not only at the shard hand-over points. Longer than that, the call fails
+and the job stops naming Redis; calls begun once Redis has been away that long try once, so the
+job stops within seconds of the window rather than each of its calls waiting out a window of its
+own (the retry state is the pool's, shared by its connections). A write retried after Redis took it but the reply was lost is safe
+where it matters: cache writes, claims and markers are SET/HSET, the author count is a script that
+counts each author once; the INCRBYs that are not (a quota's units, a job's ``provider_calls``) may
+count one call twice, which spends budget early and never exceeds it.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from bookwarm.errors import ConfigError
+
+# 0.5, 1, 2, 2, 2, 2 s between tries: a Redis back within ~9.5 s of going away is not noticed.
+RETRIES = 6
+RIDE_OUT_S = 9.5
+
+T = TypeVar("T")
+
+
+class RideOut(Retry):
+    """redis-py's retry with one memory for the whole pool: no call retries past ``RIDE_OUT_S``
+    from the start of an outage (a call begun after it tries once); a success ends the outage.
+    Bounded by the outage, not per call, it also stays bounded where redis-py nests its connect
+    retry inside a command's."""
+
+    def __init__(self) -> None:
+        super().__init__(ExponentialBackoff(cap=2.0, base=0.25), RETRIES)
+        self.down_since: float | None = None
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> RideOut:
+        return self  # redis-py copies the retry into each connection: keep one state
+
+    async def call_with_retry(
+        self,
+        do: Callable[[], Awaitable[T]],
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
+        self._backoff.reset()
+        failures = 0
+        while True:
+            try:
+                result = await do()
+            except self._supported_errors as error:
+                if is_retryable and not is_retryable(error):
+                    raise
+                failures += 1
+                self.down_since = self.down_since or time.monotonic()
+                await (fail(error, failures) if with_failure_count else fail(error))
+                if failures > self._retries or time.monotonic() - self.down_since > RIDE_OUT_S:
+                    raise
+                await asyncio.sleep(self._backoff.compute(failures))
+            else:
+                self.down_since = None
+                return result
 
 
 def make_redis(url: str | None, *, max_connections: int = 64) -> aioredis.Redis:
     if not url:
         raise ConfigError("Redis is not configured: set BOOKWARM_REDIS_URL (or run `bookwarm services up`)")
     pool = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=60, socket_connect_timeout=5, health_check_interval=30
+        url,
+        max_connections=max_connections,
+        timeout=60,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+        retry=RideOut(),
     )
     return aioredis.Redis(connection_pool=pool)

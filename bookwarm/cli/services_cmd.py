@@ -34,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
             database = f"PostgreSQL on port {state.postgres_port}" if state.postgres_pid else "SQLite"
             print(f"# Prefect UI: http://127.0.0.1:{state.prefect_port} (database: {database})")
         _print_env(state.env())
+        if state.prefect_port:
+            _report_run_ends(services, state.env())
         return 0
     if args.action == "down":
         from bookwarm.providers.fake.runner import FakeProviders
@@ -48,6 +50,41 @@ def run(args: argparse.Namespace) -> int:
     print(f"# running: redis pid {running.redis_pid}, s3 pid {running.s3_pid} (data in {services.home})")
     _print_env(running.env())
     return 0
+
+
+def _report_run_ends(services: LocalServices, env: dict[str, str]) -> None:
+    """The Prefect server is back: give it the final state of jobs that ended while it was down
+    (bookwarm.warming.run_ends), so none reads Running in the UI."""
+    import asyncio
+    import os
+
+    os.environ.setdefault("PREFECT_HOME", str(services.home / "prefect"))
+    os.environ.update(env)
+    from bookwarm.cache.redis_client import make_redis
+    from bookwarm.keys import Keys
+    from bookwarm.runtime import load_settings
+    from bookwarm.warming.run_ends import RunEnds
+    from tasks.prefect_api import report_run_ends
+
+    settings = load_settings(start_services=False)
+
+    async def report() -> list[str]:
+        client = make_redis(settings.redis.url)
+        try:
+            ends = RunEnds(client, Keys(settings.redis.key_prefix), settings.redis.job_ttl_s)
+            return await asyncio.wait_for(report_run_ends(ends), 30)
+        finally:
+            await client.aclose()
+
+    try:
+        ended = asyncio.run(report())
+    except Exception as exc:
+        print(
+            f"# earlier jobs' final states not given to Prefect yet ({type(exc).__name__}): the next job does it"
+        )
+        return
+    if ended:
+        print(f"# gave Prefect the final state of {len(ended)} job run(s) that ended while it was down")
 
 
 def _print_env(env: dict[str, str]) -> None:

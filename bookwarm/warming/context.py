@@ -16,6 +16,7 @@ from bookwarm.providers.session import ProviderSession
 from bookwarm.settings import Settings
 from bookwarm.warming.jobs import JobStore
 from bookwarm.warming.review import ReviewStore
+from bookwarm.warming.run_ends import RunEnds
 
 
 class WarmContext:
@@ -46,6 +47,7 @@ class WarmContext:
             self.redis, self.keys, self.settings.redis.job_ttl_s, self.settings.redis.job_heartbeat_s
         )
         self.reviews = ReviewStore(self.redis, self.keys, self.settings.redis.job_ttl_s)
+        self.run_ends = RunEnds(self.redis, self.keys, self.settings.redis.job_ttl_s)
         if self.with_providers:
             self.providers = await ProviderSession(
                 self.settings, redis_client=self.redis, policy=self.policy, core_only=self.core_only

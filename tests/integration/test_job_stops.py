@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -214,6 +215,12 @@ def test_lost_prefect_server_interrupts_the_job_and_resume_finishes_it(
     assert 0 < _openlibrary_calls(fake_providers) - calls_before <= 2 * len(done - set(finished))
     assert _asked_again(asked_before, _asked(fake_providers), finished) == set()
 
+    # The job's run, and the shard runs under it, ended while the server was down, so nothing could
+    # tell Prefect: the resume's job told it at its start. Without that they read Running for good.
+    job_state, shard_states = _states_on(own_prefect_server["port"], job_id)
+    assert job_state == "CRASHED", job_state
+    assert shard_states and set(shard_states) <= {"COMPLETED", "CRASHED"}, shard_states
+
 
 async def test_an_overloaded_api_slows_the_job_down_instead_of_failing_it(flow_env, tmp_path, fake_providers):
     """Subflow creations answered 503 past the client's retries: those shards run again, fewer at
@@ -350,6 +357,20 @@ def test_sigterm_ends_the_cli_in_one_line_with_the_resume_command(flow_env, tmp_
     assert json.loads(resumed.stdout)["authors_not_started"] == 0
 
 
+def _states_on(port: int, flow_run_id: str) -> tuple[str, list[str]]:
+    """A run's state type on the server at ``port``, and its subflow runs' (REST, as the UI reads)."""
+    import httpx
+
+    api = f"http://127.0.0.1:{port}/api"
+    own = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=10).json()["state"]["type"]
+    children = httpx.post(
+        f"{api}/flow_runs/filter",
+        json={"flow_runs": {"parent_flow_run_id": {"any_": [flow_run_id]}}, "limit": 200},
+        timeout=10,
+    ).json()
+    return own, [c["state"]["type"] for c in children]
+
+
 async def _run_state(flow_run_id: str) -> str:
     from prefect.client.orchestration import get_client
 
@@ -358,14 +379,10 @@ async def _run_state(flow_run_id: str) -> str:
     return run.state_type.value if run.state_type else ""
 
 
-def test_redis_lost_mid_job_names_the_job_and_how_to_resume(flow_env, tmp_path, fake_providers):
-    """Redis gone for good midway (longer than the hand-over points ride out): one line naming Redis,
-    the job and `bookwarm resume`, `--json` still prints what it has; Redis back, resume finishes."""
-    from prefect.settings import PREFECT_API_URL
-
+def _own_redis(tmp_path) -> tuple[int, Callable[[], int]]:
+    """A Redis only this test uses (and kills), its data kept across restarts: (port, start)."""
     from bookwarm.services import binaries
     from bookwarm.services.process import free_port, spawn, wait_for_port
-    from bookwarm.settings import resolve
 
     port = free_port()
     argv = [binaries.redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
@@ -376,6 +393,17 @@ def test_redis_lost_mid_job_names_the_job_and_how_to_resume(flow_env, tmp_path, 
         wait_for_port(port, proc.pid, "redis-server", tmp_path / "redis.log")
         return proc.pid
 
+    return port, start_redis
+
+
+def test_a_redis_blip_mid_job_is_ridden_out(flow_env, tmp_path, fake_providers):
+    """Redis SIGKILLed midway and back 2 s later (a restart, a failover): the job goes on as if
+    nothing happened: exit 0, every author warmed once, no dead letter, no claim left."""
+    from prefect.settings import PREFECT_API_URL
+
+    from bookwarm.settings import resolve
+
+    port, start_redis = _own_redis(tmp_path)
     redis_pid = start_redis()
     env = {
         **os.environ,
@@ -393,7 +421,52 @@ def test_redis_lost_mid_job_names_the_job_and_how_to_resume(flow_env, tmp_path, 
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
             time.sleep(0.05)
         os.kill(redis_pid, signal.SIGKILL)
+        time.sleep(2.0)  # the blip itself: Redis is away this long
+        redis_pid = start_redis()
         out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        done = json.loads(out)
+        assert done["status"] == "completed" and done["authors_failed"] == 0, done
+        assert done["authors_not_started"] == 0
+        _add_up(done)
+        assert {"neil-gaiman", "terry-pratchett", "todd-barton", "jack-thorne"} <= set(
+            asyncio.run(processed(settings))
+        )
+        assert asyncio.run(_claims_left(settings)) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.kill(redis_pid, signal.SIGKILL)
+
+
+def test_redis_lost_mid_job_names_the_job_and_how_to_resume(flow_env, tmp_path, fake_providers):
+    """Redis gone for good midway (longer than the hand-over points ride out): one line naming Redis,
+    the job and `bookwarm resume`, `--json` still prints what it has; Redis back, resume finishes."""
+    from prefect.settings import PREFECT_API_URL
+
+    from bookwarm.settings import resolve
+
+    port, start_redis = _own_redis(tmp_path)
+    redis_pid = start_redis()
+    env = {
+        **os.environ,
+        **SLOW,
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "BOOKWARM_HOME": str(tmp_path / "home"),
+        "BOOKWARM_REDIS_URL": f"redis://127.0.0.1:{port}/0",
+    }
+    settings = resolve(env)
+    cmd = [sys.executable, "-m", "bookwarm", "warm", library(tmp_path, *NAMES), "--max-depth", "1", "--json"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(asyncio.run(processed(settings))) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
+            time.sleep(0.05)
+        os.kill(redis_pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        out, err = proc.communicate(timeout=300)
+        print(f"exited {time.monotonic() - killed_at:.1f} s after Redis was killed for good")
     finally:
         if proc.poll() is None:
             proc.kill()
