@@ -26,6 +26,10 @@ class BookwarmRedis(Block):
     prefect_grace_s: float = Field(
         30.0, gt=0, description="a job that cannot reach the Prefect API this long stops starting authors"
     )
+    soft_ttl_s: int = Field(
+        7 * 24 * 3600, ge=60, description="an author fetched longer ago is served marked stale and refreshed"
+    )
+    demand_keep_days: int = Field(7, ge=1, le=90, description="days of hourly demand buckets kept")
 
 
 class BookwarmObjectStore(Block):
@@ -98,6 +102,10 @@ class BookwarmOrchestration(Block):
         ge=1,
         description="a shard run taken but not started this long is Crashed and run again; one waiting this "
         "long with no live worker on the pool stops the job",
+    )
+    demand_max_authors: int = Field(500, ge=1, description="authors one warm-demand run warms at most")
+    demand_openlibrary_share: float = Field(
+        0.1, gt=0, le=1, description="share of a day's OpenLibrary calls warm-demand runs may spend"
     )
 
 

@@ -73,6 +73,23 @@ class Keys:
         (bookwarm.warming.run_ends)."""
         return f"{self.prefix}warming:run-ends"
 
+    # demand: what readers asked for and missed (or found stale), one bucket per UTC hour
+    def demand_authors(self, hour: str) -> str:
+        """Sorted set: author key -> misses in that hour (``hour``: YYYYMMDDHH, UTC)."""
+        return f"{self.prefix}demand:authors:{hour}"
+
+    def demand_names(self, hour: str) -> str:
+        """Hash: author key -> the name as a reader first asked for it in that hour."""
+        return f"{self.prefix}demand:names:{hour}"
+
+    def demand_isbns(self, hour: str) -> str:
+        """Sorted set: ISBN-13 -> misses in that hour."""
+        return f"{self.prefix}demand:isbns:{hour}"
+
+    def demand_spent(self, utc_day: str) -> str:
+        """Provider calls the warm-demand runs of that UTC day spent (their share of the day's)."""
+        return f"{self.prefix}demand:spent:{utc_day}"
+
     # provider limits, shared by every worker
     def rate(self, provider: str) -> str:
         return f"{self.prefix}limits:rate:{provider}"

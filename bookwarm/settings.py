@@ -43,6 +43,14 @@ class RedisSettings:
     )
     negative_ttl_s: int = _f("BOOKWARM_NEGATIVE_TTL_S", 6 * 3600, doc="TTL of 'author unknown' entries")
     claim_ttl_s: int = _f("BOOKWARM_CLAIM_TTL_S", 60, doc="author claim lifetime, renewed while fetching")
+    soft_ttl_s: int = _f(
+        "BOOKWARM_SOFT_TTL_S",
+        7 * 24 * 3600,
+        doc="an author fetched longer ago is served marked stale and counted as demand (refreshed)",
+    )
+    demand_keep_days: int = _f(
+        "BOOKWARM_DEMAND_KEEP_DAYS", 7, doc="days of hourly demand buckets kept (each expires by itself)"
+    )
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,14 @@ class OrchestrationSettings:
         120,
         doc="a shard run taken by a worker but not started this long is Crashed and run again; one "
         "waiting this long while no worker of the pool is alive stops the job (interrupted, resumable)",
+    )
+    demand_max_authors: int = _f(
+        "BOOKWARM_DEMAND_MAX_AUTHORS", 500, doc="authors one warm-demand run warms at most"
+    )
+    demand_openlibrary_share: float = _f(
+        "BOOKWARM_DEMAND_OPENLIBRARY_SHARE",
+        0.1,
+        doc="share of a day's OpenLibrary calls (its quota, else 3/s for 24 h) warm-demand runs may spend",
     )
 
 

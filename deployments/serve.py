@@ -1,4 +1,4 @@
-"""`bookwarm deployments serve`: serve the six deployments from this process against a Prefect server.
+"""`bookwarm deployments serve`: serve the seven deployments from this process against a Prefect server.
 
 - warm-library: run from the UI or REST API with {source, max_depth, force}.
 - warm-popular-authors: weekly, Monday 03:00 UTC; names from the Prefect Variable
@@ -33,11 +33,13 @@ from flows.enrich import enrich
 from flows.redrive import redrive
 from flows.resolve_review import resolve_review
 from flows.resume import resume
+from flows.warm_demand import warm_demand
 from flows.warm_library import warm_library
 from flows.warm_popular import warm_popular_authors
 
 WEEKLY_MONDAY_0300_UTC = "0 3 * * 1"
 DAILY_AFTER_QUOTA_RESET = "10 0 * * *"  # Google Books and ISBNdb quotas reset at 00:00 UTC
+HOURLY_AT_5 = "5 * * * *"  # just after each hour's demand bucket closes
 
 
 def build_deployments() -> list:
@@ -52,6 +54,12 @@ def build_deployments() -> list:
             name="warm-popular-authors",
             schedule=Cron(WEEKLY_MONDAY_0300_UTC, timezone="UTC"),
             description="Weekly warm of popular authors (Prefect Variable bookwarm-popular-authors).",
+            tags=["bookwarm"],
+        ),
+        warm_demand.to_deployment(
+            name="warm-demand",
+            schedule=Cron(HOURLY_AT_5, timezone="UTC"),
+            description="Hourly: warm what readers missed or found stale, most-missed first, within its bounds.",
             tags=["bookwarm"],
         ),
         redrive.to_deployment(name="redrive", description="Re-run a job's dead letters.", tags=["bookwarm"]),

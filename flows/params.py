@@ -22,6 +22,9 @@ MaxDepth = Annotated[
 NamedMaxDepth = Annotated[int, Field(ge=0, le=3, description="co-author levels: 0 to 3")]
 Concurrency = Annotated[int, Field(ge=1, le=256, description="authors in flight per shard")]
 MaxAuthors = Annotated[int, Field(ge=1, le=1_000_000, description="authors enriched in this run at most")]
+DemandMaxAuthors = Annotated[
+    int, Field(ge=1, le=100_000, description="authors this warm-demand run warms at most")
+]
 ShardSize = Annotated[int, Field(ge=1, le=10_000, description="authors per warm-authors subflow")]
 Source = Annotated[
     str,

@@ -1,7 +1,9 @@
 """Flow: warm a list of popular authors (scheduled weekly), and ad-hoc lists from the CLI.
 
 The list comes from the ``names`` parameter, else the Prefect Variable ``bookwarm-popular-authors``
-(a JSON list of names), else the 29 authors bookwarm ships with.
+(a JSON list of names), else the 29 authors bookwarm ships with; a run without ``names`` adds the
+``DEMAND_TOP`` authors readers missed most (bookwarm.cache.demand): the seed is kept by hand, the
+rest is what readers ask for.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from bookwarm.parsing.names import parse_cell
 from bookwarm.warming.context import WarmContext
 from flows.job_run import flow_result, warm_new_job
 from flows.params import Concurrency, NamedMaxDepth, PersonNames
+from tasks.demand import top_demand
 from tasks.settings import run_settings
 
 VARIABLE = "bookwarm-popular-authors"
+DEMAND_TOP = 50
 
 
 def default_popular_authors() -> list[str]:
@@ -48,13 +52,17 @@ async def warm_popular_authors(
     concurrency: Concurrency = 32,
 ) -> Any:
     """A summary dict, or a Cancelled state holding it."""
+    scheduled = not names
     if not names:
         names = popular_from_variable(await Variable.aget(VARIABLE)) or default_popular_authors()
     people = {p.key: {"name": p.name, "key": p.key} for n in names for p in parse_cell(n)}
     job_id = str(flow_run.id or "local")
     settings = await run_settings()
-    authors = list(people.values())
     async with WarmContext(settings, with_providers=False) as ctx:
+        if scheduled:
+            for asked in await top_demand(ctx, DEMAND_TOP):
+                people.setdefault(asked["key"], asked)
+        authors = list(people.values())
         summary = await warm_new_job(
             ctx, job_id, "popular authors", authors, max_depth=max_depth, force=force, concurrency=concurrency
         )

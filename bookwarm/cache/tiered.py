@@ -3,15 +3,27 @@
 Writes go to Redis (hours) and the object store (weeks); reads try Redis, fall back to the object
 store and promote a cold hit back into Redis. Both sides use ``bookwarm.keys``, so every author
 a run warms is found by the lookup (a contract test holds this).
+
+A reader's lookup (``lookup_author``, ``lookup_isbn``) also says whether the entry is stale (fetched
+from OpenLibrary more than the soft TTL ago: served all the same, a reader never waits for a
+provider) and records misses and stale hits as demand, which the `warm-demand` flow warms. A fresh
+hot hit records nothing and costs one GET, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from bookwarm.cache.demand import Demand
 from bookwarm.cache.hot import HotCache
 from bookwarm.cache.objectstore import ObjectStore
+from bookwarm.errors import CacheError
 from bookwarm.keys import Keys
 from bookwarm.parsing import isbn as isbnlib
 
@@ -32,14 +44,51 @@ def isbn_entries(bibliography: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return entries
 
 
+def warmed_at(bibliography: dict[str, Any]) -> float | None:
+    """When OpenLibrary's list was fetched (epoch seconds): ``warmed_at``, else the older
+    ``fetched_at`` of entries written before it existed."""
+    stamp = bibliography.get("warmed_at") or bibliography.get("fetched_at")
+    try:
+        return datetime.fromisoformat(stamp).timestamp() if stamp else None
+    except ValueError:
+        return None
+
+
+def is_stale(bibliography: dict[str, Any], soft_ttl_s: int, now: float | None = None) -> bool:
+    """A bibliography (not a negative entry, which expires by itself) fetched over the soft TTL ago."""
+    if bibliography.get("status") not in ("ok", "partial"):
+        return False
+    fetched = warmed_at(bibliography)
+    return fetched is None or (now or time.time()) - fetched > soft_ttl_s
+
+
+@dataclass(frozen=True)
+class Read:
+    """What a reader gets: the value (None on a miss), the tier it came from ('hot', 'cold',
+    'miss') and whether it is stale (served, and refreshed by the next warm-demand run)."""
+
+    value: dict[str, Any] | None
+    tier: str
+    stale: bool = False
+
+
 class TieredCache:
     def __init__(
-        self, hot: HotCache, cold: ObjectStore, *, hot_ttl_s: int, cold_concurrency: int = 32
+        self,
+        hot: HotCache,
+        cold: ObjectStore,
+        *,
+        hot_ttl_s: int,
+        cold_concurrency: int = 32,
+        demand: Demand | None = None,
+        soft_ttl_s: int = 7 * 24 * 3600,
     ) -> None:
         self.hot = hot
         self.cold = cold
         self.keys: Keys = hot.keys
         self.hot_ttl_s = hot_ttl_s
+        self.demand = demand
+        self.soft_ttl_s = soft_ttl_s
         self._cold_gate = asyncio.Semaphore(cold_concurrency)
 
     async def write(self, bibliography: dict[str, Any]) -> int:
@@ -67,6 +116,30 @@ class TieredCache:
             return None, "miss"
         await self.hot.set_json(self.keys.author(author_key), value, self.hot_ttl_s)
         return value, "cold"
+
+    async def lookup_author(self, author_key: str, asked_as: str) -> Read:
+        """A reader's author lookup: a miss, or a stale hit, is recorded as demand for ``asked_as``."""
+        value, tier = await self.read_author(author_key)
+        stale = value is not None and is_stale(value, self.soft_ttl_s)
+        if (value is None or stale) and self.demand is not None:
+            await self._note(self.demand.record_author(author_key, asked_as))
+        return Read(value, tier, stale)
+
+    async def lookup_isbn(self, isbn: str) -> Read:
+        """A reader's ISBN lookup: a miss is recorded as demand for the ISBN (warm-demand resolves
+        it to its author through OpenLibrary)."""
+        entry, tier = await self.read_isbn(isbn)
+        if entry is None:
+            isbn13, _ = isbnlib.normalise(isbn)
+            if isbn13 and self.demand is not None:
+                await self._note(self.demand.record_isbn(isbn13))
+        return Read(entry, tier)
+
+    @staticmethod
+    async def _note(recording: Awaitable[bool]) -> None:
+        """Demand is best effort: a reader is answered even when it cannot be recorded."""
+        with contextlib.suppress(CacheError):
+            await recording
 
     async def read_isbn(self, isbn: str) -> tuple[dict[str, Any] | None, str]:
         value = await self.hot.get_json(self.keys.isbn(isbn))

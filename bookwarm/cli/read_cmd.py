@@ -27,30 +27,36 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 async def lookup(
     settings: Any, kind: str, value: str
-) -> tuple[dict[str, Any] | None, str, dict[str, Any] | None]:
-    """(bibliography, tier, matched ISBN entry). Shared by the CLI and the contract tests."""
+) -> tuple[dict[str, Any] | None, str, dict[str, Any] | None, bool]:
+    """(bibliography, tier, matched ISBN entry, stale), a miss or stale hit recorded as demand.
+    Shared by the CLI and the contract tests."""
     from bookwarm.warming.context import WarmContext
 
     async with WarmContext(settings, with_providers=False) as ctx:
         if kind == "author":
-            bibliography, tier = await ctx.cache.read_author(author_key(tidy(value)))
-            return bibliography, tier, None
-        entry, tier = await ctx.cache.read_isbn(value.replace("-", "").strip())
-        if entry is None:
-            return None, tier, None
-        bibliography, _ = await ctx.cache.read_author(entry["author"]["key"])
-        return bibliography, tier, entry
+            name = tidy(value)
+            read = await ctx.cache.lookup_author(author_key(name), name)
+            return read.value, read.tier, None, read.stale
+        found = await ctx.cache.lookup_isbn(value.replace("-", "").strip())
+        if found.value is None:
+            return None, found.tier, None, False
+        entry = found.value
+        read = await ctx.cache.lookup_author(entry["author"]["key"], entry["author"]["name"])
+        return read.value, found.tier, entry, read.stale
 
 
 def run_lookup(args: argparse.Namespace) -> int:
     settings = load_settings(start_services=False)
-    bibliography, tier, entry = asyncio.run(lookup(settings, args.kind, args.value))
+    bibliography, tier, entry, stale = asyncio.run(lookup(settings, args.kind, args.value))
     if bibliography is None:
         raise InputError(
-            f"{args.kind} {args.value!r} is not in the cache (miss in Redis and the object store)"
+            f"{args.kind} {args.value!r} is not in the cache (miss in Redis and the object store; "
+            "recorded as demand: the next `bookwarm warm-demand` warms it)"
         )
     if args.json:
-        print_json({**bibliography, "tier": tier, **({"match": entry["work"]} if entry else {})})
+        print_json(
+            {**bibliography, "tier": tier, "stale": stale, **({"match": entry["work"]} if entry else {})}
+        )
         return 0
     author = bibliography["author"]
     print(
@@ -58,6 +64,11 @@ def run_lookup(args: argparse.Namespace) -> int:
     )
     print(
         f"status {bibliography['status']}, complete {bibliography['complete']}, {bibliography['works_count']} works"
+        + (
+            f"; stale (fetched {bibliography.get('warmed_at') or bibliography.get('fetched_at')}, refreshed by the next warm-demand)"
+            if stale
+            else ""
+        )
     )
     if entry:
         print(f"ISBN {args.value}: {entry['work']['title']}")

@@ -57,6 +57,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     authors.add_argument("--json", action="store_true")
     authors.set_defaults(handler=run_warm_authors)
 
+    demand = sub.add_parser(
+        "warm-demand", help="warm what readers asked for and missed, or found stale (most-missed first)"
+    )
+    demand.add_argument(
+        "--max-authors", type=int, default=None, help="authors this run warms at most (default 500)"
+    )
+    demand.add_argument("--max-depth", type=int, default=0, help="co-author levels, 0-3 (default 0)")
+    demand.add_argument("--json", action="store_true")
+    demand.set_defaults(handler=run_warm_demand)
+
     redrive = sub.add_parser("redrive", help="re-run a job's dead letters")
     redrive.add_argument("job_id")
     redrive.add_argument("--json", action="store_true")
@@ -144,6 +154,13 @@ def run_warm_authors(args: argparse.Namespace) -> int:
     )
 
 
+def run_warm_demand(args: argparse.Namespace) -> int:
+    check_depth(args.max_depth, low=0)
+    if args.max_authors is not None and not 1 <= args.max_authors <= 100_000:
+        raise InputError(f"--max-authors must be between 1 and 100000, got {args.max_authors}")
+    return run_flow("warm_demand", args.json, max_authors=args.max_authors, max_depth=args.max_depth)
+
+
 def run_redrive(args: argparse.Namespace) -> int:
     return run_flow("redrive", args.json, job_id=args.job_id)
 
@@ -166,7 +183,7 @@ def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **
     from bookwarm.warming.stop import jobs_here, on_stopped
 
     settings = settings or prepare_flow_runtime()
-    from flows import redrive, resolve_review, resume, warm_library, warm_popular
+    from flows import redrive, resolve_review, resume, warm_demand, warm_library, warm_popular
 
     flows: dict[str, AsyncFlow] = {
         "warm_library": warm_library.warm_library,
@@ -174,6 +191,7 @@ def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **
         "redrive": redrive.redrive,
         "resume": resume.resume,
         "resolve_review": resolve_review.resolve_review,
+        "warm_demand": warm_demand.warm_demand,
     }
     flow = flows[flow_name]
     log_to_file()

@@ -123,6 +123,22 @@ class OpenLibraryBatches:
                 found[person.key] = identity
         return found
 
+    async def authors_of_isbns(self, isbns: list[str], stats: CallStats) -> dict[str, list[tuple[str, str]]]:
+        """ISBN -> [(name, OpenLibrary key)] of the work's authors, ``isbn_batch`` ISBNs a call: what
+        a reader's ISBN miss is warmed as. ISBNs OpenLibrary does not know are absent."""
+        found: dict[str, list[tuple[str, str]]] = {}
+        wanted = set(isbns)
+        for batch in batches(list(dict.fromkeys(isbns)), self.isbn_batch):
+            docs, _ = await self._search(
+                "isbn:(" + " OR ".join(batch) + ")", IDENTITY_FIELDS, stats, label=f"{len(batch)} ISBNs"
+            )
+            for doc in docs:
+                people = list(zip(doc.get("author_name") or [], doc.get("author_key") or [], strict=False))
+                for isbn in doc.get("isbn") or []:
+                    if str(isbn) in wanted and people:
+                        found.setdefault(str(isbn), people)
+        return found
+
     async def identities_by_name(
         self, wanted: list[Wanted], stats: CallStats
     ) -> tuple[dict[str, Identity | None], dict[str, str]]:

@@ -41,6 +41,7 @@ async def warm_one(
     it did not answer: what it did answer is in ``fetched``, kept across the task's retries."""
     started = time.monotonic()
     name, key = author["name"], author["key"]
+    force = force or bool(author.get("refresh"))  # a stale entry warm-demand refreshes
     if fresh is not None:
         outcome = await _skipped(ctx, name, key, depth, fresh)
     elif keeper is not None and key in keeper.claims:
@@ -125,6 +126,7 @@ async def _write(
     # Cached under the key people look up; OpenLibrary's spelling stays in `name` and `resolved_key`.
     data["author"]["resolved_key"] = data["author"]["key"]
     data["author"]["key"] = key
+    data["warmed_at"] = data["fetched_at"]  # OpenLibrary's list; enrichment later leaves it as it is
     redis_settings = ctx.settings.redis
     status = STATUS[bibliography.status]
     works = 0

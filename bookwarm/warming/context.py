@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from types import TracebackType
 
+from bookwarm.cache.demand import Demand
 from bookwarm.cache.hot import HotCache
 from bookwarm.cache.objectstore import ObjectStore
 from bookwarm.cache.redis_client import make_redis
@@ -42,7 +43,14 @@ class WarmContext:
         self.hot = HotCache(self.redis, self.keys)
         self.cold = ObjectStore(self.settings.s3)
         await asyncio.to_thread(self.cold.ensure_bucket)
-        self.cache = TieredCache(self.hot, self.cold, hot_ttl_s=self.settings.redis.hot_ttl_s)
+        self.demand = Demand(self.redis, self.keys, self.settings.redis.demand_keep_days)
+        self.cache = TieredCache(
+            self.hot,
+            self.cold,
+            hot_ttl_s=self.settings.redis.hot_ttl_s,
+            demand=self.demand,
+            soft_ttl_s=self.settings.redis.soft_ttl_s,
+        )
         self.jobs = JobStore(
             self.redis, self.keys, self.settings.redis.job_ttl_s, self.settings.redis.job_heartbeat_s
         )

@@ -81,6 +81,7 @@ async def plan_shard(ctx: WarmContext, authors: list[dict[str, Any]], depth: int
     raw = await HotCache._call(ctx.redis.mget([ctx.keys.processed(k) for k in keys])) if keys else []
     pins, blocked = await ctx.reviews.decisions(keys)
     to_claim = []
+    refresh = {a["key"] for a in authors if a.get("refresh")}  # stale: warmed again whatever the marker says
     for key, value in zip(keys, raw, strict=True):
         record = json.loads(value) if value else None
         if key in blocked:  # an operator said it is not an author: never fetched, even when forced
@@ -90,7 +91,7 @@ async def plan_shard(ctx: WarmContext, authors: list[dict[str, Any]], depth: int
             plan.known_keys[key] = record["openlibrary_key"]
         if key in pins:
             plan.known_keys[key] = pins[key]  # the operator's choice wins over any stored identity
-        if record and not force and int(record.get("depth", 99)) <= depth:
+        if record and not force and key not in refresh and int(record.get("depth", 99)) <= depth:
             plan.fresh[key] = record
         else:
             to_claim.append(key)

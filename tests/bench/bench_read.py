@@ -16,8 +16,10 @@ import random
 import statistics
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+from bookwarm.cache.demand import Demand
 from bookwarm.cache.hot import HotCache
 from bookwarm.cache.objectstore import ObjectStore
 from bookwarm.cache.redis_client import make_redis
@@ -66,8 +68,12 @@ def bibliography(i: int) -> dict:
         "sources": {"openlibrary": {"ok": True, "works": WORKS, "complete": True, "error": None}},
         "calls": {"openlibrary": 1},
         "latency_s": {},
-        "fetched_at": "2026-11-30T00:00:00+00:00",
+        "fetched_at": NOW,
+        "warmed_at": NOW,
     }
+
+
+NOW = datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def percentiles(samples_s: list[float]) -> str:
@@ -81,7 +87,8 @@ async def run(env: dict[str, str], authors: int, samples: int) -> None:
     client = make_redis(settings.redis.url, max_connections=64)
     cold = ObjectStore(settings.s3)
     cold.ensure_bucket()
-    cache = TieredCache(HotCache(client, Keys(settings.redis.key_prefix)), cold, hot_ttl_s=3600)
+    keys = Keys(settings.redis.key_prefix)
+    cache = TieredCache(HotCache(client, keys), cold, hot_ttl_s=3600, demand=Demand(client, keys, 7))
     started = time.perf_counter()
     gate = asyncio.Semaphore(32)
 
@@ -95,19 +102,23 @@ async def run(env: dict[str, str], authors: int, samples: int) -> None:
     )
 
     rnd = random.Random(7)
-    hot_author, hot_isbn, cold_author = [], [], []
+    hot_author, hot_isbn, cold_author, missed = [], [], [], []
     for _ in range(samples):
         i = rnd.randrange(authors)
         t = time.perf_counter()
-        value, tier = await cache.read_author(f"reader-author{i:05d}")
+        read = await cache.lookup_author(f"reader-author{i:05d}", f"Reader Author{i:05d}")
         hot_author.append(time.perf_counter() - t)
-        assert value is not None and tier == "hot"
+        assert read.value is not None and read.tier == "hot" and not read.stale
         isbn = isbn13_for(f"r{i}/{rnd.randrange(WORKS)}/a")
         t = time.perf_counter()
         entry, tier = await cache.read_isbn(isbn)
         hot_isbn.append(time.perf_counter() - t)
         assert entry is not None and tier == "hot"
-    keys = Keys(settings.redis.key_prefix)
+    for i in range(samples // 4):  # nobody warmed them: a miss in both tiers, recorded as demand
+        t = time.perf_counter()
+        read = await cache.lookup_author(f"unread-author{i:05d}", f"Unread Author{i:05d}")
+        missed.append(time.perf_counter() - t)
+        assert read.value is None
     for i in rnd.sample(range(authors), min(samples // 4, authors)):
         key = f"reader-author{i:05d}"
         await client.delete(keys.author(key))  # evicted from Redis
@@ -118,6 +129,7 @@ async def run(env: dict[str, str], authors: int, samples: int) -> None:
     print(f"hot author lookup:    {percentiles(hot_author)}   (target p50 <= 1 ms)")
     print(f"hot ISBN lookup:      {percentiles(hot_isbn)}")
     print(f"cold author, promoted: {percentiles(cold_author)}   (target p50 <= 20 ms)")
+    print(f"miss, demand recorded: {percentiles(missed)}")
     await client.aclose()
     cold.close()
 

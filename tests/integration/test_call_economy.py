@@ -47,7 +47,7 @@ async def test_a_library_costs_a_few_batched_calls_and_isbns_settle_namesakes(
     assert summary["authors_queued"] == 10 and summary["authors_warmed"] == 10, summary
     assert done["john-smith"]["openlibrary_key"] == "OL101A"  # by the user's book, not the name
     assert done["rachel-swirsky"]["depth"] == 1 and done["rachel-swirsky"]["openlibrary_key"] == "OL107A"
-    smith, _, _ = await lookup(economy_env, "author", "John Smith")
+    smith, _, _, _ = await lookup(economy_env, "author", "John Smith")
     assert smith["works_count"] == 11 and smith["complete"] and smith["status"] == "ok"
     # depth 0: one ISBN batch, one name batch, one key batch; depth 1: one key batch
     assert served["openlibrary"]["requests"] == 4
@@ -73,7 +73,7 @@ async def test_google_books_quota_spent_leaves_authors_warmed_and_enrichment_pen
     monkeypatch.setenv("BOOKWARM_GOOGLE_BOOKS_DAILY_QUOTA", "100")
     result = await enrich(job_id=summary["job_id"])
     assert result["google_books"]["done"] == google["pending"] and result["google_books"]["pending"] == 0
-    leckie, _, _ = await lookup(economy_env, "author", "Ann Leckie")
+    leckie, _, _, _ = await lookup(economy_env, "author", "Ann Leckie")
     described = [w for w in leckie["works"] if w.get("description")]
     assert described and {w["sources"]["description"] for w in described} <= {"google_books", "isbndb"}
     assert all(w["categories"] and w["sources"]["categories"] == "google_books" for w in leckie["works"])
@@ -99,7 +99,7 @@ async def test_a_failed_batch_fails_only_its_bad_author_and_redrive_finishes_it(
     set_faults(economy_providers, {p: Faults() for p in PROVIDERS})
     result = await redrive(summary["job_id"])
     assert result["still_failed"] == 0
-    chambers, _, _ = await lookup(economy_env, "author", "Becky Chambers")
+    chambers, _, _, _ = await lookup(economy_env, "author", "Becky Chambers")
     assert chambers["works_count"] == 3
 
 

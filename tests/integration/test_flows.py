@@ -105,7 +105,7 @@ async def test_dead_letters_then_redrive(flow_env, tmp_path, monkeypatch):
         result[f"authors_{s}"]
         for s in ("warmed", "skipped", "partial", "review", "unknown", "failed", "not_started")
     )
-    bibliography, _, _ = await lookup(flow_env, "author", "Terry Pratchett")
+    bibliography, _, _, _ = await lookup(flow_env, "author", "Terry Pratchett")
     assert bibliography and bibliography["works_count"] == 4  # three of his own and Good Omens
 
 
@@ -118,16 +118,16 @@ async def test_warm_to_read_contract(flow_env, tmp_path):
     client = make_redis(flow_env.redis.url)
     keys = Keys(flow_env.redis.key_prefix)
     for key in warmed:
-        bibliography, tier, _ = await lookup(flow_env, "author", key.replace("-", " "))
+        bibliography, tier, _, _ = await lookup(flow_env, "author", key.replace("-", " "))
         assert bibliography is not None and bibliography["author"]["key"] == key and tier == "hot"
         for work in bibliography["works"]:
             for isbn in work["isbn13"]:
-                found, _, entry = await lookup(flow_env, "isbn", isbn)
+                found, _, entry, _ = await lookup(flow_env, "isbn", isbn)
                 # a co-written work's ISBN points at one of its authors
                 assert entry["work"]["title"] == work["title"]
                 assert found["author"]["key"] in {key} | {a["key"] for a in work["authors"]}
         await client.delete(keys.author(key))  # evicted from the hot tier ...
-        cold, tier, _ = await lookup(flow_env, "author", key.replace("-", " "))
+        cold, tier, _, _ = await lookup(flow_env, "author", key.replace("-", " "))
         assert cold == bibliography and tier == "cold"  # ... found in the object store and promoted
         assert await client.exists(keys.author(key))
     await client.aclose()

@@ -53,7 +53,7 @@ async def test_namesakes_are_listed_then_pinned_and_later_runs_use_the_pin(
 
     resolved = await resolve_review("John Smith", openlibrary_key="OL101A")
     assert resolved["authors_warmed"] == 1 and resolved["resolution"] == "pinned to OL101A"
-    smith, _, _ = await lookup(economy_env, "author", "John Smith")
+    smith, _, _, _ = await lookup(economy_env, "author", "John Smith")
     assert (
         smith["author"]["openlibrary_key"] == "OL101A"
         and smith["status"] == "ok"

@@ -4,7 +4,7 @@ from deployments.serve import build_deployments
 from flows.warm_popular import default_popular_authors
 
 
-def test_six_deployments_with_their_schedules():
+def test_seven_deployments_with_their_schedules():
     by_name = {d.name: d for d in build_deployments()}
     assert set(by_name) == {
         "warm-library",
@@ -13,11 +13,14 @@ def test_six_deployments_with_their_schedules():
         "resume",
         "resolve-review",
         "enrich",
+        "warm-demand",
     }
     (schedule,) = by_name["warm-popular-authors"].schedules
     assert schedule.schedule.cron == "0 3 * * 1" and schedule.schedule.timezone == "UTC"
     (daily,) = by_name["enrich"].schedules  # just after the providers' UTC quota reset
     assert daily.schedule.cron == "10 0 * * *" and daily.schedule.timezone == "UTC"
+    (hourly,) = by_name["warm-demand"].schedules  # just after each hour's demand bucket closes
+    assert hourly.schedule.cron == "5 * * * *" and hourly.schedule.timezone == "UTC"
     assert by_name["warm-library"].parameters == {"max_depth": 2, "force": False}
     from prefect.utilities.callables import parameter_schema
 
