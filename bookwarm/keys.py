@@ -73,6 +73,23 @@ class Keys:
         (bookwarm.warming.run_ends)."""
         return f"{self.prefix}warming:run-ends"
 
+    # OpenLibrary's keys -> bookwarm's, written with each bibliography (what the change feed maps)
+    def ol_authors(self) -> str:
+        """Hash: OpenLibrary author key (OL…A) -> {"key", "name"} of the bookwarm author cached under it."""
+        return f"{self.prefix}olindex:authors"
+
+    def ol_works(self) -> str:
+        """Hash: OpenLibrary work key (OL…W) -> its authors' OpenLibrary keys, comma-separated."""
+        return f"{self.prefix}olindex:works"
+
+    def refresh_checkpoint(self) -> str:
+        """The last UTC day (YYYY-MM-DD) whose changes the refresh flow read to the end and warmed."""
+        return f"{self.prefix}refresh:checkpoint"
+
+    def refresh_seen(self, utc_day: str) -> str:
+        """The newest changeset id of that (unfinished) day already acted on."""
+        return f"{self.prefix}refresh:seen:{utc_day}"
+
     # demand: what readers asked for and missed (or found stale), one bucket per UTC hour
     def demand_authors(self, hour: str) -> str:
         """Sorted set: author key -> misses in that hour (``hour``: YYYYMMDDHH, UTC)."""

@@ -1,4 +1,4 @@
-"""`bookwarm deployments serve`: serve the seven deployments from this process against a Prefect server.
+"""`bookwarm deployments serve`: serve the eight deployments from this process against a Prefect server.
 
 - warm-library: run from the UI or REST API with {source, max_depth, force}.
 - warm-popular-authors: weekly, Monday 03:00 UTC; names from the Prefect Variable
@@ -31,6 +31,7 @@ from prefect.schedules import Cron
 
 from flows.enrich import enrich
 from flows.redrive import redrive
+from flows.refresh import refresh
 from flows.resolve_review import resolve_review
 from flows.resume import resume
 from flows.warm_demand import warm_demand
@@ -40,6 +41,7 @@ from flows.warm_popular import warm_popular_authors
 WEEKLY_MONDAY_0300_UTC = "0 3 * * 1"
 DAILY_AFTER_QUOTA_RESET = "10 0 * * *"  # Google Books and ISBNdb quotas reset at 00:00 UTC
 HOURLY_AT_5 = "5 * * * *"  # just after each hour's demand bucket closes
+HOURLY_AT_35 = "35 * * * *"  # the change feed, half an hour apart from warm-demand
 
 
 def build_deployments() -> list:
@@ -60,6 +62,12 @@ def build_deployments() -> list:
             name="warm-demand",
             schedule=Cron(HOURLY_AT_5, timezone="UTC"),
             description="Hourly: warm what readers missed or found stale, most-missed first, within its bounds.",
+            tags=["bookwarm"],
+        ),
+        refresh.to_deployment(
+            name="refresh",
+            schedule=Cron(HOURLY_AT_35, timezone="UTC"),
+            description="Hourly: re-warm the cached authors OpenLibrary changed, from its change feed.",
             tags=["bookwarm"],
         ),
         redrive.to_deployment(name="redrive", description="Re-run a job's dead letters.", tags=["bookwarm"]),

@@ -58,6 +58,9 @@ AuthorKeys = Annotated[
 ]
 ShortId = Annotated[str, Field(pattern=r"^[0-9a-zA-Z_-]{1,64}$", description="an internal id")]
 Depth = Annotated[int, Field(ge=0, le=3, description="the co-author level: 0 is the library's authors")]
+UtcDay = Annotated[
+    str, Field(pattern=r"^20[0-9]{2}-[01][0-9]-[0-3][0-9]$", description="a UTC day, YYYY-MM-DD")
+]
 
 
 def checked_name(name: str) -> str:

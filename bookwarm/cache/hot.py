@@ -117,7 +117,30 @@ class HotCache:
                 ),
             )
             pipe.expire(title, jittered(ttl_s))
+        self._index(pipe, bibliography)
         await self._call(pipe.execute())
+
+    def _index(self, pipe: Any, bibliography: dict[str, Any]) -> None:
+        """OpenLibrary's author and work keys -> this author, for the refresh from the change feed.
+        No TTL: an entry whose author is no longer held is dropped when a change names it."""
+        author = bibliography["author"]
+        if not author.get("openlibrary_key"):
+            return
+        pipe.hset(
+            self.keys.ol_authors(),
+            author["openlibrary_key"],
+            dumps({"key": author["key"], "name": author["name"]}),
+        )
+        works = {
+            w["openlibrary_key"]: ",".join(
+                p["openlibrary_key"] for p in w.get("authors", []) if p.get("openlibrary_key")
+            )
+            or author["openlibrary_key"]
+            for w in bibliography["works"]
+            if w.get("openlibrary_key")
+        }
+        if works:
+            pipe.hset(self.keys.ol_works(), mapping=works)
 
     async def write_negative(self, author_key: str, entry: dict[str, Any], ttl_s: int) -> None:
         await self._call(self.client.set(self.keys.author(author_key), dumps(entry), ex=ttl_s))

@@ -67,6 +67,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     demand.add_argument("--json", action="store_true")
     demand.set_defaults(handler=run_warm_demand)
 
+    refresh = sub.add_parser(
+        "refresh",
+        help="re-warm the cached authors OpenLibrary changed (its change feed, since the checkpoint)",
+    )
+    refresh.add_argument("--since", default=None, help="read from this UTC day (YYYY-MM-DD) instead")
+    refresh.add_argument("--json", action="store_true")
+    refresh.set_defaults(handler=run_refresh)
+
     redrive = sub.add_parser("redrive", help="re-run a job's dead letters")
     redrive.add_argument("job_id")
     redrive.add_argument("--json", action="store_true")
@@ -161,6 +169,17 @@ def run_warm_demand(args: argparse.Namespace) -> int:
     return run_flow("warm_demand", args.json, max_authors=args.max_authors, max_depth=args.max_depth)
 
 
+def run_refresh(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    if args.since is not None:
+        try:
+            date.fromisoformat(args.since)
+        except ValueError:
+            raise InputError(f"--since must be a day as YYYY-MM-DD, got {args.since[:20]!r}") from None
+    return run_flow("refresh", args.json, since=args.since)
+
+
 def run_redrive(args: argparse.Namespace) -> int:
     return run_flow("redrive", args.json, job_id=args.job_id)
 
@@ -183,7 +202,7 @@ def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **
     from bookwarm.warming.stop import jobs_here, on_stopped
 
     settings = settings or prepare_flow_runtime()
-    from flows import redrive, resolve_review, resume, warm_demand, warm_library, warm_popular
+    from flows import redrive, refresh, resolve_review, resume, warm_demand, warm_library, warm_popular
 
     flows: dict[str, AsyncFlow] = {
         "warm_library": warm_library.warm_library,
@@ -192,6 +211,7 @@ def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **
         "resume": resume.resume,
         "resolve_review": resolve_review.resolve_review,
         "warm_demand": warm_demand.warm_demand,
+        "refresh": refresh.refresh,
     }
     flow = flows[flow_name]
     log_to_file()

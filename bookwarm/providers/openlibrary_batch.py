@@ -139,6 +139,26 @@ class OpenLibraryBatches:
                         found.setdefault(str(isbn), people)
         return found
 
+    async def authors_of_works(
+        self, work_keys: list[str], edition_keys: list[str], stats: CallStats
+    ) -> dict[str, list[str]]:
+        """OL…W and OL…M -> their works' author keys (OL…A), ``isbn_batch`` keys a call: a new work's
+        authors are not in the change feed's changeset (../shared/notes/providers.md)."""
+        found: dict[str, list[str]] = {}
+        for field_name, keys, shown in (("key", work_keys, "/works/{}"), ("edition_key", edition_keys, "{}")):
+            for batch in batches(list(dict.fromkeys(keys)), self.isbn_batch):
+                query = f"{field_name}:(" + " OR ".join(shown.format(k) for k in batch) + ")"
+                docs, _ = await self._search(
+                    query, "key,author_key,edition_key", stats, label=f"{len(batch)} {field_name}s"
+                )
+                wanted = set(batch)
+                for doc in docs:
+                    authors = [str(a) for a in doc.get("author_key") or []]
+                    work = str(doc.get("key") or "").removeprefix("/works/")
+                    for key in ({work} | {str(e) for e in doc.get("edition_key") or []}) & wanted:
+                        found[key] = authors
+        return found
+
     async def identities_by_name(
         self, wanted: list[Wanted], stats: CallStats
     ) -> tuple[dict[str, Identity | None], dict[str, str]]:

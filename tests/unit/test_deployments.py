@@ -4,7 +4,7 @@ from deployments.serve import build_deployments
 from flows.warm_popular import default_popular_authors
 
 
-def test_seven_deployments_with_their_schedules():
+def test_eight_deployments_with_their_schedules():
     by_name = {d.name: d for d in build_deployments()}
     assert set(by_name) == {
         "warm-library",
@@ -14,6 +14,7 @@ def test_seven_deployments_with_their_schedules():
         "resolve-review",
         "enrich",
         "warm-demand",
+        "refresh",
     }
     (schedule,) = by_name["warm-popular-authors"].schedules
     assert schedule.schedule.cron == "0 3 * * 1" and schedule.schedule.timezone == "UTC"
@@ -21,6 +22,8 @@ def test_seven_deployments_with_their_schedules():
     assert daily.schedule.cron == "10 0 * * *" and daily.schedule.timezone == "UTC"
     (hourly,) = by_name["warm-demand"].schedules  # just after each hour's demand bucket closes
     assert hourly.schedule.cron == "5 * * * *" and hourly.schedule.timezone == "UTC"
+    (feed,) = by_name["refresh"].schedules
+    assert feed.schedule.cron == "35 * * * *"
     assert by_name["warm-library"].parameters == {"max_depth": 2, "force": False}
     from prefect.utilities.callables import parameter_schema
 

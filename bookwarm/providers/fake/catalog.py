@@ -83,6 +83,31 @@ class Catalog:
     def by_isbn(self, isbn: str) -> CatalogWork | None:
         return self._work_by_isbn.get(isbn)
 
+    def by_work_key(self, key: str) -> CatalogWork | None:
+        return next((w for w in self.works if w.key == key), None)
+
+    # changes, as OpenLibrary's editors and bots make them (the fake's RecentChanges feed shows them)
+
+    def add_work(self, author: str, title: str, isbn: list[str], year: int | None = None) -> CatalogWork:
+        if author not in self.authors:
+            raise InputError(f"no catalog author {author}")
+        work = CatalogWork(f"OL{len(self.works) + 1}W", title, [author], year=year, isbn=list(isbn))
+        self.works.append(work)
+        self.__post_init__()
+        return work
+
+    def merge_authors(self, master: str, duplicates: list[str]) -> list[CatalogWork]:
+        """The duplicates' works now name the master; the duplicates are gone (redirects)."""
+        moved = []
+        for work in self.works:
+            if any(d in work.authors for d in duplicates):
+                work.authors = list(dict.fromkeys(master if k in duplicates else k for k in work.authors))
+                moved.append(work)
+        for duplicate in duplicates:
+            self.authors.pop(duplicate, None)
+        self.__post_init__()
+        return moved
+
 
 def isbn13_for(seed: str) -> str:
     """A valid, deterministic ISBN-13 for a generated work."""

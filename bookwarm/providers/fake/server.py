@@ -45,6 +45,7 @@ class Faults:
     burst: int = 0  # calls let through above the rate (a leaky bucket); 0 = N in any one second
     latency_per_doc_ms: float = 0.0  # a large answer takes longer, as OpenLibrary's Solr does
     fail_when_asked: str = ""  # a 500 for every query naming this key, ISBN or name (a bad batch)
+    feed_fail_from_offset: int = -1  # RecentChanges: a 500 for pages at or past this offset (-1: never)
 
 
 @dataclass
@@ -94,6 +95,7 @@ def build_app(
         "faults": faults or {p: Faults() for p in PROVIDERS},
         "counters": {p: Counters() for p in PROVIDERS},
         "windows": {p: RateWindow() for p in PROVIDERS},
+        "changes": [],  # RecentChanges changesets, oldest first
     }
     rnd = random.Random(seed)
 
@@ -264,6 +266,71 @@ def build_app(
         data = [_isbndb_book(w, catalog) for w in found.values()]
         return JSONResponse({"total": len(data), "requested": len(isbns), "data": data})
 
+    async def recent_changes(request: Request) -> Response:
+        """OpenLibrary's RecentChanges: newest first, ``limit`` clamped to 1000 and ``offset`` to
+        10,000, by day and kind; new-account changesets dropped after the limit (a short page is
+        not the end)."""
+        if (early := await gate("openlibrary")) is not None:
+            return early
+        p, q = request.path_params, request.query_params
+        day = f"{p['y']}-{p['m']}-{p['d']}" if "y" in p else None
+        kind = p.get("kind")
+        limit = min(1000, max(0, int(q.get("limit", 100))))
+        offset = min(10_000, max(0, int(q.get("offset", 0))))
+        fail_from = state["faults"]["openlibrary"].feed_fail_from_offset
+        if 0 <= fail_from <= offset:
+            state["counters"]["openlibrary"].errors += 1
+            return JSONResponse({"error": "internal error"}, status_code=500)
+        chosen = [
+            c
+            for c in reversed(state["changes"])
+            if (day is None or c["timestamp"].startswith(day)) and (kind is None or c["kind"] == kind)
+        ]
+        page = [c for c in chosen[offset : offset + limit] if c["kind"] != "new-account"]
+        return await _json(page)
+
+    def changeset(
+        kind: str, timestamp: str, keys: list[str], data: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        entry = {
+            "id": str(len(state["changes"]) + 1),
+            "kind": kind,
+            "timestamp": timestamp,
+            "comment": "",
+            "changes": [{"key": k, "revision": 2} for k in keys],
+            "author": {"key": "/people/ImportBot"},
+            "data": data or {},
+        }
+        state["changes"].append(entry)
+        return entry
+
+    async def add_changes(request: Request) -> Response:
+        """Test control: change the catalog as OpenLibrary's editors do, and log it in the feed."""
+        made = []
+        for change in (await request.json())["changes"]:
+            at, op = change["timestamp"], change["op"]
+            if op == "add_work":
+                work = catalog.add_work(
+                    change["author"], change["title"], change.get("isbn", []), change.get("year")
+                )
+                made.append(changeset("add-book", at, [f"/books/{edition_key(work)}", f"/works/{work.key}"]))
+            elif op == "edit_author":
+                made.append(changeset("update", at, [f"/authors/{change['author']}"]))
+            elif op == "merge_authors":
+                moved = catalog.merge_authors(change["master"], change["duplicates"])
+                keys = [f"/authors/{d}" for d in change["duplicates"]] + [f"/works/{w.key}" for w in moved]
+                data = {
+                    "master": f"/authors/{change['master']}",
+                    "duplicates": [f"/authors/{d}" for d in change["duplicates"]],
+                }
+                made.append(changeset("merge-authors", at, keys, data))
+            elif op == "noise":  # edits of books nobody holds, and sign-ups
+                for n in range(int(change["count"])):
+                    made.append(changeset(change.get("kind", "add-book"), at, [f"/books/OL{900_000 + n}M"]))
+            else:
+                return JSONResponse({"error": f"unknown op {op!r}"}, status_code=400)
+        return JSONResponse({"ids": [c["id"] for c in made]})
+
     async def set_faults(request: Request) -> Response:
         body = await request.json()
         for provider, values in body.items():
@@ -294,6 +361,10 @@ def build_app(
             Route("/isbndb/author/{name:path}", isbndb_author),
             Route("/isbndb/book/{isbn}", isbndb_book),
             Route("/isbndb/books", isbndb_books, methods=["POST"]),
+            Route("/recentchanges.json", recent_changes),
+            Route("/recentchanges/{y}/{m}/{d}.json", recent_changes),
+            Route("/recentchanges/{y}/{m}/{d}/{kind}.json", recent_changes),
+            Route("/_changes", add_changes, methods=["POST"]),
             Route("/_faults", set_faults, methods=["POST"]),
             Route("/_stats", stats),
         ]
@@ -302,7 +373,8 @@ def build_app(
 
 MAX_BOOLEAN_CLAUSES = 1024  # Solr's default: a longer OR list is a 400 at OpenLibrary
 _CLAUSE = re.compile(
-    r'^(author_key|isbn|author_name):\((.*)\)$|^(author_key|isbn|author_name):(".*"|\S+)$', re.S
+    r'^(author_key|isbn|author_name|key|edition_key):\((.*)\)$|^(author_key|isbn|author_name|key|edition_key):(".*"|\S+)$',
+    re.S,
 )
 
 
@@ -327,6 +399,10 @@ def solr_works(catalog: Catalog, field: str, values: list[str]) -> list[CatalogW
             matches = catalog.works_by_author_key(value)
         elif field == "isbn":
             matches = [w for w in [catalog.by_isbn(value.replace("-", ""))] if w is not None]
+        elif field in ("key", "edition_key"):
+            work_key = value.removeprefix("/works/").removeprefix("/books/")
+            work_key = work_key[:-1] + "W" if field == "edition_key" else work_key
+            matches = [w for w in [catalog.by_work_key(work_key)] if w is not None]
         else:
             matches = catalog.works_by_name(value)
         for work in matches:
@@ -334,7 +410,7 @@ def solr_works(catalog: Catalog, field: str, values: list[str]) -> list[CatalogW
     return list(found.values())
 
 
-async def _json(body: dict[str, Any]) -> Response:
+async def _json(body: Any) -> Response:
     """Pages are serialised off the event loop, so a 1,000-work page does not delay other requests
     (whose arrival times the rate windows measure)."""
     return Response(await asyncio.to_thread(json.dumps, body), media_type="application/json")
@@ -375,10 +451,16 @@ def _ol_doc(work: CatalogWork, catalog: Catalog, wanted: set[str]) -> dict[str, 
         "isbn": list(work.isbn),
         "language": [work.language],
         "edition_count": max(1, len(work.isbn)),
+        "edition_key": [edition_key(work)],
     }
     if work.cover_id:
         doc["cover_i"] = work.cover_id
     return {k: v for k, v in doc.items() if not wanted or k in wanted}
+
+
+def edition_key(work: CatalogWork) -> str:
+    """The fake's one edition of each work: OL12W's is OL12M."""
+    return work.key[:-1] + "M"
 
 
 def _volume(work: CatalogWork, catalog: Catalog) -> dict[str, Any]:

@@ -1,0 +1,30 @@
+"""Tasks: what changed at OpenLibrary for the authors bookwarm holds, and the checkpoint after."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from bookwarm.providers.openlibrary_changes import ChangeFeed
+from bookwarm.warming.context import WarmContext
+from bookwarm.warming.refresh import advance_checkpoint, plan_refresh, today_utc
+
+
+@task(name="read-change-feed", cache_policy=NO_CACHE)
+async def plan_refresh_task(ctx: WarmContext, since: str | None) -> dict[str, Any]:
+    """{"authors": [...], "plan": counts}: the feed's days since the checkpoint (one call per 1,000
+    changesets) and one batched search per 50 new works or editions."""
+    assert ctx.providers is not None
+    feed = ChangeFeed(ctx.providers.http["openlibrary"])
+    plan = await plan_refresh(
+        ctx, feed, ctx.providers.ol_batches, date.fromisoformat(since) if since else None, today_utc()
+    )
+    return {"authors": plan.authors, "plan": plan.to_dict()}
+
+
+@task(name="advance-refresh-checkpoint", cache_policy=NO_CACHE)
+async def advance_checkpoint_task(ctx: WarmContext, plan: dict[str, Any]) -> None:
+    await advance_checkpoint(ctx, plan)
