@@ -14,7 +14,6 @@ so volume alone is not demand. docs/cache-contract.md says how a reader in anoth
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
+from bookwarm import clock
 from bookwarm.cache.hot import HotCache
 from bookwarm.keys import Keys
 from bookwarm.parsing.names import author_key, is_junk
@@ -47,7 +47,7 @@ class Asked:
 
 class Demand:
     def __init__(
-        self, client: aioredis.Redis, keys: Keys, keep_days: int, now: Callable[[], float] = time.time
+        self, client: aioredis.Redis, keys: Keys, keep_days: int, now: Callable[[], float] = clock.now
     ) -> None:
         """``now``: the clock buckets are read from (a benchmark moves it over simulated days)."""
         self.client = client

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bookwarm import clock
 from bookwarm.cache.demand import Demand
 from bookwarm.cache.hot import HotCache
 from bookwarm.cache.objectstore import ObjectStore
@@ -59,7 +59,7 @@ def is_stale(bibliography: dict[str, Any], soft_ttl_s: int, now: float | None = 
     if bibliography.get("status") not in ("ok", "partial"):
         return False
     fetched = warmed_at(bibliography)
-    return fetched is None or (now or time.time()) - fetched > soft_ttl_s
+    return fetched is None or (now or clock.now()) - fetched > soft_ttl_s
 
 
 @dataclass(frozen=True)

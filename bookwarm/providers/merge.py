@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from datetime import UTC, datetime
 
+from bookwarm import clock
 from bookwarm.providers.http import CallStats
 from bookwarm.providers.models import Bibliography, Identity, ProviderResult, Work
 
@@ -86,7 +86,7 @@ def merge(
         },
         calls=dict(stats.calls),
         latency_s=dict(stats.seconds),
-        fetched_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        fetched_at=clock.iso_now(),
     )
 
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from bookwarm import clock
 from bookwarm.errors import ProviderError, QuotaExhausted
 from bookwarm.parsing.names import author_key
 from bookwarm.providers.http import CallStats, ProviderHttp
@@ -311,5 +311,5 @@ def openlibrary_bibliography(
             "openlibrary": {"ok": not problem, "works": len(built), "complete": complete, "error": problem}
         },
         calls={},
-        fetched_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        fetched_at=clock.iso_now(),
     )

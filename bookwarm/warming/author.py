@@ -12,10 +12,10 @@ import asyncio
 import time
 from typing import Any
 
+from bookwarm import clock
 from bookwarm.errors import ProviderUnavailable
 from bookwarm.providers.openlibrary_batch import openlibrary_bibliography
 from bookwarm.warming.context import WarmContext
-from bookwarm.warming.jobs import now_iso
 from bookwarm.warming.outcome import AuthorOutcome
 from bookwarm.warming.review import review_entry
 from bookwarm.warming.shard import ClaimKeeper, Fetched, fetch_alone, wanted_for
@@ -143,7 +143,7 @@ async def _write(
         key,
         {
             "works_count": works,
-            "last_warmed": now_iso(),
+            "last_warmed": clock.iso_now(),
             "depth": depth,
             "status": status,
             "openlibrary_key": openlibrary_key if status in ("warmed", "partial") else None,

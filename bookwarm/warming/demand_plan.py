@@ -12,11 +12,11 @@ tell apart (a negative entry), is not asked again before its marker lapses.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bookwarm import clock
 from bookwarm.cache.hot import HotCache
 from bookwarm.parsing.names import author_key, is_junk
 from bookwarm.providers.http import CallStats
@@ -47,7 +47,7 @@ class DemandPlan:
 
 
 def utc_day(ts: float | None = None) -> str:
-    return datetime.fromtimestamp(ts or time.time(), UTC).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(ts or clock.now(), UTC).strftime("%Y-%m-%d")
 
 
 def day_capacity(ctx: WarmContext) -> int:
@@ -88,7 +88,7 @@ async def plan_demand(
     raw = await HotCache._call(ctx.redis.mget([ctx.keys.processed(k) for k in keys])) if keys else []
     _, blocked = await ctx.reviews.decisions(keys)
     soft_ttl_s = ctx.settings.redis.soft_ttl_s
-    moment = now or time.time()
+    moment = now or clock.now()
     for author, value in zip(ordered, raw, strict=True):
         record = json.loads(value) if value else None
         if author["key"] in blocked:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from bookwarm import clock
 from bookwarm.cache.hot import HotCache
 from bookwarm.errors import ProviderError
 from bookwarm.providers.http import CallStats
@@ -48,7 +49,7 @@ class RefreshPlan:
 
 
 def today_utc() -> date:
-    return datetime.now(UTC).date()
+    return datetime.fromtimestamp(clock.now(), UTC).date()
 
 
 async def plan_refresh(
