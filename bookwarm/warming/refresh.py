@@ -21,13 +21,14 @@ from typing import Any
 
 from bookwarm import clock
 from bookwarm.cache.hot import HotCache
-from bookwarm.errors import ProviderError
+from bookwarm.errors import InputError, ProviderError
 from bookwarm.providers.http import CallStats
 from bookwarm.providers.openlibrary_batch import OpenLibraryBatches
 from bookwarm.providers.openlibrary_changes import ChangeFeed, merge_of, touched
 from bookwarm.warming.context import WarmContext
 
 SEEN_TTL_S = 3 * 86400
+MAX_DAYS_BACK = 31  # a read of the feed starts at most this many days ago (a dump covers older ones)
 
 
 @dataclass
@@ -59,6 +60,15 @@ async def plan_refresh(
     stats = CallStats()
     checkpoint = await HotCache._call(ctx.redis.get(ctx.keys.refresh_checkpoint()))
     start = since or (date.fromisoformat(_text(checkpoint)) + timedelta(days=1) if checkpoint else today)
+    if (today - start).days > MAX_DAYS_BACK:
+        if since is not None:
+            raise InputError(
+                f"the change feed is read at most {MAX_DAYS_BACK} days back, not from {start}: "
+                "warm again (or load a dump) for older changes"
+            )
+        oldest = today - timedelta(days=MAX_DAYS_BACK)  # refresh stopped for long: the soft TTL covers the gap
+        plan.truncated.append(f"{start}..{oldest - timedelta(days=1)} (more than {MAX_DAYS_BACK} days back)")
+        start = oldest
     plan.start = start.isoformat()
     edited: set[str] = set()
     works: set[str] = set()

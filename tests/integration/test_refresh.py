@@ -147,3 +147,10 @@ async def test_a_feed_that_fails_mid_day_is_read_again_and_nothing_is_missed(cha
     assert summary["refresh"]["feed_error"] is None and summary["authors_warmed"] == 1, summary
     bibliography, _, _, _ = await lookup(settings, "author", "Alastair Reynolds")
     assert "Eversion" in _titles(bibliography)
+
+
+async def test_a_since_beyond_the_feeds_reach_is_one_clear_error(changing):
+    from bookwarm.errors import InputError
+
+    with pytest.raises(InputError, match="at most 31 days back"):
+        await refresh(since="2020-01-01")
