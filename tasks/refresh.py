@@ -16,7 +16,7 @@ from bookwarm.warming.refresh import advance_checkpoint, plan_refresh, today_utc
 @task(name="read-change-feed", cache_policy=NO_CACHE)
 async def plan_refresh_task(ctx: WarmContext, since: str | None) -> dict[str, Any]:
     """{"authors": [...], "plan": counts}: the feed's days since the checkpoint (one call per 1,000
-    changesets) and one batched search per 50 new works or editions."""
+    changesets) and one batched search per 200 new works or editions."""
     assert ctx.providers is not None
     feed = ChangeFeed(ctx.providers.http["openlibrary"])
     plan = await plan_refresh(

@@ -41,6 +41,10 @@ NAME_FIELDS = "key,author_key,author_name"
 KEY_BATCH = 25
 ISBN_BATCH = 50
 NAME_BATCH = 10
+# Work and edition keys per search when the change feed asks whose they are: ~22 characters each in
+# the URL, so 200 stay near 4.5 KB (OpenLibrary's nginx takes 8 KB lines) and far below Solr's 1,024
+# clauses; the feed's volume makes this the refresh's main cost (docs/decisions.md).
+KEY_LOOKUP_BATCH = 200
 ISBNS_PER_AUTHOR = 3  # a few of the user's own books; one OpenLibrary knows is enough
 
 
@@ -142,11 +146,11 @@ class OpenLibraryBatches:
     async def authors_of_works(
         self, work_keys: list[str], edition_keys: list[str], stats: CallStats
     ) -> dict[str, list[str]]:
-        """OL…W and OL…M -> their works' author keys (OL…A), ``isbn_batch`` keys a call: a new work's
+        """OL…W and OL…M -> their works' author keys (OL…A), ``KEY_LOOKUP_BATCH`` keys a call: a new work's
         authors are not in the change feed's changeset (../shared/notes/providers.md)."""
         found: dict[str, list[str]] = {}
         for field_name, keys, shown in (("key", work_keys, "/works/{}"), ("edition_key", edition_keys, "{}")):
-            for batch in batches(list(dict.fromkeys(keys)), self.isbn_batch):
+            for batch in batches(list(dict.fromkeys(keys)), KEY_LOOKUP_BATCH):
                 query = f"{field_name}:(" + " OR ".join(shown.format(k) for k in batch) + ")"
                 docs, _ = await self._search(
                     query, "key,author_key,edition_key", stats, label=f"{len(batch)} {field_name}s"
