@@ -164,3 +164,38 @@ async def test_the_days_openlibrary_share_bounds_every_run(demand_env, fake_prov
     assert first["authors_queued"] == 5 and first["demand"]["over_budget"] == 3
     second = await warm_demand(max_depth=0)  # the share is spent for today
     assert second["demand"]["calls_left"] == 0 and second["authors_queued"] == 0
+
+
+async def test_a_scheduled_popular_run_adds_the_top_of_demand(demand_env, fake_providers):
+    await lookup(demand_env, "author", "Peter Straub")  # on no popular list
+
+    summary = await warm_popular_authors(max_depth=0)  # as its schedule runs it: no names
+
+    assert summary["status"] == "completed"
+    assert (await _processed(demand_env, "peter-straub"))["status"] == "warmed"
+
+
+def test_the_cli_records_a_miss_and_warm_demand_warms_it(demand_env, fake_providers, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "BOOKWARM_HOME": str(tmp_path)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bookwarm", *args], env=env, capture_output=True, text=True, timeout=300
+        )
+
+    missed = cli("lookup", "author", "Haruki Murakami")
+    assert missed.returncode == 2 and "recorded as demand" in missed.stderr, missed.stderr
+    warmed = cli("warm-demand", "--max-authors", "10", "--json")
+    assert warmed.returncode == 0, warmed.stderr[-2000:]
+    summary = json.loads(warmed.stdout)
+    assert summary["authors_warmed"] == 1 and summary["demand"]["asked"] == 1
+    found = cli("lookup", "author", "Haruki Murakami", "--json")
+    assert found.returncode == 0, found.stderr[-2000:]
+    read = json.loads(found.stdout)
+    assert read["tier"] == "hot" and read["stale"] is False and read["warmed_at"]

@@ -40,6 +40,13 @@ def run(*args, home):
             'not a name: "Neil???cmd?',
         ),
         (["review", "resolve", "Neil Gaiman", "--openlibrary-key", "../etc"], "looks like OL23919A"),
+        (["warm-demand", "--max-authors", "0"], "--max-authors must be between 1 and 100000"),
+        (["warm-demand", "--max-depth", "4"], "--max-depth must be between 0 and 3"),
+        (["refresh", "--since", "2026-13-01"], "--since must be a day as YYYY-MM-DD"),
+        (
+            ["refresh", "--since", "yesterday; rm -rf /"],
+            "--since must be a day as YYYY-MM-DD, got 'yesterday; rm -rf /'",
+        ),
     ],
 )
 def test_rejected_before_any_work(tmp_path, args, message):
