@@ -14,7 +14,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
 DEPTH ?= 2
 
-.PHONY: serve-deployments install run test lint typecheck format bench-parse bench-providers bench-warm bench-gemini bench-read bench-demand bench-scale chaos services-up services-down clean
+.PHONY: serve-deployments install run test lint typecheck format bench-parse bench-providers bench-warm bench-gemini bench-read bench-demand bench-sweep bench-scale chaos services-up services-down clean
 
 install: $(STAMP)
 
@@ -56,6 +56,9 @@ bench-gemini: install
 
 bench-read: install
 	$(BIN)/python -m tests.bench.bench_read
+
+bench-sweep: install
+	$(BIN)/python -m tests.bench.bench_sweep
 
 bench-demand: install
 	$(BIN)/python -m tests.bench.bench_demand
