@@ -164,7 +164,7 @@ PROVIDERS: dict[str, dict[str, Any]] = {
         "base_url": "https://openlibrary.org",
         "rate_per_s": 3.0,
         "burst": 25,  # OpenLibrary's nginx: limit_req 180 r/min, burst 25 (../shared/notes/providers.md)
-        "batch": 25,  # authors per batched query, as OpenLibrary's maintainers suggest (docs/decisions.md)
+        "batch": 50,  # authors per batched query: the sweep's best within URL and clause bounds (docs/decisions.md)
     },
     "google_books": {
         "env": "BOOKWARM_GOOGLE_BOOKS",

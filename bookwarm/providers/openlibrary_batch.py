@@ -36,11 +36,13 @@ from bookwarm.providers.openlibrary import (
 
 IDENTITY_FIELDS = "key,author_key,author_name,isbn"
 NAME_FIELDS = "key,author_key,author_name"
-# Batch sizes (docs/decisions.md): OpenLibrary's maintainers suggest ~25 per call; Solr allows 1024
-# clauses. Key batches of 25 keep a page of 1,000 works to one call for most libraries' authors.
-KEY_BATCH = 25
+# Batch sizes, from a sweep on a library shaped like real exports (docs/decisions.md, `make bench-sweep`):
+# 50 authors a batch (one ISBN query of up to 150 ISBNs, ~2 KB of URL; one works query) and 25 names a
+# name query cost 0.069 OpenLibrary calls an author where 25 and 10 cost 0.119, every identity the
+# same; Solr allows 1,024 clauses, OpenLibrary's nginx 8 KB of request line.
+KEY_BATCH = 50
 ISBN_BATCH = 50
-NAME_BATCH = 10
+NAME_BATCH = 25
 # Work and edition keys per search when the change feed asks whose they are: ~22 characters each in
 # the URL, so 200 stay near 4.5 KB (OpenLibrary's nginx takes 8 KB lines) and far below Solr's 1,024
 # clauses; the feed's volume makes this the refresh's main cost (docs/decisions.md).

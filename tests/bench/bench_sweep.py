@@ -69,9 +69,7 @@ def run_one(setting: tuple[int, int, int], library: Path, port: int, base: dict,
 
     key_batch, isbns_per_author, name_batch = setting
     openlibrary_batch.ISBNS_PER_AUTHOR = isbns_per_author
-    defaults = list(openlibrary_batch.OpenLibraryBatches.__init__.__defaults__ or ())
-    defaults[2] = name_batch  # (key_batch, isbn_batch, name_batch, page_size)
-    openlibrary_batch.OpenLibraryBatches.__init__.__defaults__ = tuple(defaults)
+    openlibrary_batch.OpenLibraryBatches.__init__.__kwdefaults__["name_batch"] = name_batch
     prefix = f"sweep{key_batch}-{isbns_per_author}-{name_batch}-{os.getpid()}:"
     os.environ.update({**base, "BOOKWARM_REDIS_PREFIX": prefix, "BOOKWARM_OPENLIBRARY_BATCH": str(key_batch)})
     set_faults(port, {p: Faults() for p in PROVIDERS})
