@@ -15,7 +15,7 @@ more than 24 h before the read), and provider calls. The clock moves with BOOKWA
 (bookwarm.clock), so a day takes minutes, not a day; Redis TTLs are real, so hot/cold is not
 simulated (an entry stays hot for the whole run). Figures, never assertions.
 
-Usage: python -m tests.bench.bench_demand [--authors 800] [--users 100] [--library 15] [--reads 2000]
+Usage: python -m tests.bench.bench_demand [--authors 3000] [--users 300] [--library 30] [--reads 5000]
        [--days 3] [--periods 2]
 """
 
@@ -231,10 +231,10 @@ def run_strategy(
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--authors", type=int, default=800)
-    parser.add_argument("--users", type=int, default=100)
-    parser.add_argument("--library", type=int, default=15)
-    parser.add_argument("--reads", type=int, default=2000)
+    parser.add_argument("--authors", type=int, default=3000)
+    parser.add_argument("--users", type=int, default=300)
+    parser.add_argument("--library", type=int, default=30)
+    parser.add_argument("--reads", type=int, default=5000)
     parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--periods", type=int, default=2, help="warm-demand / refresh runs per day")
     parser.add_argument("--only", default="abcd", help="strategies to run, e.g. ad")
