@@ -18,3 +18,12 @@ def now() -> float:
 
 def iso_now() -> str:
     return datetime.fromtimestamp(now(), UTC).isoformat(timespec="seconds")
+
+
+def parse_iso(stamp: str | None) -> float | None:
+    """Epoch seconds of an ISO timestamp bookwarm wrote (``fetched_at``, ``last_warmed``), None when
+    absent or unreadable."""
+    try:
+        return datetime.fromisoformat(stamp).timestamp() if stamp else None
+    except ValueError:
+        return None

@@ -205,55 +205,55 @@ async def ensure_shard_crash_automation(lost_after_s: int) -> None:
 
 # --- a job's final state, given to Prefect when the API is back (bookwarm.warming.run_ends) ---
 
-_FINAL_TYPES = ("COMPLETED", "FAILED", "CANCELLED", "CRASHED")
-
 
 async def report_run_ends(ends: RunEnds) -> list[str]:
     """Gives Prefect the final state of job runs that ended while it could not be told, and of the
     shard runs still open under them (a shard under an ended job ends with it: under a completed
     job it had done its part, the job waited for every shard). Returns the flow run ids it ended.
     Runs Prefect already holds as final are forgotten; a run whose owning process may still report
-    it is left for later. Two API reads per pending run, at most one write per run left open."""
+    it is left for later. One API read for all pending runs, one more per run whose owner is gone."""
+    pending = {run_id: end for run_id, end in (await ends.pending()).items() if _uuid(run_id)}
+    if not pending:
+        return []
+    states = await current_states([UUID(run_id) for run_id in pending])
+    settled, ended = [], []
+    for run_id, end in pending.items():
+        state = states.get(UUID(run_id))
+        job_open = state is not None and not state.is_final()
+        if not end.owner_gone():
+            if not job_open:
+                settled.append(run_id)  # its owner told Prefect itself
+            continue  # else its own process may still report it
+        still_open = ([UUID(run_id)] if job_open else []) + await _open_subflow_runs(UUID(run_id))
+        if still_open:
+            await end_flow_runs(still_open, _final_state(end))
+            ended.append(run_id)
+        settled.append(run_id)
+    await ends.forget(settled)
+    return ended
+
+
+async def _open_subflow_runs(parent: UUID) -> list[UUID]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         FlowRunFilter,
-        FlowRunFilterId,
         FlowRunFilterParentFlowRunId,
         FlowRunFilterState,
         FlowRunFilterStateType,
     )
     from prefect.client.schemas.objects import StateType
 
-    pending = {run_id: end for run_id, end in (await ends.pending()).items() if _uuid(run_id)}
-    if not pending:
-        return []
-    open_types = [t for t in StateType if t.value not in _FINAL_TYPES]
-    settled, ended = [], []
+    final = {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED}
     async with get_client() as client:
-        for run_id, end in pending.items():
-            runs = await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(
-                    id=FlowRunFilterId(any_=[UUID(run_id)]),
-                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=open_types)),
-                )
+        runs = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent]),
+                state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(any_=[t for t in StateType if t not in final])
+                ),
             )
-            shards = await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(
-                    parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[UUID(run_id)]),
-                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=open_types)),
-                )
-            )
-            still_open = [run.id for run in (*runs, *shards)]
-            if still_open and not end.owner_gone():
-                continue  # its own process may still report it
-            for target in still_open:
-                with contextlib.suppress(Exception):  # ended meanwhile, or deleted
-                    await client.set_flow_run_state(target, _final_state(end), force=True)
-            settled.append(run_id)
-            if still_open:
-                ended.append(run_id)
-    await ends.forget(settled)
-    return ended
+        )
+    return [run.id for run in runs]
 
 
 async def report_earlier_run_ends(ctx: WarmContext, timeout_s: float = 10.0) -> None:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 import redis.asyncio as aioredis
 
 from bookwarm import clock
-from bookwarm.cache.hot import HotCache
+from bookwarm.cache.hot import HotCache, text
 from bookwarm.keys import Keys
 from bookwarm.parsing.names import author_key, is_junk
 
@@ -102,7 +102,7 @@ class Demand:
         pipe.zrange(scratch, 0, limit - 1, desc=True, withscores=True)
         pipe.delete(scratch)
         _, ranked, _ = await HotCache._call(pipe.execute())
-        return [(m.decode() if isinstance(m, bytes) else str(m), float(score)) for m, score in ranked]
+        return [(text(m), float(score)) for m, score in ranked]
 
     async def _names(self, hours: list[str], keys: list[str]) -> dict[str, str]:
         """The most recent name a reader used for each key (a name that is not a clean one line drops
@@ -116,7 +116,7 @@ class Demand:
         for values in await HotCache._call(pipe.execute()):
             for key, raw in zip(keys, values, strict=True):
                 if raw is not None and key not in found:
-                    name = raw.decode() if isinstance(raw, bytes) else str(raw)
+                    name = text(raw)
                     if _NAME.match(name):
                         found[key] = name
         return found

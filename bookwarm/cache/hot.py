@@ -32,6 +32,11 @@ def jittered(ttl_s: int, spread: float = 0.1) -> int:
     return max(1, int(ttl_s * random.uniform(1 - spread, 1 + spread)))
 
 
+def text(value: bytes | str) -> str:
+    """A Redis reply as text: the client returns bytes (it is not set to decode)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from bookwarm import clock
@@ -47,11 +46,7 @@ def isbn_entries(bibliography: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def warmed_at(bibliography: dict[str, Any]) -> float | None:
     """When OpenLibrary's list was fetched (epoch seconds): ``warmed_at``, else the older
     ``fetched_at`` of entries written before it existed."""
-    stamp = bibliography.get("warmed_at") or bibliography.get("fetched_at")
-    try:
-        return datetime.fromisoformat(stamp).timestamp() if stamp else None
-    except ValueError:
-        return None
+    return clock.parse_iso(bibliography.get("warmed_at") or bibliography.get("fetched_at"))
 
 
 def is_stale(bibliography: dict[str, Any], soft_ttl_s: int, now: float | None = None) -> bool:

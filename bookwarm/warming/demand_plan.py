@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from bookwarm import clock
 from bookwarm.cache.hot import HotCache
 from bookwarm.parsing.names import author_key, is_junk
 from bookwarm.providers.http import CallStats
+from bookwarm.providers.limits import utc_day  # the quotas' day: spend counts against it
 from bookwarm.providers.openlibrary_batch import OpenLibraryBatches
 from bookwarm.warming.context import WarmContext
 
@@ -44,10 +44,6 @@ class DemandPlan:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "authors"} | {"to_warm": len(self.authors)}
-
-
-def utc_day(ts: float | None = None) -> str:
-    return datetime.fromtimestamp(ts or clock.now(), UTC).strftime("%Y-%m-%d")
 
 
 def day_capacity(ctx: WarmContext) -> int:
@@ -78,7 +74,8 @@ async def plan_demand(
     wanted: dict[str, dict[str, Any]] = {
         a.member: {"name": a.name, "key": a.member, "misses": a.misses} for a in asked
     }
-    for person in await _isbn_authors(ctx, openlibrary, max(1, cap), plan):
+    # resolving ISBNs costs calls: none once the day's share is spent
+    for person in await _isbn_authors(ctx, openlibrary, cap, plan) if cap > 0 else []:
         entry = wanted.setdefault(person["key"], {**person, "misses": 0.0})
         entry["misses"] += person["misses"]
         entry.setdefault("openlibrary_key", person.get("openlibrary_key"))
@@ -101,7 +98,7 @@ async def plan_demand(
             if record.get("status") in NEGATIVE:
                 plan.negative += 1
                 continue
-            if moment - _warmed(record) <= soft_ttl_s:
+            if moment - (clock.parse_iso(record.get("last_warmed")) or 0.0) <= soft_ttl_s:
                 plan.fresh += 1
                 continue
             person["refresh"] = True  # stale: warm again, by the key stored with it
@@ -143,10 +140,3 @@ async def _isbn_authors(
                 {"name": name, "key": key, "openlibrary_key": openlibrary_key, "misses": asked.misses}
             )
     return people
-
-
-def _warmed(record: dict[str, Any]) -> float:
-    try:
-        return datetime.fromisoformat(record.get("last_warmed") or "").timestamp()
-    except ValueError:
-        return 0.0

@@ -19,7 +19,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.typing import EncodableT, FieldT
 
-from bookwarm.cache.hot import HotCache, dumps
+from bookwarm.cache.hot import HotCache, dumps, text
 from bookwarm.errors import CacheError
 from bookwarm.keys import Keys
 
@@ -223,7 +223,7 @@ class JobStore:
 
     async def counted(self, job_id: str) -> set[str]:
         raw = await HotCache._call(self.client.smembers(self.keys.job_counted(job_id)))
-        return {k.decode() if isinstance(k, bytes) else k for k in raw}
+        return {text(k) for k in raw}
 
     async def incr(self, job_id: str, **amounts: int) -> None:
         key = self.keys.job(job_id)
@@ -276,10 +276,7 @@ class JobStore:
         raw = await HotCache._call(self.client.hgetall(self.keys.job(job_id)))
         if not raw:
             return None
-        record: dict[str, Any] = {
-            k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
-            for k, v in raw.items()
-        }
+        record: dict[str, Any] = {text(k): text(v) for k, v in raw.items()}
         for name in (*COUNTERS, *ENRICHMENT, "max_depth", "force"):
             if name in record:
                 record[name] = int(record[name])

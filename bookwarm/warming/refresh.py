@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from bookwarm import clock
-from bookwarm.cache.hot import HotCache
+from bookwarm.cache.hot import HotCache, text
 from bookwarm.errors import InputError, ProviderError
 from bookwarm.providers.http import CallStats
 from bookwarm.providers.openlibrary_batch import OpenLibraryBatches
@@ -59,14 +59,16 @@ async def plan_refresh(
     plan = RefreshPlan(today=today.isoformat())
     stats = CallStats()
     checkpoint = await HotCache._call(ctx.redis.get(ctx.keys.refresh_checkpoint()))
-    start = since or (date.fromisoformat(_text(checkpoint)) + timedelta(days=1) if checkpoint else today)
+    start = since or (date.fromisoformat(text(checkpoint)) + timedelta(days=1) if checkpoint else today)
     if (today - start).days > MAX_DAYS_BACK:
         if since is not None:
             raise InputError(
                 f"the change feed is read at most {MAX_DAYS_BACK} days back, not from {start}: "
                 "warm again (or load a dump) for older changes"
             )
-        oldest = today - timedelta(days=MAX_DAYS_BACK)  # refresh stopped for long: the soft TTL covers the gap
+        oldest = today - timedelta(
+            days=MAX_DAYS_BACK
+        )  # refresh stopped for long: the soft TTL covers the gap
         plan.truncated.append(f"{start}..{oldest - timedelta(days=1)} (more than {MAX_DAYS_BACK} days back)")
         start = oldest
     plan.start = start.isoformat()
@@ -114,7 +116,7 @@ async def _authors_of(
     unknown = []
     for work, value in zip(ordered, indexed, strict=True):
         if value:
-            found |= set(_text(value).split(","))
+            found |= set(text(value).split(","))
         else:
             unknown.append(work)
     if unknown or editions:
@@ -131,11 +133,13 @@ async def _map_to_held(
     ordered = sorted(ol_authors | set(merges))
     values = await HotCache._call(ctx.redis.hmget(ctx.keys.ol_authors(), ordered)) if ordered else []
     people: dict[str, dict[str, Any]] = {}
+    indexed_as: dict[str, list[str]] = {}  # bookwarm key -> the OpenLibrary keys that led to it
     for ol_key, value in zip(ordered, values, strict=True):
         if not value:
             plan.ignored += 1
             continue
         held = json.loads(value)
+        indexed_as.setdefault(held["key"], []).append(ol_key)
         target = merges.get(ol_key, ol_key)
         people[held["key"]] = {
             "name": held["name"],
@@ -146,20 +150,18 @@ async def _map_to_held(
     keys = sorted(people)
     markers = await HotCache._call(ctx.redis.mget([ctx.keys.processed(k) for k in keys])) if keys else []
     pins, _ = await ctx.reviews.decisions(keys)
-    gone = []
+    dropped = list(merges)  # a duplicate's key is dead for good
     for key, marker in zip(keys, markers, strict=True):
         if marker is None:  # no longer held: the index entry is dropped, nothing is warmed
-            gone.append(key)
+            dropped += indexed_as[key]
             plan.ignored += 1
             continue
         person = people[key]
         if pins.get(key) in merges:  # the operator pinned the duplicate: the pin follows the merge
             await ctx.reviews.pin(key, person["openlibrary_key"])
         plan.authors.append(person)
-    stale = [ol for ol, v in zip(ordered, values, strict=True) if v and json.loads(v)["key"] in gone]
-    stale += [dup for dup in merges if dup in ordered]  # a duplicate's key is dead for good
-    if stale:
-        await HotCache._call(ctx.redis.hdel(ctx.keys.ol_authors(), *stale))
+    if dropped:
+        await HotCache._call(ctx.redis.hdel(ctx.keys.ol_authors(), *dropped))
 
 
 async def advance_checkpoint(ctx: WarmContext, plan: dict[str, Any]) -> None:
@@ -175,7 +177,3 @@ async def advance_checkpoint(ctx: WarmContext, plan: dict[str, Any]) -> None:
     if plan["feed_error"] is None and plan["today_newest"]:
         pipe.set(ctx.keys.refresh_seen(plan["today"]), plan["today_newest"], ex=SEEN_TTL_S)
     await HotCache._call(pipe.execute())
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -17,7 +17,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from bookwarm.cache.hot import HotCache, dumps
+from bookwarm.cache.hot import HotCache, dumps, text
 from bookwarm.keys import Keys
 
 MAX_BOOKS = 3  # the user's own books shown per entry
@@ -98,11 +98,7 @@ class ReviewStore:
         pipe.mget([self.keys.pin(k) for k in author_keys])
         pipe.smismember(self.keys.blocklist(), author_keys)
         pinned, flags = await HotCache._call(pipe.execute())
-        pins = {
-            k: (v.decode() if isinstance(v, bytes) else v)
-            for k, v in zip(author_keys, pinned, strict=True)
-            if v is not None
-        }
+        pins = {k: text(v) for k, v in zip(author_keys, pinned, strict=True) if v is not None}
         return pins, {k for k, flag in zip(author_keys, flags, strict=True) if flag}
 
     @staticmethod

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 
 import redis.asyncio as aioredis
 
-from bookwarm.cache.hot import HotCache
+from bookwarm.cache.hot import HotCache, text
 from bookwarm.keys import Keys
 
 # A run whose owner is on another host is reconciled this long after its end: that owner's Prefect
@@ -87,7 +87,7 @@ class RunEnds:
         raw = await HotCache._call(self.client.hgetall(self.key))
         ends: dict[str, RunEnd] = {}
         for run_id, value in raw.items():
-            run = run_id.decode() if isinstance(run_id, bytes) else str(run_id)
+            run = text(run_id)
             try:
                 ends[run] = RunEnd(**json.loads(value))
             except (TypeError, ValueError):

@@ -396,9 +396,9 @@ def _own_redis(tmp_path) -> tuple[int, Callable[[], int]]:
     return port, start_redis
 
 
-def test_a_redis_blip_mid_job_is_ridden_out(flow_env, tmp_path, fake_providers):
-    """Redis SIGKILLed midway and back 2 s later (a restart, a failover): the job goes on as if
-    nothing happened: exit 0, every author warmed once, no dead letter, no claim left."""
+def _warming_on_own_redis(tmp_path):
+    """`bookwarm warm --json` against a Redis of the test's own, returned once two authors are
+    warmed: (process, settings, env, start_redis, Redis pid)."""
     from prefect.settings import PREFECT_API_URL
 
     from bookwarm.settings import resolve
@@ -420,6 +420,18 @@ def test_a_redis_blip_mid_job_is_ridden_out(flow_env, tmp_path, fake_providers):
         while len(asyncio.run(processed(settings))) < 2:
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
             time.sleep(0.05)
+    except BaseException:
+        proc.kill()
+        os.kill(redis_pid, signal.SIGKILL)
+        raise
+    return proc, settings, env, start_redis, redis_pid
+
+
+def test_a_redis_blip_mid_job_is_ridden_out(flow_env, tmp_path, fake_providers):
+    """Redis SIGKILLed midway and back 2 s later (a restart, a failover): the job goes on as if
+    nothing happened: exit 0, every author warmed once, no dead letter, no claim left."""
+    proc, settings, _, start_redis, redis_pid = _warming_on_own_redis(tmp_path)
+    try:
         os.kill(redis_pid, signal.SIGKILL)
         time.sleep(2.0)  # the blip itself: Redis is away this long
         redis_pid = start_redis()
@@ -442,27 +454,8 @@ def test_a_redis_blip_mid_job_is_ridden_out(flow_env, tmp_path, fake_providers):
 def test_redis_lost_mid_job_names_the_job_and_how_to_resume(flow_env, tmp_path, fake_providers):
     """Redis gone for good midway (longer than the hand-over points ride out): one line naming Redis,
     the job and `bookwarm resume`, `--json` still prints what it has; Redis back, resume finishes."""
-    from prefect.settings import PREFECT_API_URL
-
-    from bookwarm.settings import resolve
-
-    port, start_redis = _own_redis(tmp_path)
-    redis_pid = start_redis()
-    env = {
-        **os.environ,
-        **SLOW,
-        "PREFECT_API_URL": PREFECT_API_URL.value(),
-        "BOOKWARM_HOME": str(tmp_path / "home"),
-        "BOOKWARM_REDIS_URL": f"redis://127.0.0.1:{port}/0",
-    }
-    settings = resolve(env)
-    cmd = [sys.executable, "-m", "bookwarm", "warm", library(tmp_path, *NAMES), "--max-depth", "1", "--json"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc, _, env, start_redis, redis_pid = _warming_on_own_redis(tmp_path)
     try:
-        deadline = time.monotonic() + 120
-        while len(asyncio.run(processed(settings))) < 2:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
-            time.sleep(0.05)
         os.kill(redis_pid, signal.SIGKILL)
         killed_at = time.monotonic()
         out, err = proc.communicate(timeout=300)
