@@ -194,14 +194,16 @@ def check_depth(value: int, *, low: int) -> None:
 
 
 def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **parameters: Any) -> int:
-    from prefect.exceptions import TerminationSignal
-
     from bookwarm.cli.progress import ProgressBar
     from bookwarm.cli.runtime_env import log_to_file, prepare_flow_runtime
     from bookwarm.warming.progress import subscribe
     from bookwarm.warming.stop import jobs_here, on_stopped
 
+    # Prefect is imported only after the runtime's settings are in the environment: it configures its
+    # logging on import, and imported first it put a line per task run on every job's run page.
     settings = settings or prepare_flow_runtime()
+    from prefect.exceptions import TerminationSignal
+
     from flows import redrive, refresh, resolve_review, resume, warm_demand, warm_library, warm_popular
 
     flows: dict[str, AsyncFlow] = {

@@ -94,3 +94,43 @@ def test_the_job_run_page_has_parse_levels_dead_letters_and_summary(
     (summary,) = [m for m in info if m.startswith(f"job {job_id} completed:")]
     assert "1 failed" in summary and "0 not started" in summary
     assert not any("Finished in state" in m and "warm-author" in m for _, m in logs)  # no per-task lines
+
+
+def test_commands_without_a_file_keep_prefects_task_run_lines_off_the_run_page(
+    services, prefect_api, fake_providers, tmp_path
+):
+    """`warm-authors`, `warm-demand`, `refresh`, `redrive` and `resume` prepare the runtime inside
+    run_flow: Prefect, imported before that, had configured its logging first, and every task run put
+    "Finished in state Completed()" on the run page."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOOKWARM_", "PREFECT_LOGGING"))}
+    env.update(
+        {
+            **services.env(),
+            **provider_env(fake_providers),
+            "PREFECT_API_URL": PREFECT_API_URL.value(),
+            "BOOKWARM_HOME": str(tmp_path / "home"),
+            "BOOKWARM_REDIS_PREFIX": "run-logs-names:",
+        }
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "bookwarm", "warm-authors", "Neil Gaiman", "--max-depth", "0", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    job_id = json.loads(result.stdout)["job_id"]
+    deadline = time.monotonic() + 60
+    logs = _logs(job_id)
+    while not any(m.startswith(f"job {job_id} completed:") for _, m in logs):
+        assert time.monotonic() < deadline, logs
+        time.sleep(0.5)
+        logs = _logs(job_id)
+    flow_lines = [m for _, m in logs if m.startswith(("depth 0:", f"job {job_id} completed:"))]
+    assert len(flow_lines) == 2  # the job's own lines are there
+    finished = [m for _, m in logs if m == "Finished in state Completed()"]
+    assert len(finished) <= 1, logs  # the flow run's own, not one per task run (start-job, finish-job)
