@@ -14,7 +14,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
 DEPTH ?= 2
 
-.PHONY: serve-deployments install run test lint typecheck format bench-parse bench-providers bench-warm bench-gemini bench-read bench-demand bench-sweep bench-scale chaos services-up services-down clean
+.PHONY: serve-deployments install run test lint typecheck format bench-parse bench-providers bench-warm bench-gemini bench-read bench-demand bench-sweep bench-scale bench-big chaos services-up services-down clean
 
 install: $(STAMP)
 
@@ -62,6 +62,9 @@ bench-sweep: install
 
 bench-demand: install
 	$(BIN)/python -m tests.bench.bench_demand
+
+bench-big: install
+	$(BIN)/python -m tests.bench.bench_big
 
 bench-scale: install
 	$(BIN)/python -m tests.bench.bench_scale

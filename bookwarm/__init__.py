@@ -5,4 +5,4 @@ cache tiers. It never imports Prefect, so it can be tested and reused alone; the
 in the top-level ``flows``, ``tasks``, ``blocks`` and ``deployments`` packages.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -12,6 +12,7 @@ Messages are written for the person running the command and never contain creden
     ├── ServiceError             a local Redis/S3 server could not be started or stopped
     ├── CacheError               a cache tier (Redis or object store) failed
     ├── JobStopped               a job stopped before its end: cancelled, or the Prefect API was lost
+    ├── DeadLetter               an author failed every retry (its dead-letter task run fails with it)
     └── ProviderError            a book provider failed
         ├── ProviderUnavailable  down, circuit open, or retries exhausted (batch split; then a dead letter)
         ├── QuotaExhausted       the daily budget is spent (fail closed: enrichment pending, no bibliography)
@@ -47,6 +48,14 @@ class ServiceError(BookwarmError):
 
 class CacheError(BookwarmError):
     """Redis or the object store failed."""
+
+
+class DeadLetter(BookwarmError):
+    """An author failed every retry: recorded in its job's dead letters, re-driven by `redrive`."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.reason = reason
 
 
 class JobStopped(BookwarmError):

@@ -20,6 +20,11 @@ class Keys:
     def isbn(self, isbn: str) -> str:
         return f"{self.prefix}isbn:{isbn}"
 
+    def isbn_index(self, isbn13: str) -> str:
+        """Hash: ISBN-13 -> author key, no TTL (the cold tier's ISBN lookup). Bucketed by the ISBN's
+        digits 8-12, which run evenly within a publisher's block: 100,000 buckets of a few dozen."""
+        return f"{self.prefix}isbnindex:{isbn13[7:12]}"
+
     def title(self, title_key: str) -> str:
         return f"{self.prefix}search:title:{title_key}"
 
@@ -121,4 +126,5 @@ class Keys:
 
     @staticmethod
     def isbn_object(isbn: str) -> str:
+        """Written by bookwarm 0.1 (one object per ISBN, up to 5 a work): still read, no longer written."""
         return f"isbn/{isbn}.json"

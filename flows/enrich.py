@@ -15,7 +15,7 @@ from prefect import flow
 from bookwarm.providers.openlibrary_batch import batches
 from bookwarm.warming.context import WarmContext
 from bookwarm.warming.enrichment import ENRICHERS, PendingStore
-from flows.enrichment_lane import CHUNK
+from flows.enrichment_lane import chunk_size
 from flows.params import JobId, MaxAuthors
 from tasks.enrich import enrich_authors
 from tasks.settings import run_settings
@@ -38,7 +38,8 @@ async def enrich(job_id: JobId | None = None, max_authors: MaxAuthors = 10_000) 
                 continue
             entries = await store.list(provider, job_id, limit=max_authors)
             done, stopped = 0, None
-            for index, chunk in enumerate(batches(entries, CHUNK[provider] * 5)):
+            size = chunk_size(getattr(ctx.settings, provider).rate_per_s) * 5  # no shard end to wait for
+            for index, chunk in enumerate(batches(entries, size)):
                 result = await enrich_authors(ctx, provider, chunk, chunk[0].depth, index)
                 done += result["done"]
                 if result["stopped"]:

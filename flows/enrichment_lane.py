@@ -14,7 +14,18 @@ from bookwarm.warming.context import WarmContext
 from bookwarm.warming.enrichment import ENRICHERS, Pending, record_pending
 from tasks.enrich import enrich_authors
 
-CHUNK = {"google_books": 10, "isbndb": 2}  # a chunk in flight is at most a few seconds at each rate
+# A chunk is about this many seconds of calls at the provider's configured rate (Google Books 5/s:
+# 10 authors, ISBNdb 1/s: 2), so a chunk in flight when the shard ends is short; never above
+# MAX_CHUNK, and as large as that when the provider is unlimited, where a task run per couple of
+# authors would cost more than their calls.
+CHUNK_SECONDS = 2.0
+MAX_CHUNK = 50
+
+
+def chunk_size(rate_per_s: float) -> int:
+    if rate_per_s <= 0:
+        return MAX_CHUNK
+    return max(1, min(MAX_CHUNK, int(rate_per_s * CHUNK_SECONDS)))
 
 
 class EnrichmentLane:
@@ -53,7 +64,7 @@ class EnrichmentLane:
         queue = self.queues[provider]
         chunk_no = 0
         while True:
-            entries = await self._take(queue, CHUNK[provider])
+            entries = await self._take(queue, chunk_size(getattr(self.ctx.settings, provider).rate_per_s))
             if not entries:
                 return
             result = await enrich_authors(self.ctx, provider, entries, self.depth, chunk_no)

@@ -3,7 +3,9 @@
 The unit Prefect schedules and a deployment can run on another machine. Its authors are known up
 front, so it claims them all, then asks OpenLibrary in batches (one provider task per batch: ISBN
 identities, name identities, bibliographies by key), and each batch's authors are written by their
-own `warm-author` task as soon as it lands: that task's state is the author's status. Enrichment
+`warm-batch` task as soon as it lands (one task run per batch, not per author: docs/decisions.md);
+each author that fails every retry is a Failed `dead-letter` task run of its own, and the shard's
+authors and statuses end in a table artifact on its run. Enrichment
 from Google Books and ISBNdb runs beside it as provider tasks over chunks of warmed authors, and
 stops when the last bibliography is cached: what is left stays pending for the `enrich` flow.
 A job told to stop (cancelled, or its Prefect API lost) starts no further author here.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from typing import Any
 
@@ -20,18 +23,21 @@ from prefect import flow
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
+from bookwarm.errors import DeadLetter
 from bookwarm.providers.openlibrary_batch import batches
+from bookwarm.warming.batch import BatchResult, Failure, Item
 from bookwarm.warming.context import WarmContext
+from bookwarm.warming.outcome import AuthorOutcome
 from bookwarm.warming.progress import OutcomePublisher
 from bookwarm.warming.shard import ClaimKeeper, Fetched, plan_shard, wanted_for
 from bookwarm.warming.stop import Watchdog, forget, stop_signal
 from flows.enrichment_lane import EnrichmentLane
 from flows.params import AuthorKeys, Concurrency, Depth, JobId, ShortId
-from tasks.jobs import record_dead_letter, update_progress
+from tasks.jobs import dead_letter, publish_shard_table, update_progress
 from tasks.openlibrary import fetch_works, resolve_identities
 from tasks.prefect_api import flow_run_probe
 from tasks.settings import run_settings
-from tasks.warm_author import warm_author
+from tasks.warm_batch import warm_authors_batch
 
 
 class FetchedChunk(dict):
@@ -71,7 +77,9 @@ async def warm_authors(
     async with WarmContext(settings) as ctx:
         authors = await ctx.jobs.queued_authors(job_id, author_keys)
         if signal.watched:
-            found = await _warm_shard(ctx, authors, depth, job_id, force, concurrency, progress_artifact_id)
+            found = await _warm_shard(
+                ctx, authors, depth, job_id, force, concurrency, progress_artifact_id, shard
+            )
         else:
             probe = flow_run_probe(str(flow_run.id))
             try:
@@ -80,7 +88,7 @@ async def warm_authors(
                     OutcomePublisher(ctx.redis, ctx.keys.job_outcomes(job_id), job_id),
                 ):
                     found = await _warm_shard(
-                        ctx, authors, depth, job_id, force, concurrency, progress_artifact_id
+                        ctx, authors, depth, job_id, force, concurrency, progress_artifact_id, shard
                     )
             finally:
                 forget(job_id)
@@ -96,6 +104,7 @@ async def _warm_shard(
     force: bool,
     concurrency: int,
     progress_artifact_id: str | None,
+    shard: int,
 ) -> list[dict[str, Any]]:
     """The shard's authors, claimed, fetched in batches and written; the co-authors they name."""
     signal = stop_signal(job_id)
@@ -105,58 +114,55 @@ async def _warm_shard(
     assert ctx.providers is not None
     key_batch = ctx.providers.ol_batches.key_batch
     lane = EnrichmentLane(ctx, job_id, depth)
+    outcomes: list[AuthorOutcome] = []
+    failures: list[Failure] = []
+    batch_numbers = itertools.count()
 
-    async def one(
-        author: dict[str, Any], fetched: Fetched | None, keeper: ClaimKeeper, upstream: list[Any]
-    ) -> dict[str, Any] | None:
-        async with gate:
-            if signal.is_set and (fetched is None or fetched.needs_fetch(retry=False)):
-                return None  # stopping: not started (what was fetched already is still written)
-            state = await warm_author(  # type: ignore[misc]  # Prefect 3.8 types it as a State: it is a coroutine of one
-                author,
-                depth,
-                job_id,
-                ctx,
-                force,
-                fetched,
-                keeper,
-                plan.fresh.get(author["key"]),
-                return_state=True,
-                wait_for=upstream,  # the batches it depends on, shown in the run's graph
+    async def write(items: list[Item], keeper: ClaimKeeper, upstream: list[Any]) -> None:
+        """One `warm-batch` task run, then a `dead-letter` task run for each author it failed."""
+        state = await warm_authors_batch(  # type: ignore[misc]  # Prefect 3.8 types it as a State: it is a coroutine of one
+            ctx,
+            items,
+            depth,
+            job_id,
+            shard,
+            next(batch_numbers),
+            force,
+            keeper,
+            gate,
+            return_state=True,
+            wait_for=upstream,  # the provider batches it depends on, shown in the run's graph
+        )
+        if state.is_failed():  # its authors stay uncounted: the level's next round takes them
+            get_run_logger().warning(
+                "a batch of %d authors failed (%s); left for the level's next round",
+                len(items),
+                state.message,
             )
-            if state.is_failed() and signal.api_in_trouble:
-                result = None  # the orchestrator's fault, not the author's: left for a resume
-            elif state.is_failed():
-                try:
-                    await record_dead_letter(ctx, job_id, author, depth, state.message or "failed")
-                except Exception as exc:  # Redis is down too: uncounted, the level's next round takes it
-                    get_run_logger().warning(
-                        "%s: not recorded as a dead letter (%s); left for the level's next round",
-                        author["name"],
-                        type(exc).__name__,
-                    )
-                result = None
-            else:
-                result = await state.aresult()
-                await lane.offer(result)
+            return
+        result: BatchResult = await state.aresult()
+        outcomes.extend(result.outcomes)
+        for outcome in result.outcomes:
+            await lane.offer(outcome.to_dict())
+            outcome.bibliography = None  # handed over: a shard keeps only the outcome
+        for failure in result.failures:
+            await _dead_letter(ctx, job_id, failure, depth)
+        failures.extend(result.failures)
         if progress_artifact_id and not signal.api_in_trouble and time.monotonic() - last_update[0] > 1.0:
             last_update[0] = time.monotonic()
             # Best effort, and bounded: a call begun just before the API was lost would otherwise
             # hold this shard for the client's whole retry budget (~70 s), and the job with it.
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(update_progress(ctx, job_id, progress_artifact_id), PROGRESS_TIMEOUT_S)
-        return result
 
     # Batches fetched ahead of the authors being written: enough to keep ``concurrency`` writers
     # busy, few enough that a stopped job has little fetched and not written.
     ahead = asyncio.Semaphore(max(4, 2 * concurrency // key_batch))
 
-    async def chunk(index: int, group: list[dict[str, Any]], keeper: ClaimKeeper) -> list[Any]:
+    async def chunk(index: int, group: list[dict[str, Any]], keeper: ClaimKeeper) -> None:
         async with ahead:
             fetched = await fetch_chunk(index, group)
-        return list(
-            await asyncio.gather(*(one(a, fetched.get(a["key"]), keeper, fetched.upstream) for a in group))
-        )
+            await write([Item(a, fetched.get(a["key"])) for a in group], keeper, fetched.upstream)
 
     async def fetch_chunk(index: int, group: list[dict[str, Any]]) -> FetchedChunk:
         """One batch of claimed authors: identities where unknown, then bibliographies by key."""
@@ -168,7 +174,7 @@ async def _warm_shard(
         unknown = [w for w in wanted if not w.openlibrary_key]
         if unknown:
             state = await resolve_identities(ctx, job_id, unknown, depth, index, return_state=True)  # type: ignore[misc]  # Prefect 3.8 types it as a State: it is a coroutine of one
-            if state.is_completed():  # else its authors are fetched alone by their own tasks
+            if state.is_completed():  # else its authors are fetched alone
                 found.update(await state.aresult())
                 upstream.append(state)
         for w in wanted:
@@ -190,14 +196,30 @@ async def _warm_shard(
 
     async with signal.shard_body(), ClaimKeeper(ctx, plan.claimed) as keeper, lane:
         claimed = [a for a in authors if a["key"] in plan.claimed]
-        others = [a for a in authors if a["key"] not in plan.claimed]
-        groups = await asyncio.gather(
+        # Fresh (skipped) authors and those another run holds: batches of their own, no provider call.
+        others = [Item(a, None, plan.fresh.get(a["key"])) for a in authors if a["key"] not in plan.claimed]
+        await asyncio.gather(
             *(chunk(i, g, keeper) for i, g in enumerate(batches(claimed, key_batch))),
-            *(one(a, None, keeper, []) for a in others),
+            *(write(g, keeper, []) for g in batches(others, key_batch)),
         )
-    outcomes = [o for g in groups for o in (g if isinstance(g, list) else [g])]
+    if not signal.api_in_trouble:
+        with contextlib.suppress(Exception):  # the view, not the record: the job's summary has the counts
+            await asyncio.wait_for(publish_shard_table(job_id, depth, shard, outcomes, failures), 10)
     discovered: dict[str, dict[str, Any]] = {}
     for outcome in outcomes:
-        for person in (outcome or {}).get("coauthors", []):
+        for person in outcome.coauthors:
             discovered.setdefault(person["key"], person)
     return list(discovered.values())
+
+
+async def _dead_letter(ctx: WarmContext, job_id: str, failure: Failure, depth: int) -> None:
+    """A Failed `dead-letter` task run of its own; if Redis could not record it either, the author
+    stays uncounted and the level's next round takes it."""
+    state = await dead_letter(ctx, job_id, failure.author, depth, failure.reason, return_state=True)  # type: ignore[misc]  # Prefect 3.8 types it as a State: it is a coroutine of one
+    error = await state.aresult(raise_on_failure=False)
+    if not isinstance(error, DeadLetter):
+        get_run_logger().warning(
+            "%s: not recorded as a dead letter (%s); left for the level's next round",
+            failure.author["name"],
+            type(error).__name__,
+        )

@@ -10,6 +10,8 @@ from prefect.artifacts import acreate_progress_artifact, acreate_table_artifact,
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
+from bookwarm.errors import DeadLetter
+from bookwarm.warming.batch import Failure
 from bookwarm.warming.context import WarmContext
 from bookwarm.warming.jobs import DONE, summary_rows
 from bookwarm.warming.outcome import AuthorOutcome
@@ -26,10 +28,16 @@ async def start_job(
     )
 
 
-@task(name="record-dead-letter", cache_policy=NO_CACHE)
-async def record_dead_letter(
-    ctx: WarmContext, job_id: str, author: dict[str, str], depth: int, reason: str
-) -> None:
+@task(
+    name="dead-letter",
+    task_run_name="dead-letter/{author[name]}/d{depth}",
+    cache_policy=NO_CACHE,
+    retries=0,
+)
+async def dead_letter(ctx: WarmContext, job_id: str, author: dict[str, str], depth: int, reason: str) -> None:
+    """An author that failed every retry: recorded in the job's dead-letter set (what `redrive`
+    re-runs), then raised, so that it is a Failed task run of its own, named by the author, with
+    its reason, in the Prefect UI."""
     counted = await ctx.jobs.add_dead_letter(job_id, author, depth, reason)
     emit_event(
         event="bookwarm.author.failed",
@@ -42,6 +50,50 @@ async def record_dead_letter(
     )
     if counted:  # progress shows what the summary counts: each author once
         notify(job_id, AuthorOutcome(author["name"], author["key"], depth, "failed", reason=reason))
+    raise DeadLetter(author["name"], reason)
+
+
+SHARD_ORDER = ("failed", "review", "unknown", "partial", "warmed", "skipped")
+
+
+async def publish_shard_table(
+    job_id: str, depth: int, shard: int, outcomes: list[AuthorOutcome], failures: list[Failure]
+) -> None:
+    """Not a task: one table artifact on the shard's run, its authors and their statuses, those
+    that need a look first (one API call per shard)."""
+    rows = [
+        {
+            "name": f.author["name"],
+            "key": f.author["key"],
+            "status": "failed",
+            "works": 0,
+            "openlibrary_key": "-",
+            "reason": f.reason[:200],
+        }
+        for f in failures
+    ] + [
+        {
+            "name": o.name,
+            "key": o.key,
+            "status": o.status,
+            "works": o.works,
+            "openlibrary_key": o.openlibrary_key or "-",
+            "reason": (o.reason or "")[:200],
+        }
+        for o in outcomes
+    ]
+    rows.sort(
+        key=lambda r: SHARD_ORDER.index(r["status"]) if r["status"] in SHARD_ORDER else len(SHARD_ORDER)
+    )
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    await acreate_table_artifact(
+        table=rows
+        or [{"name": "-", "key": "-", "status": "-", "works": 0, "openlibrary_key": "-", "reason": "-"}],
+        description=f"Shard {shard} at depth {depth} of job {job_id}: {len(rows)} authors, "
+        + ", ".join(f"{n} {s}" for s, n in counts.items()),
+    )
 
 
 async def update_progress(ctx: WarmContext, job_id: str, artifact_id: UUID | str | None) -> None:

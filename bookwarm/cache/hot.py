@@ -25,6 +25,8 @@ return 0
 """
 
 T = TypeVar("T")
+# The ISBNs of a work the cold tier's index keeps: its main editions (the hot tier holds them all).
+INDEXED_ISBNS_PER_WORK = 5
 
 
 def jittered(ttl_s: int, spread: float = 0.1) -> int:
@@ -98,12 +100,27 @@ class HotCache:
     async def mark_processed(self, author_key: str, record: dict[str, Any], ttl_s: int) -> None:
         await self._call(self.client.set(self.keys.processed(author_key), dumps(record), ex=ttl_s))
 
+    def pipeline(self) -> Any:
+        """A non-transactional pipeline: a batch's writes in one round trip (``execute``)."""
+        return self.client.pipeline(transaction=False)
+
+    async def execute(self, pipe: Any) -> list[Any]:
+        return await self._call(pipe.execute())
+
     async def write_bibliography(
         self, bibliography: dict[str, Any], isbn_entries: dict[str, dict[str, Any]], ttl_s: int
     ) -> None:
-        """author:{key}, isbn:{isbn} for every edition, search:title:{title} hash fields; one round trip."""
+        """One author's bibliography alone, in one round trip."""
+        pipe = self.pipeline()
+        self.stage_bibliography(pipe, bibliography, isbn_entries, ttl_s)
+        await self.execute(pipe)
+
+    def stage_bibliography(
+        self, pipe: Any, bibliography: dict[str, Any], isbn_entries: dict[str, dict[str, Any]], ttl_s: int
+    ) -> None:
+        """author:{key}, isbn:{isbn} for every edition, search:title:{title} hash fields, the ISBN
+        index (the cold tier's way from an ISBN to its author) and OpenLibrary's keys, onto ``pipe``."""
         key = bibliography["author"]["key"]
-        pipe = self.client.pipeline(transaction=False)
         pipe.set(self.keys.author(key), dumps(bibliography), ex=jittered(ttl_s))
         for isbn, entry in isbn_entries.items():
             pipe.set(self.keys.isbn(isbn), dumps(entry), ex=jittered(ttl_s))
@@ -122,8 +139,32 @@ class HotCache:
                 ),
             )
             pipe.expire(title, jittered(ttl_s))
+        self._isbn_index(pipe, key, bibliography)
         self._index(pipe, bibliography)
-        await self._call(pipe.execute())
+
+    def _isbn_index(self, pipe: Any, author_key: str, bibliography: dict[str, Any]) -> None:
+        """ISBN-13 -> author key, no TTL, in hashes of a few dozen ISBNs each (compact listpacks):
+        what replaced one object per ISBN in the cold tier (docs/cache-contract.md)."""
+        buckets: dict[str, dict[str, str]] = {}
+        for work in bibliography["works"]:
+            for isbn13 in work["isbn13"][:INDEXED_ISBNS_PER_WORK]:
+                buckets.setdefault(self.keys.isbn_index(isbn13), {})[isbn13] = author_key
+        for bucket, mapping in buckets.items():
+            pipe.hset(bucket, mapping=mapping)
+
+    async def isbn_author(self, isbn13: str) -> str | None:
+        """The author key the ISBN index holds for an ISBN-13, if any."""
+        raw = await self._call(self.client.hget(self.keys.isbn_index(isbn13), isbn13))
+        return text(raw) if raw else None
+
+    def stage_negative(self, pipe: Any, author_key: str, entry: dict[str, Any], ttl_s: int) -> None:
+        pipe.set(self.keys.author(author_key), dumps(entry), ex=ttl_s)
+
+    def stage_processed(self, pipe: Any, author_key: str, record: dict[str, Any], ttl_s: int) -> None:
+        pipe.set(self.keys.processed(author_key), dumps(record), ex=ttl_s)
+
+    async def stage_release(self, pipe: Any, author_key: str, token: str) -> None:
+        await self._release(keys=[self.keys.claim(author_key)], args=[token], client=pipe)
 
     def _index(self, pipe: Any, bibliography: dict[str, Any]) -> None:
         """OpenLibrary's author and work keys -> this author, for the refresh from the change feed.
@@ -146,9 +187,6 @@ class HotCache:
         }
         if works:
             pipe.hset(self.keys.ol_works(), mapping=works)
-
-    async def write_negative(self, author_key: str, entry: dict[str, Any], ttl_s: int) -> None:
-        await self._call(self.client.set(self.keys.author(author_key), dumps(entry), ex=ttl_s))
 
     async def get_json(self, key: str) -> Any | None:
         raw = await self._call(self.client.get(key))

@@ -1,7 +1,8 @@
 """Both tiers together: the write path of a warmed author and the read path of a lookup.
 
-Writes go to Redis (hours) and the object store (weeks); reads try Redis, fall back to the object
-store and promote a cold hit back into Redis. Both sides use ``bookwarm.keys``, so every author
+Writes go to Redis (hours) and the object store (weeks: one object per author); reads try Redis,
+fall back to the object store and promote a cold hit back into Redis. An ISBN reaches its author's
+object through the ISBN index in Redis (no TTL), written with the hot tier. Both sides use ``bookwarm.keys``, so every author
 a run warms is found by the lookup (a contract test holds this).
 
 A reader's lookup (``lookup_author``, ``lookup_isbn``) also says whether the entry is stale (fetched
@@ -25,8 +26,6 @@ from bookwarm.cache.objectstore import ObjectStore
 from bookwarm.errors import CacheError
 from bookwarm.keys import Keys
 from bookwarm.parsing import isbn as isbnlib
-
-COLD_ISBNS_PER_WORK = 5  # object-store PUTs cost ~20 ms each: the cold tier keeps the main editions
 
 
 def isbn_entries(bibliography: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -87,19 +86,39 @@ class TieredCache:
         self._cold_gate = asyncio.Semaphore(cold_concurrency)
 
     async def write(self, bibliography: dict[str, Any]) -> int:
-        """Write an author's bibliography to both tiers; return the number of works cached."""
-        entries = isbn_entries(bibliography)
-        await self.hot.write_bibliography(bibliography, entries, self.hot_ttl_s)
-        cold = [(Keys.author_object(bibliography["author"]["key"]), bibliography)]
-        for work in bibliography["works"]:
-            for isbn13 in work["isbn13"][:COLD_ISBNS_PER_WORK]:
-                cold.append((Keys.isbn_object(isbn13), entries[isbn13]))
-        await asyncio.gather(*(self._put(key, value) for key, value in cold))
+        """Write one author's bibliography to both tiers; return the number of works cached."""
+        [error] = await self.put_cold([bibliography])
+        if error is not None:
+            raise error
+        pipe = self.hot.pipeline()
+        self.stage_hot(pipe, bibliography)
+        await self.hot.execute(pipe)
         return len(bibliography["works"])
+
+    async def put_cold(self, bibliographies: list[dict[str, Any]]) -> list[CacheError | None]:
+        """One object per author, in parallel: each author's error, or None. The ISBNs go to the
+        index with the hot tier's writes (one object per ISBN cost ~25 PUTs an author)."""
+        results = await asyncio.gather(
+            *(self._put(Keys.author_object(b["author"]["key"]), b) for b in bibliographies),
+            return_exceptions=True,
+        )
+        errors: list[CacheError | None] = []
+        for result in results:
+            if isinstance(result, CacheError):
+                errors.append(result)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                errors.append(None)
+        return errors
 
     async def _put(self, key: str, value: Any) -> None:
         async with self._cold_gate:
             await self.cold.put_json(key, value)
+
+    def stage_hot(self, pipe: Any, bibliography: dict[str, Any]) -> None:
+        """The hot tier's writes of one author, and its ISBNs in the index, onto a batch's pipeline."""
+        self.hot.stage_bibliography(pipe, bibliography, isbn_entries(bibliography), self.hot_ttl_s)
 
     async def read_author(self, author_key: str) -> tuple[dict[str, Any] | None, str]:
         """(bibliography, tier) where tier is 'hot', 'cold' (then promoted) or 'miss'."""
@@ -137,13 +156,23 @@ class TieredCache:
             await recording
 
     async def read_isbn(self, isbn: str) -> tuple[dict[str, Any] | None, str]:
+        """(entry, tier). Cold: the ISBN index names the author, whose bibliography (hot, or its
+        object) holds the work; objects of the earlier layout (one per ISBN) are read after that."""
         value = await self.hot.get_json(self.keys.isbn(isbn))
-        tier = "hot"
+        if value is not None:
+            return value, "hot"
+        isbn13, _ = isbnlib.normalise(isbn)
+        value = await self._indexed(isbn13) if isbn13 else None
         if value is None:
-            isbn13, _ = isbnlib.normalise(isbn)
             value = await self.cold.get_json(Keys.isbn_object(isbn13 or isbn))
-            if value is None:
-                return None, "miss"
-            tier = "cold"
-            await self.hot.set_json(self.keys.isbn(isbn), value, self.hot_ttl_s)
-        return value, tier
+        if value is None:
+            return None, "miss"
+        await self.hot.set_json(self.keys.isbn(isbn), value, self.hot_ttl_s)
+        return value, "cold"
+
+    async def _indexed(self, isbn13: str) -> dict[str, Any] | None:
+        author_key = await self.hot.isbn_author(isbn13)
+        if author_key is None:
+            return None
+        bibliography, _ = await self.read_author(author_key)
+        return isbn_entries(bibliography).get(isbn13) if bibliography else None

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from bookwarm import clock
-from bookwarm.errors import ProviderUnavailable
+from bookwarm.errors import CacheError, ProviderUnavailable
 from bookwarm.providers.openlibrary_batch import openlibrary_bibliography
 from bookwarm.warming.context import WarmContext
 from bookwarm.warming.outcome import AuthorOutcome
@@ -50,8 +51,8 @@ async def warm_one(
         fetched = fetched if fetched is not None else Fetched.not_asked()
         if fetched.needs_fetch(retry=refetch):
             fetched.take(await fetch_alone(ctx, job_id, wanted_for(author)))
-        outcome = await _write(ctx, author, depth, fetched, job_id)
-        await keeper.release(key)
+        outcome = await _write(ctx, author, depth, fetched, job_id, {key: keeper.claims[key]})
+        keeper.forget([key])  # released with the writes
     else:
         outcome = await _claim_and_fetch(ctx, author, depth, job_id, force)
     outcome.seconds = round(time.monotonic() - started, 4)
@@ -80,7 +81,7 @@ async def _claim_and_fetch(
         if record and record.get("openlibrary_key"):
             known.setdefault("openlibrary_key", record["openlibrary_key"])
         fetched = await fetch_alone(ctx, job_id, wanted_for(known))
-        return await _write(ctx, author, depth, fetched, job_id)
+        return await _write(ctx, author, depth, fetched, job_id, {})
 
 
 async def _fresh_record(ctx: WarmContext, key: str, depth: int) -> dict[str, Any] | None:
@@ -114,12 +115,43 @@ async def _skipped(
 
 
 async def _write(
-    ctx: WarmContext, author: dict[str, Any], depth: int, fetched: Fetched, job_id: str
+    ctx: WarmContext,
+    author: dict[str, Any],
+    depth: int,
+    fetched: Fetched,
+    job_id: str,
+    claims: dict[str, str],
 ) -> AuthorOutcome:
+    outcomes, failed = await commit(ctx, [prepare(author, depth, fetched)], job_id, claims)
+    if failed:
+        raise failed[0][1]
+    return outcomes[0]
+
+
+@dataclass
+class Prepared:
+    """An author's entry as it will be cached, built before any write (a batch writes many)."""
+
+    author: dict[str, Any]
+    depth: int
+    status: str  # warmed | partial | review | unknown
+    data: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return str(self.author["key"])
+
+    @property
+    def cached(self) -> bool:
+        return self.status in ("warmed", "partial")
+
+
+def prepare(author: dict[str, Any], depth: int, fetched: Fetched) -> Prepared:
+    """The entry to cache, from what OpenLibrary answered; raises when it gave no bibliography."""
     name, key = author["name"], author["key"]
     bibliography = openlibrary_bibliography(name, key, fetched.identity, fetched.works, fetched.error)
     if bibliography.status == "failed":
-        # Never an empty cache entry: the task retries it alone, then it is a dead letter.
+        # Never an empty cache entry: the author is retried alone, then it is a dead letter.
         reason = bibliography.sources["openlibrary"]["error"] or "OpenLibrary gave no answer"
         raise ProviderUnavailable("openlibrary", f"no bibliography for {name}: {reason}")
     data = bibliography.to_dict()
@@ -127,47 +159,69 @@ async def _write(
     data["author"]["resolved_key"] = data["author"]["key"]
     data["author"]["key"] = key
     data["warmed_at"] = data["fetched_at"]  # OpenLibrary's list; enrichment later leaves it as it is
+    return Prepared(author, depth, STATUS[bibliography.status], data)
+
+
+async def commit(
+    ctx: WarmContext, prepared: list[Prepared], job_id: str, claims: dict[str, str]
+) -> tuple[list[AuthorOutcome], list[tuple[Prepared, CacheError]]]:
+    """Write a batch of authors: their objects in parallel, then one Redis pipeline with every
+    hot-tier entry, ISBN index, processed marker (last: the author is done) and claim release.
+    Returns the outcomes, and the authors whose object failed (written nothing, claims kept). A
+    Redis failure raises: nothing is marked done, and the caller retries each author."""
+    cached = [p for p in prepared if p.cached]
+    errors = await ctx.cache.put_cold([p.data for p in cached])
+    failed = [(p, e) for p, e in zip(cached, errors, strict=True) if e is not None]
+    lost = {p.key for p, _ in failed}
+    written = [p for p in prepared if p.key not in lost]
     redis_settings = ctx.settings.redis
-    status = STATUS[bibliography.status]
-    works = 0
-    if status in ("warmed", "partial"):
-        works = await ctx.cache.write(data)
-        ttl = redis_settings.processed_ttl_s if status == "warmed" else redis_settings.negative_ttl_s
-    else:
-        # Nobody by that name, or a namesake we cannot tell apart: a short negative entry, never an
-        # empty "complete" bibliography, and nothing cached as the author.
-        await ctx.hot.write_negative(key, _negative(data, status), redis_settings.negative_ttl_s)
-        ttl = redis_settings.negative_ttl_s
-    openlibrary_key = data["author"]["openlibrary_key"]
-    await ctx.hot.mark_processed(
-        key,
-        {
-            "works_count": works,
-            "last_warmed": clock.iso_now(),
-            "depth": depth,
-            "status": status,
-            "openlibrary_key": openlibrary_key if status in ("warmed", "partial") else None,
-        },
-        ttl,
-    )
+    pipe = ctx.hot.pipeline()
+    for p in written:
+        if p.cached:
+            ctx.cache.stage_hot(pipe, p.data)
+        else:
+            # Nobody by that name, or a namesake we cannot tell apart: a short negative entry,
+            # never an empty "complete" bibliography, and nothing cached as the author.
+            ctx.hot.stage_negative(pipe, p.key, _negative(p.data, p.status), redis_settings.negative_ttl_s)
+    now = clock.iso_now()
+    for p in written:
+        ttl = redis_settings.processed_ttl_s if p.status == "warmed" else redis_settings.negative_ttl_s
+        record = {
+            "works_count": len(p.data["works"]) if p.cached else 0,
+            "last_warmed": now,
+            "depth": p.depth,
+            "status": p.status,
+            "openlibrary_key": p.data["author"]["openlibrary_key"] if p.cached else None,
+        }
+        ctx.hot.stage_processed(pipe, p.key, record, ttl)
+    for p in written:
+        if p.key in claims:
+            await ctx.hot.stage_release(pipe, p.key, claims[p.key])
+    if written:
+        await ctx.hot.execute(pipe)
+    return [await _outcome(ctx, p, job_id) for p in written], failed
+
+
+async def _outcome(ctx: WarmContext, p: Prepared, job_id: str) -> AuthorOutcome:
+    data = p.data
     reason = None
-    if status == "partial":
+    if p.status == "partial":
         reason = f"openlibrary: {data['sources']['openlibrary']['error']}"
-    elif status == "review":
+    elif p.status == "review":
         reason = f"identity confidence {data['author']['confidence']} below review threshold"
         await ctx.reviews.add(
-            review_entry(author, depth, job_id, data["author"], data["sources"]["openlibrary"]["works"])
+            review_entry(p.author, p.depth, job_id, data["author"], data["sources"]["openlibrary"]["works"])
         )
     return AuthorOutcome(
-        name,
-        key,
-        depth,
-        status,
-        works=works,
-        coauthors=coauthors(data) if status in ("warmed", "partial") else [],
+        p.author["name"],
+        p.key,
+        p.depth,
+        p.status,
+        works=len(data["works"]) if p.cached else 0,
+        coauthors=coauthors(data) if p.cached else [],
         reason=reason,
-        openlibrary_key=openlibrary_key,
-        bibliography=data if status in ("warmed", "partial") else None,
+        openlibrary_key=data["author"]["openlibrary_key"],
+        bibliography=data if p.cached else None,
     )
 
 

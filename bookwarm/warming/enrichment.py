@@ -27,6 +27,10 @@ from bookwarm.warming.context import WarmContext
 from bookwarm.warming.jobs import now_iso
 
 ENRICHERS = ("google_books", "isbndb")
+# Authors of a chunk enriched at once: enough to keep a limited provider's rate busy through its
+# latency (5/s at 150 ms is under 1), few enough that, with the limits off, enrichment does not
+# crowd the shard's bibliographies out of the event loop.
+IN_FLIGHT = 4
 LOCK_WAIT_S = 10.0  # how long an enrichment waits for a warm of the same author to finish
 WANTS = {"google_books": ("description", "categories", "cover"), "isbndb": ("cover", "description")}
 
@@ -117,8 +121,13 @@ async def enrich_chunk(ctx: WarmContext, provider: str, entries: list[Pending]) 
     until its budget refuses a call: then the rest of the chunk stays pending."""
     store = PendingStore(ctx)
     result = EnrichResult()
+    in_flight = asyncio.Semaphore(IN_FLIGHT)
 
     async def one(entry: Pending) -> None:
+        async with in_flight:
+            await enrich(entry)
+
+    async def enrich(entry: Pending) -> None:
         if result.stopped:
             return
         cached, _ = await ctx.cache.read_author(entry.key)

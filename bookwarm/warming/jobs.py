@@ -156,6 +156,16 @@ class JobStore:
         )
         return bool(counted)
 
+    async def count_many(self, job_id: str, outcomes: list[tuple[str, str, int]]) -> list[bool]:
+        """``count`` for a batch of (author key, counter, works), in one round trip."""
+        if not outcomes:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        keys = [self.keys.job_counted(job_id), self.keys.job(job_id)]
+        for author_key, counter, works in outcomes:
+            await self._count(keys=keys, args=[author_key, counter, works], client=pipe)
+        return [bool(c) for c in await HotCache._call(pipe.execute())]
+
     async def _expire(self, job_id: str) -> None:
         pipe = self.client.pipeline(transaction=False)
         for key in (self.keys.job(job_id), self.keys.job_queued(job_id), self.keys.job_counted(job_id)):

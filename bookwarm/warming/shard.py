@@ -123,10 +123,10 @@ class ClaimKeeper:
         if self.claims:
             await self.ctx.hot.release_many(self.claims)
 
-    async def release(self, key: str) -> None:
-        token = self.claims.pop(key, None)
-        if token is not None:
-            await self.ctx.hot.release(key, token)
+    def forget(self, keys: list[str]) -> None:
+        """Stop renewing claims their writes already released (in the same pipeline)."""
+        for key in keys:
+            self.claims.pop(key, None)
 
     async def _renew(self) -> None:
         while True:

@@ -69,10 +69,52 @@ async def test_a_run_writes_what_the_contract_says(flow_env, tmp_path):
         assert authors, "no author objects"
         for name in authors:
             check(schemas["author"], store.get_json_sync(name), name)
-        for name in store.list_names("isbn/")[:50]:
-            check(schemas["isbn"], store.get_json_sync(name), name)
+        assert not store.list_names("isbn/"), "one object per ISBN is the old layout: no longer written"
     finally:
         store.close()
+    # the cold tier's ISBN index names, for every ISBN, an author whose object is in the store
+    client = make_redis(flow_env.redis.url)
+    try:
+        indexed = {}
+        async for raw in client.scan_iter(match=f"{keys.prefix}isbnindex:*"):
+            for isbn13, author_key in (await client.hgetall(raw)).items():
+                assert raw.decode() == keys.isbn_index(isbn13.decode())
+                indexed[isbn13.decode()] = author_key.decode()
+    finally:
+        await client.aclose()
+    assert len(indexed) > 10 and {f"authors/{k}.json" for k in indexed.values()} <= set(authors)
+
+
+async def test_isbn_lookups_from_the_cold_tier(flow_env, tmp_path):
+    """With the hot tier's entries gone, an ISBN is found through the index and its author's object,
+    and an object of the earlier layout (one per ISBN) is still read."""
+    from bookwarm.warming.context import WarmContext
+
+    await warm_library(library(tmp_path, "Neil Gaiman"), max_depth=1)
+    keys = Keys(flow_env.redis.key_prefix)
+    client = make_redis(flow_env.redis.url)
+    async with WarmContext(flow_env) as ctx:
+        hot = await ctx.cache.hot.get_json(keys.author("neil-gaiman"))
+        # a work of his alone (a co-written one's ISBN names whichever co-author was written last)
+        isbn13 = next(w["isbn13"][0] for w in hot["works"] if len(w.get("authors", [])) <= 1 and w["isbn13"])
+        for pattern in (keys.author("*"), keys.isbn("*")):
+            async for raw in client.scan_iter(match=pattern):
+                await client.delete(raw)
+        read = await ctx.cache.lookup_isbn(isbn13)
+        assert read.tier == "cold" and read.value is not None
+        assert read.value["author"]["key"] == "neil-gaiman" and isbn13 in read.value["work"]["isbn13"]
+        check(validators()["isbn"], read.value, isbn13)
+        assert (await ctx.cache.lookup_isbn(isbn13)).tier == "hot"  # promoted
+
+        old = {
+            "isbn13": "9780306406157",
+            "author": {"name": "Old Layout", "key": "old-layout"},
+            "work": read.value["work"],
+        }
+        await ctx.cache.cold.put_json("isbn/9780306406157.json", old)
+        again = await ctx.cache.lookup_isbn("0306406152")  # its ISBN-10
+        assert again.tier == "cold" and again.value == old
+    await client.aclose()
 
 
 def test_the_schemas_reject_what_the_contract_forbids():

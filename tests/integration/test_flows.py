@@ -108,6 +108,34 @@ async def test_dead_letters_then_redrive(flow_env, tmp_path, monkeypatch):
     bibliography, _, _, _ = await lookup(flow_env, "author", "Terry Pratchett")
     assert bibliography and bibliography["works_count"] == 4  # three of his own and Good Omens
 
+    # in the Prefect UI the dead letter was a Failed task run of its own, named by the author, with its reason
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+        TaskRunFilter,
+        TaskRunFilterFlowRunId,
+        TaskRunFilterName,
+    )
+
+    async with get_client() as prefect:
+        deadline = time.monotonic() + 60  # the API records task runs a few seconds after they finish
+        while True:
+            shards = await prefect.read_flow_runs(
+                flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[job_id]))
+            )
+            runs = await prefect.read_task_runs(
+                task_run_filter=TaskRunFilter(
+                    name=TaskRunFilterName(any_=["dead-letter/Terry Pratchett/d1"]),
+                    flow_run_id=TaskRunFilterFlowRunId(any_=[s.id for s in shards]),
+                )
+            )
+            if runs or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+    assert len(runs) == 1 and runs[0].state is not None and runs[0].state.is_failed()
+    assert "AccessDenied" in (runs[0].state.message or "")
+
 
 async def test_warm_to_read_contract(flow_env, tmp_path):
     """Every author a run warmed is found by the lookup, by name and by each ISBN, hot or cold."""
@@ -223,7 +251,9 @@ def test_killed_run_restarts_and_skips_what_finished(flow_env, tmp_path, fake_pr
     } - {"ursula-k-le-guin"}
 
 
-async def test_prefect_shows_level_subflows_author_tasks_and_artifacts(flow_env, tmp_path):
+async def test_prefect_shows_level_subflows_batch_tasks_and_artifacts(flow_env, tmp_path):
+    """Prefect tracks batches, not authors: one warm-batch task run per batch, a table artifact of
+    each shard's authors and statuses, one bookwarm.batch.warmed event per batch."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         ArtifactFilter,
@@ -235,8 +265,11 @@ async def test_prefect_shows_level_subflows_author_tasks_and_artifacts(flow_env,
         TaskRunFilterFlowRunId,
     )
 
-    state = await warm_library(library(tmp_path, "Neil Gaiman"), max_depth=1, return_state=True)
+    state = await warm_library(
+        library(tmp_path, "Neil Gaiman", "Ursula K. Le Guin"), max_depth=1, return_state=True
+    )
     job_id = str(state.state_details.flow_run_id)
+    batches = {"warm-batch/d0/shard-0/batch-0", "warm-batch/d1/shard-0/batch-0"}
     async with get_client() as client:
         deadline = time.monotonic() + 60  # the API records task runs a few seconds after they finish
         while True:
@@ -253,14 +286,14 @@ async def test_prefect_shows_level_subflows_author_tasks_and_artifacts(flow_env,
                 else []
             )
             names = {t.name for t in tasks}
-            if {
-                "warm-author/Neil Gaiman/d0",
-                "warm-author/Terry Pratchett/d1",
-            } <= names or time.monotonic() > deadline:
+            if batches <= names or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.5)
         assert {s.name for s in subflows} == {"warm-authors/d0/shard-0", "warm-authors/d1/shard-0"}
-        assert {"warm-author/Neil Gaiman/d0", "warm-author/Terry Pratchett/d1"} <= names
+        assert batches <= names
+        # two library authors at depth 0 and their co-authors at depth 1: one write task per level
+        assert sum(n.startswith("warm-batch/") for n in names) == 2
+        assert not any(n.startswith(("warm-author/", "dead-letter/")) for n in names)
         artifacts = await client.read_artifacts(
             artifact_filter=ArtifactFilter(
                 key=ArtifactFilterKey(any_=[f"bookwarm-job-{job_id}", f"bookwarm-dead-{job_id}"])
@@ -271,6 +304,20 @@ async def test_prefect_shows_level_subflows_author_tasks_and_artifacts(flow_env,
             artifact_filter=ArtifactFilter(type=ArtifactFilterType(any_=["progress"])), flow_run_filter=None
         )
         assert any(a.flow_run_id and str(a.flow_run_id) == job_id and a.data == 100.0 for a in progress)
+        tables = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(type=ArtifactFilterType(any_=["table"])),
+            flow_run_filter=FlowRunFilter(id={"any_": [s.id for s in subflows]}),
+        )
+        shard_rows = {
+            t.description.split(" of job")[0]: json.loads(t.data) if isinstance(t.data, str) else t.data
+            for t in tables
+        }
+        assert set(shard_rows) == {"Shard 0 at depth 0", "Shard 0 at depth 1"}
+        depth0 = {r["name"]: r for r in shard_rows["Shard 0 at depth 0"]}
+        assert set(depth0) == {"Neil Gaiman", "Ursula K. Le Guin"}
+        assert depth0["Neil Gaiman"]["status"] == "warmed" and depth0["Neil Gaiman"]["works"] == 5
+        assert depth0["Neil Gaiman"]["openlibrary_key"] == "OL1A"
+        assert "Terry Pratchett" in {r["name"] for r in shard_rows["Shard 0 at depth 1"]}
 
         events: list[dict] = []
         deadline = time.monotonic() + 60
@@ -280,7 +327,7 @@ async def test_prefect_shows_level_subflows_author_tasks_and_artifacts(flow_env,
                 "/events/filter",
                 json={
                     "filter": {
-                        "event": {"name": ["bookwarm.author.warmed"]},
+                        "event": {"name": ["bookwarm.batch.warmed"]},
                         "related": {"resources_in_roles": [[f"bookwarm.job.{job_id}", "job"]]},
                     },
                     "limit": 50,
@@ -290,11 +337,12 @@ async def test_prefect_shows_level_subflows_author_tasks_and_artifacts(flow_env,
             if len(events) >= 2:
                 break
             await asyncio.sleep(0.5)
-        by_author = {e["resource"]["prefect.resource.name"]: e["payload"] for e in events}
-        assert set(by_author) == {"Neil Gaiman", "Terry Pratchett"}
-        gaiman = by_author["Neil Gaiman"]
-        assert gaiman["depth"] == 0 and gaiman["works"] == 5 and gaiman["status"] == "warmed"
-        assert gaiman["openlibrary_key"] == "OL1A" and gaiman["duration_s"] > 0
+        by_depth = {e["payload"]["depth"]: e["payload"] for e in events}
+        assert set(by_depth) == {0, 1} and len(events) == 2
+        first = by_depth[0]
+        assert first["authors"] == 2 and first["statuses"] == {"warmed": 2} and first["failed"] == []
+        assert first["works"] == depth0["Neil Gaiman"]["works"] + depth0["Ursula K. Le Guin"]["works"]
+        assert first["duration_s"] > 0
 
 
 async def test_library_flow_uses_the_gemini_fallback(flow_env, monkeypatch):

@@ -93,7 +93,7 @@ def test_the_job_run_page_has_parse_levels_dead_letters_and_summary(
     assert "Ursula K. Le Guin (depth 0)" in dead and "openlibrary" in dead
     (summary,) = [m for m in info if m.startswith(f"job {job_id} completed:")]
     assert "1 failed" in summary and "0 not started" in summary
-    assert not any("Finished in state" in m and "warm-author" in m for _, m in logs)  # no per-task lines
+    assert not any("Finished in state" in m and "warm-batch" in m for _, m in logs)  # no per-task lines
 
 
 def test_commands_without_a_file_keep_prefects_task_run_lines_off_the_run_page(

@@ -64,7 +64,7 @@ async def test_outcomes_published_by_a_shard_reach_the_job_s_listeners(settings)
     try:
         async with progress.OutcomeFollower(job, channel, "job-r"):
             async with progress.OutcomePublisher(worker, channel, "job-r"):
-                # in the worker, warm_author's notify() reaches the publisher (and, here, the test's listener)
+                # in the worker, a batch's notify() reaches the publisher (and, here, the test's listener)
                 for status, key in (("warmed", "a"), ("failed", "b"), ("skipped", "c")):
                     progress.notify("job-r", AuthorOutcome(key.upper(), key, 0, status))
                 progress.notify("another-job", AuthorOutcome("X", "x", 0, "warmed"))
