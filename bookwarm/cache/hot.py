@@ -97,23 +97,12 @@ class HotCache:
         raw = await self._call(self.client.get(self.keys.processed(author_key)))
         return json.loads(raw) if raw else None
 
-    async def mark_processed(self, author_key: str, record: dict[str, Any], ttl_s: int) -> None:
-        await self._call(self.client.set(self.keys.processed(author_key), dumps(record), ex=ttl_s))
-
     def pipeline(self) -> Any:
         """A non-transactional pipeline: a batch's writes in one round trip (``execute``)."""
         return self.client.pipeline(transaction=False)
 
     async def execute(self, pipe: Any) -> list[Any]:
         return await self._call(pipe.execute())
-
-    async def write_bibliography(
-        self, bibliography: dict[str, Any], isbn_entries: dict[str, dict[str, Any]], ttl_s: int
-    ) -> None:
-        """One author's bibliography alone, in one round trip."""
-        pipe = self.pipeline()
-        self.stage_bibliography(pipe, bibliography, isbn_entries, ttl_s)
-        await self.execute(pipe)
 
     def stage_bibliography(
         self, pipe: Any, bibliography: dict[str, Any], isbn_entries: dict[str, dict[str, Any]], ttl_s: int
