@@ -13,6 +13,9 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
 DEPTH ?= 2
+# The suite waits on servers and subprocesses more than it computes: files run side by side.
+TEST_WORKERS ?= 4
+PYTEST_ARGS ?=
 
 .PHONY: serve-deployments install run test lint typecheck format bench-parse bench-providers bench-warm bench-gemini bench-read bench-demand bench-sweep bench-scale bench-big chaos services-up services-down clean
 
@@ -31,7 +34,7 @@ run: install
 	$(BIN)/bookwarm demo $(LIBRARY)
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

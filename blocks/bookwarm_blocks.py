@@ -26,6 +26,12 @@ class BookwarmRedis(Block):
     prefect_grace_s: float = Field(
         30.0, gt=0, description="a job that cannot reach the Prefect API this long stops starting authors"
     )
+    ride_out_s: float = Field(
+        9.5, ge=0, description="every Redis call retries this long from the start of an outage (a restart)"
+    )
+    handover_patience_s: float = Field(
+        15.5, ge=0, description="a job's hand-over points wait this long more for Redis before the job stops"
+    )
     soft_ttl_s: int = Field(
         7 * 24 * 3600, ge=60, description="an author fetched longer ago is served marked stale and refreshed"
     )

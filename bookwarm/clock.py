@@ -1,5 +1,5 @@
 """The clock freshness is read by: when OpenLibrary's list was fetched, when an author was last
-warmed, whether an entry is stale, which demand bucket and which change-feed day it is.
+warmed, whether an entry is stale, which demand bucket, quota day and change-feed day it is.
 
 ``BOOKWARM_CLOCK_OFFSET_S`` moves it forward: `make bench-demand` simulates days with it, in one
 process. Never set it in production. Job heartbeats, claims and TTLs keep the real clock.

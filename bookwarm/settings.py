@@ -41,6 +41,16 @@ class RedisSettings:
         30.0,
         doc="a job that cannot reach the Prefect API this long stops starting authors (interrupted)",
     )
+    ride_out_s: float = _f(
+        "BOOKWARM_REDIS_RIDE_OUT_S",
+        9.5,
+        doc="every Redis call retries this long from the start of an outage (a restart, a failover)",
+    )
+    handover_patience_s: float = _f(
+        "BOOKWARM_HANDOVER_PATIENCE_S",
+        15.5,
+        doc="a job's hand-over points (authors, co-authors) wait this long more for Redis before the job stops",
+    )
     negative_ttl_s: int = _f("BOOKWARM_NEGATIVE_TTL_S", 6 * 3600, doc="TTL of 'author unknown' entries")
     claim_ttl_s: int = _f("BOOKWARM_CLAIM_TTL_S", 60, doc="author claim lifetime, renewed while fetching")
     soft_ttl_s: int = _f(

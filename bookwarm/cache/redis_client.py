@@ -2,7 +2,8 @@
 for a free connection instead of failing with MaxConnectionsError (seen at 150 concurrent
 limiter calls with redis-py's default pool). One client per run and event loop.
 
-Commands that fail to connect or time out are retried by redis-py for about ``RIDE_OUT_S``: a
+Commands that fail to connect or time out are retried by redis-py for about ``ride_out_s``
+(``BOOKWARM_REDIS_RIDE_OUT_S``, 9.5 s): a
 Redis restarting, failing over or briefly unreachable is ridden out by every call (claims, cache
 writes, counts, limits), not only at the shard hand-over points. Longer than that, the call fails
 and the job stops naming Redis; calls begun once Redis has been away that long try once, so the
@@ -28,19 +29,20 @@ from bookwarm.errors import ConfigError
 
 # 0.5, 1, 2, 2, 2, 2 s between tries: a Redis back within ~9.5 s of going away is not noticed.
 RETRIES = 6
-RIDE_OUT_S = 9.5
+RIDE_OUT_S = 9.5  # the setting's default (RedisSettings.ride_out_s)
 
 T = TypeVar("T")
 
 
 class RideOut(Retry):
-    """redis-py's retry with one memory for the whole pool: no call retries past ``RIDE_OUT_S``
+    """redis-py's retry with one memory for the whole pool: no call retries past ``ride_out_s``
     from the start of an outage (a call begun after it tries once); a success ends the outage.
     Bounded by the outage, not per call, it also stays bounded where redis-py nests its connect
     retry inside a command's."""
 
-    def __init__(self) -> None:
+    def __init__(self, ride_out_s: float = RIDE_OUT_S) -> None:
         super().__init__(ExponentialBackoff(cap=2.0, base=0.25), RETRIES)
+        self.ride_out_s = ride_out_s
         self.down_since: float | None = None
 
     def __deepcopy__(self, memo: dict[int, Any]) -> RideOut:
@@ -64,7 +66,7 @@ class RideOut(Retry):
                 failures += 1
                 self.down_since = self.down_since or time.monotonic()
                 await (fail(error, failures) if with_failure_count else fail(error))
-                if failures > self._retries or time.monotonic() - self.down_since > RIDE_OUT_S:
+                if failures > self._retries or time.monotonic() - self.down_since > self.ride_out_s:
                     raise
                 await asyncio.sleep(self._backoff.compute(failures))
             else:
@@ -72,7 +74,9 @@ class RideOut(Retry):
                 return result
 
 
-def make_redis(url: str | None, *, max_connections: int = 64) -> aioredis.Redis:
+def make_redis(
+    url: str | None, *, max_connections: int = 64, ride_out_s: float = RIDE_OUT_S
+) -> aioredis.Redis:
     if not url:
         raise ConfigError("Redis is not configured: set BOOKWARM_REDIS_URL (or run `bookwarm services up`)")
     pool = aioredis.BlockingConnectionPool.from_url(
@@ -81,6 +85,6 @@ def make_redis(url: str | None, *, max_connections: int = 64) -> aioredis.Redis:
         timeout=60,
         socket_connect_timeout=5,
         health_check_interval=30,
-        retry=RideOut(),
+        retry=RideOut(ride_out_s),
     )
     return aioredis.Redis(connection_pool=pool)

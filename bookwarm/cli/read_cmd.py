@@ -90,7 +90,7 @@ def run_status(args: argparse.Namespace) -> int:
     settings = load_settings(start_services=False)
 
     async def read() -> tuple[dict[str, Any] | None, list[dict[str, Any]], list[dict[str, Any]]]:
-        client = make_redis(settings.redis.url)
+        client = make_redis(settings.redis.url, ride_out_s=settings.redis.ride_out_s)
         try:
             jobs = JobStore(
                 client,

@@ -66,7 +66,7 @@ async def _entries(job_id: str | None) -> list[dict[str, Any]]:
     from bookwarm.warming.review import ReviewStore
 
     settings = load_settings(start_services=False)
-    client = make_redis(settings.redis.url)
+    client = make_redis(settings.redis.url, ride_out_s=settings.redis.ride_out_s)
     try:
         store = ReviewStore(client, Keys(settings.redis.key_prefix), settings.redis.job_ttl_s)
         return await (store.for_job(job_id) if job_id else store.open())
@@ -107,7 +107,7 @@ async def _put_on_review_list(name: str) -> None:
     if len(people) != 1:
         raise InputError("give one author's name")
     settings = load_settings(start_services=False)
-    client = make_redis(settings.redis.url)
+    client = make_redis(settings.redis.url, ride_out_s=settings.redis.ride_out_s)
     try:
         store = ReviewStore(client, Keys(settings.redis.key_prefix), settings.redis.job_ttl_s)
         await store.add_by_operator(people[0].name, people[0].key)

@@ -39,6 +39,10 @@ def prepare_flow_runtime() -> Settings:
         # Prefect's internal services (its events worker failing to reach a lost server) log to
         # stderr through their own handler: to the log file only, as the rest.
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_DEBUG_LEVEL", "CRITICAL")
+        # Prefect's log shipper writes "--- Error logging to API ---" and the error to stderr for each
+        # batch a lost server refuses, after the job's one line; it honours the stdlib's switch for
+        # handler errors, which production code turns off (the log file still has every line).
+        logging.raiseExceptions = False
     from blocks.loader import prefect_api_configured
 
     configured = prefect_api_configured()

@@ -69,7 +69,7 @@ def _report_run_ends(services: LocalServices, env: dict[str, str]) -> None:
     settings = load_settings(start_services=False)
 
     async def report() -> list[str]:
-        client = make_redis(settings.redis.url)
+        client = make_redis(settings.redis.url, ride_out_s=settings.redis.ride_out_s)
         try:
             ends = RunEnds(client, Keys(settings.redis.key_prefix), settings.redis.job_ttl_s)
             return await asyncio.wait_for(report_run_ends(ends), 30)

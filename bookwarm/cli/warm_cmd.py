@@ -321,7 +321,7 @@ def _partial_summary(settings: Settings, job_id: str) -> dict[str, Any]:
     from bookwarm.warming.jobs import JobStore, summary
 
     async def read() -> dict[str, Any] | None:
-        client = make_redis(settings.redis.url)
+        client = make_redis(settings.redis.url, ride_out_s=settings.redis.ride_out_s)
         try:
             jobs = JobStore(client, Keys(settings.redis.key_prefix), settings.redis.job_ttl_s)
             return await asyncio.wait_for(jobs.get(job_id), 5.0)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from bookwarm import clock
 from bookwarm.errors import CacheError, ProviderUnavailable, QuotaExhausted
 from bookwarm.keys import Keys
 
@@ -71,7 +72,8 @@ def late_tolerance_s(rate_per_s: float, interval_us: int) -> float:
 
 
 def utc_day() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d")
+    """The quota day, on bookwarm's clock (its offset moves simulated days forward, quotas included)."""
+    return datetime.fromtimestamp(clock.now(), UTC).strftime("%Y-%m-%d")
 
 
 class RedisClock:

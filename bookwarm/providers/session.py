@@ -62,7 +62,7 @@ class ProviderSession:
         self.with_limits = with_limits
         self.transport_factory = transport_factory
         self._own_redis = redis_client is None
-        self.redis = redis_client or make_redis(settings.redis.url)
+        self.redis = redis_client or make_redis(settings.redis.url, ride_out_s=settings.redis.ride_out_s)
         self.keys = Keys(settings.redis.key_prefix)
         self._clients: list[httpx.AsyncClient] = []
         self.http: dict[str, ProviderHttp] = {}

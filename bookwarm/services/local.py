@@ -245,7 +245,22 @@ class LocalServices:
     def _start_s3(
         self, access_key: str, secret_key: str, taken: set[int], ports: tuple[int, ...] = ()
     ) -> tuple[int, int]:
-        """(S3 port, pid). ``ports`` (master, volume, filer, S3) are reused when all still free."""
+        """(S3 port, pid). ``ports`` (master, volume, filer, S3) are reused when all still free.
+
+        A port found free can be taken before the server binds it (another server starting, or a
+        client's ephemeral port: Linux hands out 32768-60999): new ports are picked, up to 3 times."""
+        for attempt in range(3):
+            log_start = _log_size(self.home / "s3.log")
+            try:
+                return self._start_s3_once(access_key, secret_key, taken, ports)
+            except ServiceError:
+                if ports or attempt == 2 or not _port_was_taken(self.home / "s3.log", log_start):
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_s3_once(
+        self, access_key: str, secret_key: str, taken: set[int], ports: tuple[int, ...]
+    ) -> tuple[int, int]:
         data = self.home / "s3"
         data.mkdir(parents=True, exist_ok=True)
         identities = self.home / "s3-identities.json"
@@ -299,6 +314,23 @@ class LocalServices:
         return s3, proc.pid
 
 
+def _log_size(log: Path) -> int:
+    try:
+        return log.stat().st_size
+    except OSError:
+        return 0
+
+
+def _port_was_taken(log: Path, since: int) -> bool:
+    """Whether a server that failed to start said, in its log after ``since``, its port was taken."""
+    try:
+        with log.open("rb") as f:
+            f.seek(since)
+            return b"address already in use" in f.read().lower()
+    except OSError:
+        return False
+
+
 def start_prefect_server(
     home: Path,
     log: Path,
@@ -312,7 +344,22 @@ def start_prefect_server(
 
     Its own PREFECT_HOME (database included, unless ``database_url`` names another), a UI that talks
     to its own port, telemetry off, and PREFECT_SERVER_TUNING unless the environment says otherwise.
+    A free port taken before the server binds it (see ``_start_s3``) is replaced, up to 3 times;
+    a port asked for is never replaced.
     """
+    for attempt in range(3):
+        log_start = _log_size(log)
+        try:
+            return _start_prefect_server_once(home, log, stop_grace_s, database_url, timeout_s, port)
+        except ServiceError:
+            if port is not None or attempt == 2 or not _port_was_taken(log, log_start):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_prefect_server_once(
+    home: Path, log: Path, stop_grace_s: float, database_url: str | None, timeout_s: float, port: int | None
+) -> tuple[int, int]:
     port = port if port is not None and port_is_free(port, reusable=True) else free_port()
     env = {
         **os.environ,

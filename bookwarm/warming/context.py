@@ -39,7 +39,9 @@ class WarmContext:
         self.providers: ProviderSession | None = None
 
     async def __aenter__(self) -> WarmContext:
-        self.redis = make_redis(self.settings.redis.url, max_connections=128)
+        self.redis = make_redis(
+            self.settings.redis.url, max_connections=128, ride_out_s=self.settings.redis.ride_out_s
+        )
         self.hot = HotCache(self.redis, self.keys)
         self.cold = ObjectStore(self.settings.s3)
         await asyncio.to_thread(self.cold.ensure_bucket)
@@ -52,7 +54,11 @@ class WarmContext:
             soft_ttl_s=self.settings.redis.soft_ttl_s,
         )
         self.jobs = JobStore(
-            self.redis, self.keys, self.settings.redis.job_ttl_s, self.settings.redis.job_heartbeat_s
+            self.redis,
+            self.keys,
+            self.settings.redis.job_ttl_s,
+            self.settings.redis.job_heartbeat_s,
+            patience_s=self.settings.redis.handover_patience_s,
         )
         self.reviews = ReviewStore(self.redis, self.keys, self.settings.redis.job_ttl_s)
         self.run_ends = RunEnds(self.redis, self.keys, self.settings.redis.job_ttl_s)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,8 +45,9 @@ ENRICHMENT = tuple(f"enrich_{state}_{p}" for p in ("google_books", "isbndb") for
 
 STALE_BEATS = 3  # missed heartbeats after which a running job reads as interrupted
 # A shard's hand-over points (its authors at the start, its co-authors at the end, the level's
-# co-authors after it) ride out a Redis restart of a few seconds: 0.5 s doubling, ~15 s in all.
-HANDOVER_TRIES = 6
+# co-authors after it) ride out a Redis restart of a few seconds: 0.5 s doubling, for
+# BOOKWARM_HANDOVER_PATIENCE_S in all (15.5 s: 0.5 + 1 + 2 + 4 + 8).
+HANDOVER_PATIENCE_S = 15.5
 ENDED = ("completed", "failed", "cancelled", "interrupted")
 
 # KEYS: counted set, job hash. ARGV: author key, counter, works. Counts an author once per job.
@@ -98,16 +100,29 @@ class JobHeartbeat:
 
 
 class JobStore:
-    def __init__(self, client: aioredis.Redis, keys: Keys, ttl_s: int, heartbeat_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        keys: Keys,
+        ttl_s: int,
+        heartbeat_s: float = 10.0,
+        *,
+        patience_s: float = HANDOVER_PATIENCE_S,
+    ) -> None:
         self.client = client
         self.keys = keys
         self.ttl_s = ttl_s
         self.heartbeat_s = heartbeat_s
+        self.patience_s = patience_s
         self._count = client.register_script(_COUNT)
         self._enqueue = client.register_script(_ENQUEUE)
 
     def heartbeat(self, job_id: str) -> JobHeartbeat:
         return JobHeartbeat(self, job_id, self.heartbeat_s)
+
+    async def _patiently(self, call: Any) -> Any:
+        """``call()`` (a Redis command), again after a pause while Redis fails, for ``patience_s``."""
+        return await patiently(call, self.patience_s)
 
     async def start(
         self, job_id: str, *, source: str, max_depth: int, authors: list[dict[str, Any]], force: bool
@@ -177,7 +192,7 @@ class JobStore:
         not authors: its parameters stay small whatever the library holds)."""
         if not author_keys:
             return []
-        raw = await _patiently(lambda: self.client.hmget(self.keys.job_queued(job_id), author_keys))
+        raw = await self._patiently(lambda: self.client.hmget(self.keys.job_queued(job_id), author_keys))
         missing = [key for key, value in zip(author_keys, raw, strict=True) if value is None]
         if missing:
             raise CacheError(
@@ -200,11 +215,11 @@ class JobStore:
             pipe.expire(key, self.ttl_s)
             return pipe.execute()
 
-        await _patiently(write)
+        await self._patiently(write)
 
     async def found(self, job_id: str, pass_id: str, depth: int) -> list[dict[str, Any]]:
         """Every co-author the pass's shards found at ``depth``, in a stable order."""
-        raw = await _patiently(lambda: self.client.hgetall(self.keys.job_found(job_id, pass_id, depth)))
+        raw = await self._patiently(lambda: self.client.hgetall(self.keys.job_found(job_id, pass_id, depth)))
         people = [json.loads(v) for v in raw.values()]
         return sorted(people, key=lambda p: p["key"])
 
@@ -304,16 +319,22 @@ class JobStore:
         return summary(await self.get(job_id) or {})
 
 
-async def _patiently(call: Any) -> Any:
-    """``call()`` (a Redis command), again after a pause while Redis fails, HANDOVER_TRIES times."""
-    for attempt in range(HANDOVER_TRIES):
+async def patiently(
+    call: Any, patience_s: float, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+) -> Any:
+    """``call()`` (a Redis command), again after pauses of 0.5 s doubling while Redis fails, until
+    the pauses reach ``patience_s``; then its CacheError. ``sleep`` is how it pauses."""
+    waited, pause = 0.0, 0.5
+    while True:
         try:
             return await HotCache._call(call())
         except CacheError:
-            if attempt == HANDOVER_TRIES - 1:
+            if waited >= patience_s:
                 raise
-            await asyncio.sleep(0.5 * 2**attempt)
-    raise AssertionError("unreachable")
+            pause = min(pause, patience_s - waited)
+            await sleep(pause)
+            waited += pause
+            pause *= 2
 
 
 def summary(record: dict[str, Any]) -> dict[str, Any]:

@@ -14,13 +14,17 @@ from blocks.register import register_blocks
 from bookwarm.settings import resolve
 
 
+def _delete_blocks() -> None:
+    for cls, name in BLOCK_NAMES.values():
+        with contextlib.suppress(ValueError, ObjectNotFound):
+            cls.delete(name)
+
+
 @pytest.fixture
 def clean_blocks(prefect_api):
     """Saved blocks outrank the environment for every later flow in this session: remove them after."""
     yield
-    for cls, name in BLOCK_NAMES.values():
-        with contextlib.suppress(ValueError, ObjectNotFound):
-            cls.delete(name)
+    _delete_blocks()
 
 
 def test_register_then_resolve_prefers_blocks(clean_blocks, services):
@@ -45,7 +49,11 @@ def test_register_then_resolve_prefers_blocks(clean_blocks, services):
     assert "isbndb-secret" not in repr(resolved)
 
 
-def test_blocks_are_gone_after_the_test_above(prefect_api):
+def test_clean_blocks_leaves_no_block_for_later_tests(prefect_api, services):
+    """What `clean_blocks` does after each test that saves blocks, checked on blocks saved here."""
+    register_blocks(resolve(services.env()), overwrite=True)
+    assert load_block_values() != {}
+    _delete_blocks()
     assert load_block_values() == {}
 
 

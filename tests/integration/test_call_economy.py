@@ -66,10 +66,9 @@ async def test_google_books_quota_spent_leaves_authors_warmed_and_enrichment_pen
     assert stats(economy_providers)["google_books"]["requests"] <= 2  # never past the budget
     assert google["done"] <= 2 and google["done"] + google["pending"] == 10
 
-    # The next UTC day: the enrich flow drains what is pending, library authors first.
-    import bookwarm.providers.limits as limits
-
-    monkeypatch.setattr(limits, "utc_day", lambda: "2099-01-02")
+    # The next UTC day, on bookwarm's own clock: the enrich flow drains what is pending, library
+    # authors first, on the new day's quota.
+    monkeypatch.setenv("BOOKWARM_CLOCK_OFFSET_S", str(24 * 3600))
     monkeypatch.setenv("BOOKWARM_GOOGLE_BOOKS_DAILY_QUOTA", "100")
     result = await enrich(job_id=summary["job_id"])
     assert result["google_books"]["done"] == google["pending"] and result["google_books"]["pending"] == 0

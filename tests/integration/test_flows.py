@@ -16,10 +16,10 @@ from bookwarm.cache.objectstore import ObjectStore
 from bookwarm.cache.redis_client import make_redis
 from bookwarm.cli.read_cmd import lookup
 from bookwarm.keys import Keys
-from bookwarm.providers.fake.runner import stats
+from bookwarm.providers.fake.runner import release_holds, stats
 from flows.redrive import redrive
 from flows.warm_library import warm_library
-from tests.integration.conftest import processed
+from tests.integration.conftest import hold_midway, processed
 
 # Eight authors of the demo catalog, for runs that are stopped midway.
 EIGHT_AUTHORS = [
@@ -212,10 +212,11 @@ def test_killed_run_restarts_and_skips_what_finished(flow_env, tmp_path, fake_pr
         **os.environ,
         "PREFECT_API_URL": PREFECT_API_URL.value(),
         "BOOKWARM_HOME": str(tmp_path / "home"),
-        "BOOKWARM_OPENLIBRARY_RPS": "2",
+        "BOOKWARM_OPENLIBRARY_RPS": "500",
         "BOOKWARM_OPENLIBRARY_BATCH": "1",
         "BOOKWARM_JOB_HEARTBEAT_S": "0.5",
-    }  # one author a batch, two calls each: authors finish ~1 s apart, room to kill it midway
+    }  # one author a batch; OpenLibrary holds its answers after two authors: killed midway
+    hold_midway(fake_providers, 2)
     cmd = [sys.executable, "-m", "bookwarm", "warm", path, "--max-depth", "1", "--json"]
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
@@ -226,6 +227,7 @@ def test_killed_run_restarts_and_skips_what_finished(flow_env, tmp_path, fake_pr
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    release_holds(fake_providers)
     finished = set(asyncio.run(processed(flow_env)))
     assert 2 <= len(finished) < len(names)
     killed = asyncio.run(_interrupted_job(flow_env))  # the record tells the truth, within 3 beats

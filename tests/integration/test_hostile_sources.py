@@ -56,15 +56,16 @@ async def test_hostile_sources_are_refused_and_nothing_leaks(flow_env, hostile_s
     assert "refused" in messages["secret file"] and "refused" in messages["other bucket"]
     assert "not valid base64" in messages["bad base64"]
 
-    found = await _everything_stored(flow_env, started)
+    found = await _everything_stored(flow_env, started, refused=len(hostile_sources))
     for secret in (SECRET, "root:x:0:0", services.secret_key):
         for place, text in found.items():
             assert secret not in text, f"{secret[:8]}… found in {place}"
 
 
-async def _everything_stored(settings, since: float) -> dict[str, str]:
+async def _everything_stored(settings, since: float, refused: int) -> dict[str, str]:
     """Prefect's flow runs, task runs, logs, artifacts and events since ``since``, and every Redis
-    value and object (the planted private object aside)."""
+    value and object (the planted private object aside), once the server has persisted the final
+    state event of each of the ``refused`` runs (it writes events in batches)."""
     from datetime import UTC, datetime
 
     from prefect.client.orchestration import get_client
@@ -80,7 +81,20 @@ async def _everything_stored(settings, since: float) -> dict[str, str]:
     when = datetime.fromtimestamp(since - 1, UTC)
     stored: dict[str, str] = {}
     async with get_client() as client:
-        await asyncio.sleep(6)  # the server persists events and task runs in batches (5 s flush)
+        failed_events = {
+            "filter": {
+                "occurred": {"since": when.isoformat()},
+                "event": {"name": ["prefect.flow-run.Failed"]},
+            },
+            "limit": 50,
+        }
+        deadline = time.monotonic() + 60
+        while (
+            len((await client.request("POST", "/events/filter", json=failed_events)).json()["events"])
+            < refused
+        ):
+            assert time.monotonic() < deadline, "the refused runs' final events never reached the server"
+            await asyncio.sleep(0.5)
         runs = await client.read_flow_runs(
             flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=when)), limit=200
         )

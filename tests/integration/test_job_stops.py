@@ -1,6 +1,7 @@
 """A job that is cancelled, or loses its Prefect server, stops cleanly and is resumed to the end.
 
-Real parts: the session's Redis and S3, the fake providers (slowed so the job is caught midway),
+Real parts: the session's Redis and S3, the fake providers (holding OpenLibrary's answers after two
+authors, so the job is caught midway: `hold_midway`),
 the test harness's Prefect API for the cancel, and for the lost server a Prefect server of the
 test's own, SIGKILLed under a running `bookwarm warm` and started again on its port and database.
 """
@@ -20,19 +21,22 @@ import pytest
 
 from bookwarm.cache.redis_client import make_redis
 from bookwarm.keys import Keys
-from bookwarm.providers.fake.runner import stats
+from bookwarm.providers.fake.runner import release_holds, stats
 from bookwarm.services.process import stop
 from bookwarm.warming.jobs import JobStore, summary
+from bookwarm.warming.stop import stop_signal
 from flows.resume import resume
 from flows.warm_library import warm_library
-from tests.integration.conftest import processed
+from tests.integration.conftest import hold_midway, processed, seeded_prefect_home
 from tests.integration.test_flows import EIGHT_AUTHORS, library
 
 NAMES = EIGHT_AUTHORS
-SLOW = {  # one author a batch at 2 OpenLibrary calls/s: authors finish ~1 s apart
-    "BOOKWARM_OPENLIBRARY_RPS": "2",
+MIDWAY = {  # one author a batch; OpenLibrary holds its answers after two authors (hold_midway)
+    "BOOKWARM_OPENLIBRARY_RPS": "500",
     "BOOKWARM_OPENLIBRARY_BATCH": "1",
 }
+
+pytestmark = pytest.mark.long  # jobs stopped midway, each resumed: several CLI runs a test
 
 
 async def _jobs(settings) -> tuple[JobStore, list[str]]:
@@ -97,8 +101,9 @@ async def test_cancel_stops_the_job_counts_what_is_left_and_resume_finishes(
     from prefect.client.orchestration import get_client
     from prefect.states import Cancelling
 
-    for name, value in SLOW.items():
+    for name, value in MIDWAY.items():
         monkeypatch.setenv(name, value)
+    hold_midway(fake_providers, 2)
     monkeypatch.setenv("BOOKWARM_PREFECT_GRACE_S", "5")  # probes every second
     # concurrency 1: four batches of one author fetched ahead at a time, so a cancel finds some unstarted
     run = asyncio.create_task(
@@ -112,6 +117,10 @@ async def test_cancel_stops_the_job_counts_what_is_left_and_resume_finishes(
     assert len(ids) == 1
     async with get_client() as client:  # what the UI's Cancel button does
         await client.set_flow_run_state(ids[0], Cancelling(), force=True)
+    while not stop_signal(ids[0]).is_set:  # the job has seen it: what is held may answer now
+        assert not run.done() and time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    release_holds(fake_providers)
     state = await asyncio.wait_for(run, 120)
 
     assert state.is_cancelled(), state
@@ -123,7 +132,6 @@ async def test_cancel_stops_the_job_counts_what_is_left_and_resume_finishes(
     finished = await processed(flow_env)
     calls_before, asked_before = _openlibrary_calls(fake_providers), _asked(fake_providers)
 
-    monkeypatch.setenv("BOOKWARM_OPENLIBRARY_RPS", "500")
     resumed = await resume(ids[0])
     assert resumed["status"] == "completed" and resumed["resumes"] == 1
     assert resumed["authors_not_started"] == 0 and resumed["authors_queued"] == record["authors_queued"]
@@ -138,11 +146,11 @@ async def test_cancel_stops_the_job_counts_what_is_left_and_resume_finishes(
 
 
 @pytest.fixture
-def own_prefect_server(tmp_path):
+def own_prefect_server(tmp_path, prefect_db_template):
     """A Prefect server only this test uses (and kills): (pid holder, port, restart)."""
     from bookwarm.services.local import start_prefect_server
 
-    home, log = tmp_path / "prefect", tmp_path / "prefect.log"
+    home, log = seeded_prefect_home(tmp_path / "prefect", prefect_db_template), tmp_path / "prefect.log"
     server = {}
     server["pid"], server["port"] = start_prefect_server(home, log, stop_grace_s=2.0)
 
@@ -161,9 +169,11 @@ def test_lost_prefect_server_interrupts_the_job_and_resume_finishes_it(
     flow_env, tmp_path, fake_providers, own_prefect_server
 ):
     path = library(tmp_path, *NAMES)
+    # what is held answers 10 s on: long after the 3 s grace, so the job stops mid-level
+    hold_midway(fake_providers, 2, max_s=10)
     env = {
         **os.environ,
-        **SLOW,
+        **MIDWAY,
         "PREFECT_API_URL": f"http://127.0.0.1:{own_prefect_server['port']}/api",
         "BOOKWARM_HOME": str(tmp_path / "home"),
         "BOOKWARM_PREFECT_GRACE_S": "3",
@@ -204,6 +214,7 @@ def test_lost_prefect_server_interrupts_the_job_and_resume_finishes_it(
     calls_before, asked_before = _openlibrary_calls(fake_providers), _asked(fake_providers)
 
     own_prefect_server["restart"]()
+    release_holds(fake_providers)
     again = _resume_cli(env, job_id)
     assert again.returncode == 0, again.stderr[-3000:]
     resumed = json.loads(again.stdout)
@@ -252,9 +263,10 @@ def test_cancel_from_the_ui_of_a_served_deployment_run(flow_env, tmp_path, fake_
     from prefect.settings import PREFECT_API_URL
     from prefect.states import Cancelling
 
+    hold_midway(fake_providers, 2)
     env = {
         **os.environ,
-        **SLOW,
+        **MIDWAY,
         "PREFECT_API_URL": PREFECT_API_URL.value(),
         "BOOKWARM_HOME": str(tmp_path / "h"),
     }
@@ -296,6 +308,7 @@ def test_cancel_from_the_ui_of_a_served_deployment_run(flow_env, tmp_path, fake_
     try:
         job_id, final = asyncio.run(scenario())
     finally:
+        release_holds(fake_providers)
         os.killpg(serve.pid, signal.SIGTERM)
         serve.wait(timeout=60)
         log.close()
@@ -321,9 +334,10 @@ def test_sigterm_ends_the_cli_in_one_line_with_the_resume_command(flow_env, tmp_
     finishes the job."""
     from prefect.settings import PREFECT_API_URL
 
+    hold_midway(fake_providers, 2, max_s=10)  # answered 10 s on at the latest: the SIGTERM comes first
     env = {
         **os.environ,
-        **SLOW,
+        **MIDWAY,
         "PREFECT_API_URL": PREFECT_API_URL.value(),
         "BOOKWARM_HOME": str(tmp_path / "home"),
     }
@@ -335,6 +349,7 @@ def test_sigterm_ends_the_cli_in_one_line_with_the_resume_command(flow_env, tmp_
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     _out, err = proc.communicate(timeout=60)
+    release_holds(fake_providers)
 
     async def read() -> tuple[list[str], dict]:
         jobs, ids = await _jobs(flow_env)
@@ -396,21 +411,24 @@ def _own_redis(tmp_path) -> tuple[int, Callable[[], int]]:
     return port, start_redis
 
 
-def _warming_on_own_redis(tmp_path):
+def _warming_on_own_redis(tmp_path, fake_providers: int, **extra: str):
     """`bookwarm warm --json` against a Redis of the test's own, returned once two authors are
-    warmed: (process, settings, env, start_redis, Redis pid)."""
+    warmed and OpenLibrary holds the rest (`release_holds` lets them go): (process, settings, env,
+    start_redis, Redis pid)."""
     from prefect.settings import PREFECT_API_URL
 
     from bookwarm.settings import resolve
 
     port, start_redis = _own_redis(tmp_path)
     redis_pid = start_redis()
+    hold_midway(fake_providers, 2)
     env = {
         **os.environ,
-        **SLOW,
+        **MIDWAY,
         "PREFECT_API_URL": PREFECT_API_URL.value(),
         "BOOKWARM_HOME": str(tmp_path / "home"),
         "BOOKWARM_REDIS_URL": f"redis://127.0.0.1:{port}/0",
+        **extra,
     }
     settings = resolve(env)
     cmd = [sys.executable, "-m", "bookwarm", "warm", library(tmp_path, *NAMES), "--max-depth", "1", "--json"]
@@ -430,11 +448,16 @@ def _warming_on_own_redis(tmp_path):
 def test_a_redis_blip_mid_job_is_ridden_out(flow_env, tmp_path, fake_providers):
     """Redis SIGKILLed midway and back 2 s later (a restart, a failover): the job goes on as if
     nothing happened: exit 0, every author warmed once, no dead letter, no claim left."""
-    proc, settings, _, start_redis, redis_pid = _warming_on_own_redis(tmp_path)
+    # claims live their production 60 s (the flows' tests use 3 s): a held author's claim outlives
+    # the outage, as in production, where 3 s would make it a dead letter for the blip
+    proc, settings, _, start_redis, redis_pid = _warming_on_own_redis(
+        tmp_path, fake_providers, BOOKWARM_CLAIM_TTL_S="60"
+    )
     try:
         os.kill(redis_pid, signal.SIGKILL)
-        time.sleep(2.0)  # the blip itself: Redis is away this long
+        time.sleep(2.0)  # the blip itself: Redis is away this long (the ride-out is 9.5 s)
         redis_pid = start_redis()
+        release_holds(fake_providers)
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-3000:]
         done = json.loads(out)
@@ -454,9 +477,13 @@ def test_a_redis_blip_mid_job_is_ridden_out(flow_env, tmp_path, fake_providers):
 def test_redis_lost_mid_job_names_the_job_and_how_to_resume(flow_env, tmp_path, fake_providers):
     """Redis gone for good midway (longer than the hand-over points ride out): one line naming Redis,
     the job and `bookwarm resume`, `--json` still prints what it has; Redis back, resume finishes."""
-    proc, _, env, start_redis, redis_pid = _warming_on_own_redis(tmp_path)
+    # The same code as by default, with shorter waits: every Redis call rides out 2 s, the
+    # hand-over points 2 s more (9.5 s and 15.5 s by default)
+    patience = {"BOOKWARM_REDIS_RIDE_OUT_S": "2", "BOOKWARM_HANDOVER_PATIENCE_S": "2"}
+    proc, _, env, start_redis, redis_pid = _warming_on_own_redis(tmp_path, fake_providers, **patience)
     try:
         os.kill(redis_pid, signal.SIGKILL)
+        release_holds(fake_providers)
         killed_at = time.monotonic()
         out, err = proc.communicate(timeout=300)
         print(f"exited {time.monotonic() - killed_at:.1f} s after Redis was killed for good")
@@ -498,10 +525,12 @@ def test_deployments_serve_stops_on_sigterm_while_its_server_is_down(flow_env, t
     )
     try:
         deadline = time.monotonic() + 120
-        while httpx.get(f"{api}/deployments/name/enrich/enrich").status_code != 200:
+        # the runner's loop is going once it has polled for its deployments' runs: they read READY
+        while (answer := httpx.get(f"{api}/deployments/name/enrich/enrich")).status_code != 200 or (
+            answer.json().get("status") != "READY"
+        ):
             assert serve.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.5)
-        time.sleep(2)  # the runner's loop is going
+            time.sleep(0.2)
         os.killpg(own_prefect_server["pid"], signal.SIGKILL)
         serve.send_signal(signal.SIGTERM)
         serve.wait(timeout=15)  # a bound for "promptly", well under what the retries would take

@@ -21,7 +21,10 @@ def test_redis_answers_on_a_non_standard_port(services, settings):
     assert services.redis_port != 6379
     client = redis.Redis.from_url(settings.redis.url)
     assert client.ping()
-    assert client.set("probe", "1", nx=True, ex=5) in (True, None)
+    client.delete("probe")
+    assert client.set("probe", "1", nx=True, ex=5) is True  # a claim is taken once
+    assert client.set("probe", "2", nx=True, ex=5) is None  # and refused while it lives
+    assert client.get("probe") == b"1"
 
 
 async def test_object_store_creates_bucket_and_round_trips_json(settings):

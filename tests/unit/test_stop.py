@@ -57,8 +57,9 @@ async def test_abandon_waits_for_authors_in_flight():
     signal = stop_signal("j-body")
     async with signal.shard_body():
         signal.set("interrupted", "lost")
-        waiter = asyncio.ensure_future(signal.abandoned(poll_s=0.01))
-        await asyncio.sleep(0.05)
+        waiter = asyncio.ensure_future(signal.abandoned(poll_s=0))
+        for _ in range(20):  # the waiter looks at the signal on each turn of the loop: 20 looks
+            await asyncio.sleep(0)
         assert not waiter.done()  # a shard still has an author in flight
     await asyncio.wait_for(waiter, 2)
     assert stop_signal("j-body") is signal  # one signal per job in a process

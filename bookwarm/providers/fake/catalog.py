@@ -70,12 +70,16 @@ class Catalog:
 
     def works_by_name(self, query: str) -> list[CatalogWork]:
         """Works with an author whose name (or one alternate name) contains every word of the query."""
+        positions = {p for key in self.keys_named(query) for p in self._works_by_author.get(key, [])}
+        return [self.works[p] for p in sorted(positions)]
+
+    def keys_named(self, query: str) -> set[str]:
+        """Keys of the authors whose name (or one alternate name) contains every word of the query."""
         wanted = set(author_key(query).split("-")) - {""}
         if not wanted:
-            return []
+            return set()
         names = set.intersection(*(self._names_by_token.get(token, set()) for token in wanted))
-        positions = {p for key in {k for k, _ in names} for p in self._works_by_author.get(key, [])}
-        return [self.works[p] for p in sorted(positions)]
+        return {k for k, _ in names}
 
     def works_by_author_key(self, key: str) -> list[CatalogWork]:
         return [self.works[p] for p in self._works_by_author.get(key, [])]

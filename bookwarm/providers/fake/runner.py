@@ -128,6 +128,11 @@ def set_faults(port: int, faults: dict[str, Faults]) -> None:
     ).raise_for_status()
 
 
+def release_holds(port: int) -> None:
+    """Ends the answers held by a ``hold_when_asked`` fault, and those still to come."""
+    httpx.post(f"http://127.0.0.1:{port}/_release", timeout=10).raise_for_status()
+
+
 def stats(port: int) -> dict[str, dict[str, Any]]:
     counts: dict[str, dict[str, Any]] = httpx.get(f"http://127.0.0.1:{port}/_stats", timeout=10).json()
     return counts

@@ -6,12 +6,13 @@ Routes (base URLs to configure): OpenLibrary at ``/`` (``/search.json`` with ``a
 ``/isbndb`` (``/author/{name}``, ``/book/{isbn}``, ``POST /books`` with up to ``isbndb_batch`` ISBNs,
 ``Authorization`` header required). Faults (latency, 500s, 429s, malformed JSON,
 a provider down) and the real rate limits are enforced per provider; ``POST /_faults`` changes
-them at run time and ``GET /_stats`` reports what was served, for tests and benchmarks.
+them at run time, ``POST /_release`` ends the answers a fault holds, and ``GET /_stats`` reports what was served, for tests and benchmarks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import re
@@ -45,6 +46,13 @@ class Faults:
     burst: int = 0  # calls let through above the rate (a leaky bucket); 0 = N in any one second
     latency_per_doc_ms: float = 0.0  # a large answer takes longer, as OpenLibrary's Solr does
     fail_when_asked: str = ""  # a 500 for every query naming this key, ISBN or name (a bad batch)
+    # a query naming any of these keys, ISBNs or names waits for POST /_release (at most hold_max_s):
+    # a job caught midway, deterministically, where pacing would guess at durations
+    hold_when_asked: list[str] = field(default_factory=list)
+    # answers about the first N authors asked (by key, name or ISBN), then holds every query about
+    # any other author the same way (-1: never): a job stopped with exactly N authors fetched
+    hold_after_authors: int = -1
+    hold_max_s: float = 60.0
     feed_fail_from_offset: int = -1  # RecentChanges: a 500 for pages at or past this offset (-1: never)
 
 
@@ -54,6 +62,7 @@ class Counters:
     served_429: int = 0
     limit_429: int = 0
     errors: int = 0
+    held: int = 0  # queries parked by hold_when_asked
     times: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
     # how often each author key / name / ISBN was asked for (first pages only): "fetched once" checks
     asked: dict[str, int] = field(default_factory=dict)
@@ -96,6 +105,8 @@ def build_app(
         "counters": {p: Counters() for p in PROVIDERS},
         "windows": {p: RateWindow() for p in PROVIDERS},
         "changes": [],  # RecentChanges changesets, oldest first
+        "released": asyncio.Event(),  # ends the holds of hold_when_asked and hold_after_authors
+        "admitted": set(),  # the authors hold_after_authors answers about
     }
     rnd = random.Random(seed)
 
@@ -130,7 +141,9 @@ def build_app(
         q = request.query_params
         asked = state["counters"]["openlibrary"].asked
         first_page = int(q.get("offset", 0)) == 0
+        faults: Faults = state["faults"]["openlibrary"]
         if q.get("author"):
+            field_name, values = "author_name", [q["author"]]
             works = catalog.works_by_name(q["author"])
             if first_page:
                 asked[q["author"]] = asked.get(q["author"], 0) + 1
@@ -142,11 +155,14 @@ def build_app(
             if first_page:
                 for value in values:
                     asked[value] = asked.get(value, 0) + 1
-            fail = state["faults"]["openlibrary"].fail_when_asked
-            if fail and fail in values:
+            if faults.fail_when_asked and faults.fail_when_asked in values:
                 state["counters"]["openlibrary"].errors += 1
                 return JSONResponse({"error": "internal error"}, status_code=500)
             works = solr_works(catalog, field_name, values)
+        if _held(faults, state["admitted"], values, field_name):
+            state["counters"]["openlibrary"].held += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(state["released"].wait(), faults.hold_max_s)
         if q.get("sort") == "key":
             works = sorted(works, key=lambda w: f"/works/{w.key}")
         limit = int(q.get("limit", 100))
@@ -337,7 +353,14 @@ def build_app(
             state["faults"][provider] = Faults(**values)
         state["counters"] = {p: Counters() for p in PROVIDERS}
         state["windows"] = {p: RateWindow() for p in PROVIDERS}
+        state["released"].set()  # a hold of the faults before ends with them
+        state["released"] = asyncio.Event()
+        state["admitted"] = set()
         return JSONResponse({p: asdict(f) for p, f in state["faults"].items()})
+
+    async def release(request: Request) -> Response:
+        state["released"].set()
+        return JSONResponse({"released": True})
 
     async def stats(request: Request) -> Response:
         return JSONResponse(
@@ -347,11 +370,31 @@ def build_app(
                     "served_429": c.served_429,
                     "limit_429": c.limit_429,
                     "errors": c.errors,
+                    "held": c.held,
                     "asked": c.asked,
                 }
                 for p, c in state["counters"].items()
             }
         )
+
+    def _held(faults: Faults, admitted: set[str], values: list[str], field_name: str) -> bool:
+        """Whether a query naming ``values`` (of ``field_name``) waits for POST /_release."""
+        if {h.casefold() for h in faults.hold_when_asked} & {v.casefold() for v in values}:
+            return True
+        if faults.hold_after_authors < 0:
+            return False
+        asked: set[str] = set()
+        for value in values:
+            if field_name == "author_key":
+                asked.add(value)
+            elif field_name == "author_name":
+                asked |= catalog.keys_named(value)
+            elif field_name == "isbn" and (work := catalog.by_isbn(value)) is not None:
+                asked |= set(work.authors)
+        if len(admitted | asked) > faults.hold_after_authors:
+            return bool(asked - admitted)
+        admitted |= asked
+        return False
 
     return Starlette(
         routes=[
@@ -366,6 +409,7 @@ def build_app(
             Route("/recentchanges/{y}/{m}/{d}/{kind}.json", recent_changes),
             Route("/_changes", add_changes, methods=["POST"]),
             Route("/_faults", set_faults, methods=["POST"]),
+            Route("/_release", release, methods=["POST"]),
             Route("/_stats", stats),
         ]
     )

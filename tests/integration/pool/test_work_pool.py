@@ -1,0 +1,174 @@
+"""Shards on a work pool: real `bookwarm workers start` processes pull the shards of one job from a
+Prefect server on PostgreSQL, with the deployments registered from deployments/prefect.yaml.
+
+Each worker is a separate process with its own PREFECT_HOME. The job is a `bookwarm warm` CLI
+process with BOOKWARM_WORK_POOL set; the fake providers count how often each author was asked for.
+Here: workers sharing a job, a cancel, and `bookwarm workers start 3` with one worker SIGKILLed
+midway (its runs marked Crashed through the API, as bookwarm's automation does). Runs that nobody
+will end are in test_worker_death.py (a pool of its own: the two files run side by side).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+
+import psutil
+import pytest
+
+from bookwarm.providers.fake.runner import release_holds, set_faults
+from bookwarm.providers.fake.server import PROVIDERS, Faults
+from bookwarm.settings import resolve
+from tests.integration.conftest import hold_midway, processed
+from tests.integration.pool.pool import (
+    ALL_KEYS,
+    CLAIM_TTL_S,
+    FINAL,
+    MIDWAY,
+    Supervisor,
+    Workers,
+    asked,
+    cancel_job,
+    env_for,
+    force_state,
+    job_ids,
+    record_of,
+    runs_of_job,
+    shard_midway,
+    wait_for,
+    warm,
+    works_asked,
+)
+from tests.integration.test_job_stops import _claims_left
+
+pytestmark = pytest.mark.long  # a pool of its own: PostgreSQL, a Prefect server, workers
+
+
+def test_three_workers_share_the_shards_of_one_job_and_warm_each_author_once(
+    pool_server, pool_providers, tmp_path
+):
+    port, csv_path = pool_providers
+    set_faults(port, {p: Faults() for p in PROVIDERS})
+    env = env_for(pool_server, port, "wp1:", tmp_path, BOOKWARM_OPENLIBRARY_RPS="500")
+    settings = resolve(env)
+    workers = Workers(env, tmp_path, shards_at_once=2)  # 3 shards a level: 2 workers at least
+    try:
+        before = asked(port)
+        job = warm(env, csv_path, "--shard-size", "8")
+        out, err = job.communicate(timeout=170)
+        assert job.returncode == 0, err[-3000:]
+        result = json.loads(out)
+        assert result["status"] == "completed"
+        assert result["authors_queued"] == len(ALL_KEYS)
+        # the CLI's progress, fed by the workers' shards through Redis (plain lines: stderr is a pipe)
+        assert "[depth 0] " in err and " authors " in err, err[-2000:]
+        records = asyncio.run(processed(settings))
+        assert {r["openlibrary_key"] for r in records.values()} == ALL_KEYS
+        runs = runs_of_job(pool_server["PREFECT_API_URL"], result["job_id"])
+        assert len(runs) >= 6  # 24 library authors in shards of 8, then 24 co-authors
+        assert all(r.state_name == "Completed" for r in runs), [(r.name, r.state_name) for r in runs]
+        ran_on = {r.labels.get("prefect.worker.name") for r in runs}
+        assert len(ran_on - {None}) >= 2, ran_on
+        # every author's works asked for exactly once: no author fetched twice across workers
+        works = works_asked(before, asked(port))
+        assert set(works) == ALL_KEYS and set(works.values()) == {1}, works
+    finally:
+        workers.close()
+
+
+def test_cancelling_the_job_cancels_its_shard_runs(pool_server, pool_providers, tmp_path):
+    port, csv_path = pool_providers
+    hold_midway(port, authors=4)  # the job stays midway until released: nothing finishes before the cancel
+    env = env_for(
+        pool_server, port, "wp3:", tmp_path, BOOKWARM_OPENLIBRARY_RPS="500", BOOKWARM_OPENLIBRARY_BATCH="1"
+    )
+    settings = resolve(env)
+    api = pool_server["PREFECT_API_URL"]
+    workers = Workers(env, tmp_path)
+    try:
+        job = warm(env, csv_path, "--shard-size", "12")
+        job_id = wait_for("the job's record", lambda: asyncio.run(job_ids(settings)), 120)[0]
+        wait_for(
+            "a shard run going",
+            lambda: [r for r in runs_of_job(api, job_id) if r.state_name == "Running"],
+            120,
+        )
+        asyncio.run(cancel_job(api, job_id))
+        _out, err = job.communicate(timeout=120)
+        assert job.returncode == 1 and "cancelled" in err, err[-2000:]
+        record, _ = asyncio.run(record_of(settings, job_id))
+        assert record["status"] == "cancelled"
+        runs = wait_for(
+            "every shard run final",
+            lambda: (
+                lambda rs: rs if all(r.state_type and r.state_type.value in FINAL for r in rs) else None
+            )(runs_of_job(api, job_id)),
+            60,
+        )
+        assert any(r.state_name == "Cancelled" for r in runs), [(r.name, r.state_name) for r in runs]
+        assert not [r for r in runs if r.state_name in ("Running", "Pending", "Scheduled")]
+        # no claim outlives its TTL
+        wait_for(
+            "every claim released or lapsed", lambda: not asyncio.run(_claims_left(settings)), CLAIM_TTL_S + 5
+        )
+    finally:
+        release_holds(port)
+        workers.close()
+
+
+@pytest.mark.parametrize("with_children", [True, False], ids=["with-children", "worker-only"])
+def test_one_dead_worker_of_three_the_others_go_on_and_the_job_completes(
+    pool_server, pool_providers, tmp_path, with_children
+):
+    """`bookwarm workers start 3`, one worker SIGKILLed while its shard is midway (with the shard's
+    process, as a machine that dies, or alone): the other two keep running, the dead one is
+    started again, and the job completes by itself with every author cached."""
+    port, csv_path = pool_providers
+    hold_midway(port, authors=4)
+    prefix = f"wp5{'c' if with_children else 'w'}:"
+    env = env_for(pool_server, port, prefix, tmp_path, **MIDWAY)
+    settings = resolve(env)
+    api = pool_server["PREFECT_API_URL"]
+    workers = Supervisor(env, tmp_path)
+    try:
+        pids = wait_for(
+            "three workers started", lambda: (lambda p: p if len(p) == 3 else None)(workers.pids()), 60
+        )
+        assert len(set(pids)) == 3 and all(str(workers.proc.pid) in name for name in pids), pids
+        job = warm(env, csv_path, "--shard-size", "12")
+        job_id = wait_for("the job's record", lambda: asyncio.run(job_ids(settings)), 120)[0]
+
+        victim = wait_for("a shard run midway", lambda: shard_midway(settings, api, job_id), 120)
+        name = victim.labels["prefect.worker.name"]
+        pid = pids[name]
+        family = [
+            psutil.Process(pid),
+            *(psutil.Process(pid).children(recursive=True) if with_children else []),
+        ]
+        for member in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                member.send_signal(signal.SIGKILL)
+        if with_children:  # its runs are dead: what bookwarm does once their beats stop (Running) or
+            # they were never started (Pending, after BOOKWARM_SHARD_START_TIMEOUT_S)
+            for run in runs_of_job(api, job_id):
+                if run.labels.get("prefect.worker.name") == name and run.state_name in ("Running", "Pending"):
+                    asyncio.run(force_state(api, run.id, "CRASHED"))
+        release_holds(port)  # worker-only: the shard's own process lives on and finishes it
+
+        out, err = job.communicate(timeout=200)
+        assert job.returncode == 0, err[-3000:]
+        result = json.loads(out)
+        assert result["status"] == "completed" and result["authors_not_started"] == 0, result
+        assert result["authors_failed"] == 0, result
+        assert {r["openlibrary_key"] for r in asyncio.run(processed(settings)).values()} == ALL_KEYS
+        # the supervisor never stopped, the other two workers never died, the dead one came back
+        assert workers.proc.poll() is None, workers.said()[-2000:]
+        for other, other_pid in pids.items():
+            if other != name:
+                assert psutil.pid_exists(other_pid) and workers.pids()[other] == other_pid, workers.said()
+        assert f"worker {name} exited" in workers.said() and workers.pids()[name] != pid, workers.said()
+    finally:
+        release_holds(port)
+        workers.close()
