@@ -90,6 +90,7 @@ class ShardRunner:
                 self.orchestration.work_pool,
                 poll_s=self.orchestration.shard_poll_s,
                 start_timeout_s=self.orchestration.shard_start_timeout_s,
+                grace_s=self.ctx.settings.redis.prefect_grace_s,
             )
             try:
                 await ensure_shard_crash_automation(self.orchestration.shard_lost_after_s)
@@ -143,12 +144,16 @@ class ShardRunWatcher:
     workers stop them. A run that stays Pending, or waits for a worker while none of the pool is
     alive, past ``start_timeout_s`` is ended here (see the module's docstring)."""
 
-    def __init__(self, job_id: str, pool: str, *, poll_s: float, start_timeout_s: float) -> None:
+    def __init__(
+        self, job_id: str, pool: str, *, poll_s: float, start_timeout_s: float, grace_s: float
+    ) -> None:
         self.job_id = job_id
         self.pool = pool
         self.signal: StopSignal = stop_signal(job_id)
         self.poll_s = poll_s
         self.start_timeout_s = start_timeout_s
+        self.grace_s = grace_s
+        self._failing_since: float | None = None  # reads of the runs' states have failed since (monotonic)
         self._waiting: dict[UUID, asyncio.Future[State]] = {}
         self._since: dict[UUID, tuple[StateType, float]] = {}  # a run's state type, seen since (monotonic)
         self._task: asyncio.Task[None] | None = None
@@ -172,8 +177,10 @@ class ShardRunWatcher:
             try:
                 states = await current_states(pending)
                 await self._unstick(states)
-            except Exception:  # the API is in trouble: the job's watchdog decides when to give up
+            except Exception as exc:  # the API is in trouble, or refuses the read: bounded by the grace
+                self._cannot_read(exc)
                 continue
+            self._failing_since = None
             for run_id, state in states.items():
                 if state.is_final():
                     self._waiting[run_id].set_result(state)
@@ -184,6 +191,31 @@ class ShardRunWatcher:
                         self._waiting[run_id].set_result(
                             Cancelled(message="its worker did not stop it in time")
                         )
+
+    def _cannot_read(self, exc: Exception) -> None:
+        """A read of the shard runs' states failed. Past the grace the job stops in one line
+        (interrupted, resumable), whatever the reason: it can no longer see a shard end, nor that
+        no worker takes them, and waiting on would hang it for good."""
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+            get_run_logger().warning(
+                "job %s: cannot read its shard runs' states (%s: %.200s); trying again for %g s",
+                self.job_id,
+                type(exc).__name__,
+                exc,
+                self.grace_s,
+            )
+        elif now - self._failing_since >= self.grace_s and not self.signal.is_set:
+            why = (
+                f"cannot read its shard runs' states from the Prefect API for {self.grace_s:g} s "
+                f"({type(exc).__name__}: {str(exc)[:200]})"
+            )
+            get_run_logger().error("job %s: %s", self.job_id, why)
+            self.signal.set("interrupted", why)
+            for future in self._waiting.values():
+                if not future.done():
+                    future.set_result(Crashed(message=why))
 
     def _not_started(self, states: dict[UUID, State]) -> dict[StateType, list[UUID]]:
         """Runs Pending or Scheduled (Late included) for ``start_timeout_s`` or longer, by type."""

@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
-from prefect.client.schemas.objects import State
+from prefect.client.schemas.objects import State, Worker
 from prefect.settings import get_current_settings
 
 from bookwarm.warming.context import WarmContext
@@ -89,18 +89,27 @@ async def submit_shard(
     return run.id
 
 
+# Prefect's API refuses a read of more than this many runs or workers (422: LimitBody,
+# PREFECT_SERVER_API_DEFAULT_LIMIT): every read of many is made in pages of it.
+PAGE = 200
+
+
 async def current_states(flow_run_ids: list[UUID]) -> dict[UUID, State]:
-    """The states of ``flow_run_ids``: one API call for all of them, however many."""
+    """The states of ``flow_run_ids``: one API call per ``PAGE`` of them, however many."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
+    states: dict[UUID, State] = {}
     if not flow_run_ids:
-        return {}
+        return states
     async with get_client() as client:
-        runs = await client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=flow_run_ids)), limit=len(flow_run_ids)
-        )
-    return {run.id: run.state for run in runs if run.state is not None}
+        for start in range(0, len(flow_run_ids), PAGE):
+            chunk = flow_run_ids[start : start + PAGE]
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)), limit=len(chunk)
+            )
+            states.update({run.id: run.state for run in runs if run.state is not None})
+    return states
 
 
 async def run_has_ended(flow_run_id: str) -> bool:
@@ -119,8 +128,13 @@ async def live_workers(pool: str) -> list[str]:
 
     from prefect.client.orchestration import get_client
 
+    workers: list[Worker] = []
     async with get_client() as client:
-        workers = await client.read_workers_for_work_pool(pool, limit=200)
+        while True:
+            page = await client.read_workers_for_work_pool(pool, limit=PAGE, offset=len(workers))
+            workers.extend(page)
+            if len(page) < PAGE:
+                break
     now = datetime.now(UTC)
     return [
         w.name
@@ -242,18 +256,22 @@ async def _open_subflow_runs(parent: UUID) -> list[UUID]:
         FlowRunFilterStateType,
     )
     from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
 
     final = {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED}
+    open_runs = FlowRunFilter(
+        parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent]),
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[t for t in StateType if t not in final])),
+    )
+    found: list[UUID] = []
     async with get_client() as client:
-        runs = await client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent]),
-                state=FlowRunFilterState(
-                    type=FlowRunFilterStateType(any_=[t for t in StateType if t not in final])
-                ),
+        while True:
+            page = await client.read_flow_runs(
+                flow_run_filter=open_runs, sort=FlowRunSort.ID_DESC, limit=PAGE, offset=len(found)
             )
-        )
-    return [run.id for run in runs]
+            found.extend(run.id for run in page)
+            if len(page) < PAGE:
+                return found
 
 
 async def report_earlier_run_ends(ctx: WarmContext, timeout_s: float = 10.0) -> None:

@@ -1,5 +1,7 @@
 """A reverse proxy in front of a real Prefect API that answers 503, as an overloaded server does,
-to the first N creations of a subflow (``POST /api/task_runs/``); everything else goes through.
+to the first N creations of a subflow (``POST /api/task_runs/``), and with ``refuse_run_reads``
+422 to every read of flow runs (``POST /api/flow_runs/filter``), as Prefect does to a read of more
+than 200; everything else goes through.
 
 Its websocket (events) is not proxied: events are dropped, which the runs tolerate, as they do when
 a real server sheds them. The tests read what happened from Redis.
@@ -19,11 +21,13 @@ from starlette.routing import Route
 
 
 class OverloadedApi:
-    def __init__(self, upstream: str, fail_first: int) -> None:
+    def __init__(self, upstream: str, fail_first: int = 0, *, refuse_run_reads: bool = False) -> None:
         from bookwarm.services.process import free_port
 
         self.upstream = upstream.rstrip("/")
         self.fail_first = fail_first
+        self.refuse_run_reads = refuse_run_reads
+        self.refused = 0
         self.failed = 0
         self.port = free_port()
         app = Starlette(
@@ -43,6 +47,11 @@ class OverloadedApi:
         if request.method == "POST" and path == "/task_runs/" and self.failed < self.fail_first:
             self.failed += 1
             return JSONResponse({"exception_message": "Service Unavailable"}, status_code=503)
+        if request.method == "POST" and path == "/flow_runs/filter" and self.refuse_run_reads:
+            self.refused += 1
+            return JSONResponse(
+                {"detail": "limit: Input should be less than or equal to 200"}, status_code=422
+            )
         async with httpx.AsyncClient(timeout=60) as client:
             upstream = await client.request(
                 request.method,

@@ -44,7 +44,9 @@ async def redis(settings):
     await client.aclose()
 
 
-async def test_concurrent_callers_get_slots_one_interval_apart(redis):
+async def test_concurrent_callers_never_put_more_than_the_rate_in_any_second(redis):
+    """The providers' own rule (ISBNdb: N calls in any one-second window): 25 callers at once at
+    10/s, sent whenever the limiter lets them go, however late the event loop wakes them."""
     keys, clock = Keys(f"t{uuid.uuid4().hex[:8]}:"), RedisClock()
     await clock.calibrate(redis)
     limiter = RedisLimiter(redis, keys, "isbndb", rate_per_s=10.0, clock=clock)
@@ -53,9 +55,9 @@ async def test_concurrent_callers_get_slots_one_interval_apart(redis):
         await limiter.acquire()
         return time.monotonic()
 
-    times = sorted(await asyncio.gather(*(timed() for _ in range(6))))
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= 1 / 10.0 - 0.002, gaps  # 2 ms: timer resolution, not slack
+    times = sorted(await asyncio.gather(*(timed() for _ in range(25))))
+    busiest = max(sum(1 for t in times[i:] if t - start < 1.0) for i, start in enumerate(times))
+    assert busiest <= 10, [round(b - a, 4) for a, b in itertools.pairwise(times)]
 
 
 async def test_a_caller_handed_its_slot_late_takes_a_fresh_one(redis):

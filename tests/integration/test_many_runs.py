@@ -1,0 +1,107 @@
+"""Reads of many runs against a real Prefect server, which refuses a read of more than 200 at once
+(422): a job with more shard runs than that must still see every one end, and a job that cannot
+read its shard runs' states at all must stop, not poll for ever."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+import pytest
+
+from tasks.prefect_api import PAGE, _open_subflow_runs, current_states
+
+RUNS = PAGE + 30  # more than one page
+
+
+def _post(api: str, path: str, body: dict) -> dict:
+    """POST as Prefect's own client does: a 503 (SQLite busy) is tried again."""
+    deadline = time.monotonic() + 30
+    while (answer := httpx.post(f"{api}{path}", json=body, timeout=30)).status_code == 503:
+        assert time.monotonic() < deadline, answer.text
+        time.sleep(0.2)
+    assert answer.status_code in (200, 201), answer.text
+    return answer.json()
+
+
+@pytest.fixture
+def flow_id(prefect_api: str) -> str:
+    return _post(prefect_api, "/flows/", {"name": f"many-runs-{uuid.uuid4().hex[:8]}"})["id"]
+
+
+def test_a_read_of_more_than_200_runs_is_refused_by_the_server_itself(prefect_api, flow_id):
+    """The bound this file is about, on the server the tests run against."""
+    answer = httpx.post(f"{prefect_api}/flow_runs/filter", json={"limit": PAGE + 1}, timeout=30)
+    assert answer.status_code == 422, answer.text
+
+
+async def test_states_of_more_runs_than_a_page_are_all_read(prefect_api, flow_id):
+    running = {"type": "RUNNING", "name": "Running"}
+    ids = [
+        uuid.UUID(_post(prefect_api, "/flow_runs/", {"flow_id": flow_id, "state": running})["id"])
+        for _ in range(RUNS)
+    ]
+    states = await current_states(ids)
+    assert set(states) == set(ids)
+    assert {s.type.value for s in states.values()} == {"RUNNING"}
+
+
+async def test_open_subflows_of_a_job_past_a_page_are_all_found(prefect_api, flow_id):
+    """What `report_run_ends` ends under a job that ended while the API was away: every open shard."""
+    parent = _post(
+        prefect_api, "/flow_runs/", {"flow_id": flow_id, "state": {"type": "RUNNING", "name": "Running"}}
+    )
+    task = _post(
+        prefect_api,
+        "/task_runs/",
+        {"flow_run_id": parent["id"], "task_key": "shard", "dynamic_key": "0", "name": "shard"},
+    )
+    children = set()
+    for n in range(RUNS):
+        state = (
+            {"type": "COMPLETED", "name": "Completed"}
+            if n % 10 == 0
+            else {"type": "PENDING", "name": "Pending"}
+        )
+        child = _post(
+            prefect_api, "/flow_runs/", {"flow_id": flow_id, "parent_task_run_id": task["id"], "state": state}
+        )
+        if state["type"] != "COMPLETED":
+            children.add(uuid.UUID(child["id"]))
+    assert len(children) > PAGE
+    assert set(await _open_subflow_runs(uuid.UUID(parent["id"]))) == children
+
+
+async def test_a_job_that_cannot_read_its_shard_runs_stops_after_the_grace(prefect_api):
+    """Every read of the shard runs' states is refused (422, as Prefect answers a read of more than
+    200): past the job's grace the watcher stops the job as interrupted, saying why, and hands each
+    waiting shard a Crashed state, where it used to poll for ever."""
+    import asyncio
+
+    from prefect import flow
+    from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    from bookwarm.warming.stop import forget, stop_signal
+    from flows.shards import ShardRunWatcher
+    from tests.fakes.overloaded_api import OverloadedApi
+
+    job_id = f"j-{uuid.uuid4().hex[:8]}"
+
+    @flow(name="unreadable-shards")
+    async def job() -> tuple[str, str, str | None]:
+        watcher = ShardRunWatcher(job_id, "bookwarm", poll_s=0.1, start_timeout_s=60, grace_s=1.0)
+        state = await asyncio.wait_for(watcher.final_state(uuid.uuid4()), 60)
+        return state.type.value, state.message or "", stop_signal(job_id).status
+
+    try:
+        with (
+            OverloadedApi(prefect_api, refuse_run_reads=True) as proxy,
+            temporary_settings({PREFECT_API_URL: proxy.url, PREFECT_CLIENT_MAX_RETRIES: 0}),
+        ):
+            state_type, message, status = await job()
+    finally:
+        forget(job_id)
+    assert proxy.refused >= 2  # read again until the grace was spent
+    assert state_type == "CRASHED" and status == "interrupted"
+    assert "cannot read its shard runs' states" in message and "422" in message, message
