@@ -11,7 +11,9 @@ class BookwarmRedis(Block):
     """Redis hot tier: where bibliographies live for hours and claims/limits are coordinated."""
 
     _block_type_name = "Bookwarm Redis"
-    url: str = Field(description="redis://host:port/db (rediss:// for TLS)")
+    url: SecretStr = Field(
+        description="redis://[:password@]host:port/db (rediss:// for TLS); secret, as it holds the password"
+    )
     key_prefix: str = Field("", description="prefix of every key bookwarm writes")
     hot_ttl_s: int = Field(24 * 3600, description="TTL of author/ISBN/title entries, jittered")
     processed_ttl_s: int = Field(90 * 24 * 3600, description="how long a warmed author stays fresh")

@@ -26,7 +26,10 @@ def _f(env: str, default: Any = None, *, secret: bool = False, doc: str = "") ->
 
 @dataclass(frozen=True)
 class RedisSettings:
-    url: str = _f("BOOKWARM_REDIS_URL", doc="Redis URL of the hot tier")
+    url: str = _f(
+        "BOOKWARM_REDIS_URL",
+        doc="Redis URL of the hot tier (its password masked when shown; a secret in its block)",
+    )
     key_prefix: str = _f("BOOKWARM_REDIS_PREFIX", "", doc="prefix of every key bookwarm writes")
     hot_ttl_s: int = _f("BOOKWARM_HOT_TTL_S", 24 * 3600, doc="TTL of author/ISBN/title entries (jittered)")
     processed_ttl_s: int = _f(
@@ -313,6 +316,8 @@ def _coerce(raw: Any, type_name: Any, label: str) -> Any:
     if raw is None:
         return None
     kind = str(type_name)
+    if isinstance(raw, SecretStr) and "SecretStr" not in kind:
+        raw = raw.get_secret_value()  # a block keeps it secret (the Redis URL): plain here, as the env's
     try:
         if "SecretStr" in kind:
             return raw if isinstance(raw, SecretStr) else SecretStr(str(raw))
@@ -327,6 +332,18 @@ def _coerce(raw: Any, type_name: Any, label: str) -> Any:
     return str(raw)
 
 
+_URL_PASSWORD = re.compile(
+    r"^(?P<head>[a-z][a-z0-9+.-]*://[^/@:]*:)(?P<password>[^/@]+)(?P<tail>@.*)$", re.I | re.S
+)
+
+
+def redact_url(value: str) -> str:
+    """A URL with its password masked (``redis://:s3cret@host:6379/0`` -> ``redis://:****@host:6379/0``):
+    a Redis URL carries its password, and is printed where the other secrets are masked."""
+    match = _URL_PASSWORD.match(value)
+    return f"{match['head']}****{match['tail']}" if match else value
+
+
 def describe(settings: Settings) -> list[tuple[str, str, str, str]]:
     """Rows of (setting, environment variable, value, origin), secrets masked, for `bookwarm config`."""
     rows = []
@@ -337,7 +354,7 @@ def describe(settings: Settings) -> list[tuple[str, str, str, str]]:
             shown = (
                 ("(set)" if value else "(unset)")
                 if f.metadata["secret"]
-                else ("" if value is None else str(value))
+                else ("" if value is None else redact_url(str(value)))
             )
             rows.append(
                 (

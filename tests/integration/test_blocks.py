@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import asdict
+from datetime import UTC, datetime
 
 import pytest
 from prefect.exceptions import ObjectNotFound
@@ -36,7 +38,7 @@ def test_register_then_resolve_prefers_blocks(clean_blocks, services):
     assert {"bookwarm-redis", "bookwarm-s3", "bookwarm-openlibrary", "bookwarm-isbndb"} <= set(saved)
 
     values = load_block_values()
-    assert values["redis"]["url"] == services.env()["BOOKWARM_REDIS_URL"]
+    assert values["redis"]["url"].get_secret_value() == services.env()["BOOKWARM_REDIS_URL"]  # a secret
     assert values["isbndb"]["api_key"].get_secret_value() == "isbndb-secret"
 
     env = {"BOOKWARM_REDIS_URL": "redis://from-env:1/0"}  # a block beats the environment
@@ -50,9 +52,10 @@ def test_register_then_resolve_prefers_blocks(clean_blocks, services):
 
 
 def test_clean_blocks_leaves_no_block_for_later_tests(prefect_api, services):
-    """What `clean_blocks` does after each test that saves blocks, checked on blocks saved here."""
-    register_blocks(resolve(services.env()), overwrite=True)
-    assert load_block_values() != {}
+    """What `clean_blocks` does after each test that saves blocks, checked on a block saved here."""
+    cls, name = BLOCK_NAMES["orchestration"]
+    cls(**asdict(resolve(services.env()).orchestration)).save(name, overwrite=True)
+    assert set(load_block_values()) == {"orchestration"}
     _delete_blocks()
     assert load_block_values() == {}
 
@@ -64,3 +67,32 @@ def test_blocks_are_skipped_without_a_prefect_api(monkeypatch):
     with temporary_settings({PREFECT_API_URL: None}):
         assert os.environ.get("PREFECT_API_URL") is None
         assert load_block_values() == {}
+
+
+def test_the_redis_password_is_a_secret_in_its_block(clean_blocks, services, prefect_api):
+    """A Redis URL with a password: saved as a secret (the UI, the API and the block's events show it
+    masked), read back whole by the resolver, masked by `bookwarm config`."""
+    import time
+
+    import httpx
+
+    from bookwarm.settings import describe
+
+    password = "pw-" + os.urandom(6).hex()
+    url = services.env()["BOOKWARM_REDIS_URL"].replace("redis://", f"redis://:{password}@")
+    started = time.time()
+    register_blocks(resolve({**services.env(), "BOOKWARM_REDIS_URL": url}), overwrite=True)
+
+    resolved = resolve({}, load_block_values())
+    assert resolved.redis.url == url and resolved.origins["redis.url"] == "block:redis"
+    assert password not in str(describe(resolved)) and ":****@" in str(describe(resolved))
+    document = httpx.get(f"{prefect_api}/block_documents/name/bookwarm-redis", timeout=10)
+    assert document.status_code == 404 or password not in document.text
+    documents = httpx.post(f"{prefect_api}/block_documents/filter", json={}, timeout=10)
+    assert documents.status_code == 200 and "bookwarm-redis" in documents.text
+    assert password not in documents.text
+    since = datetime.fromtimestamp(started - 1, UTC).isoformat()
+    events = httpx.post(
+        f"{prefect_api}/events/filter", json={"filter": {"occurred": {"since": since}}}, timeout=10
+    )
+    assert events.status_code == 200 and password not in events.text

@@ -36,19 +36,10 @@ def test_a_read_of_more_than_200_runs_is_refused_by_the_server_itself(prefect_ap
     assert answer.status_code == 422, answer.text
 
 
-async def test_states_of_more_runs_than_a_page_are_all_read(prefect_api, flow_id):
-    running = {"type": "RUNNING", "name": "Running"}
-    ids = [
-        uuid.UUID(_post(prefect_api, "/flow_runs/", {"flow_id": flow_id, "state": running})["id"])
-        for _ in range(RUNS)
-    ]
-    states = await current_states(ids)
-    assert set(states) == set(ids)
-    assert {s.type.value for s in states.values()} == {"RUNNING"}
-
-
-async def test_open_subflows_of_a_job_past_a_page_are_all_found(prefect_api, flow_id):
-    """What `report_run_ends` ends under a job that ended while the API was away: every open shard."""
+async def test_a_job_with_more_shard_runs_than_a_page_reads_every_one(prefect_api, flow_id):
+    """A job's shard runs are subflows of its run: their states are all read (the shard watcher),
+    and the open ones are all found (what `report_run_ends` ends under a job that ended while the
+    API was away), past one page of 200."""
     parent = _post(
         prefect_api, "/flow_runs/", {"flow_id": flow_id, "state": {"type": "RUNNING", "name": "Running"}}
     )
@@ -57,20 +48,24 @@ async def test_open_subflows_of_a_job_past_a_page_are_all_found(prefect_api, flo
         "/task_runs/",
         {"flow_run_id": parent["id"], "task_key": "shard", "dynamic_key": "0", "name": "shard"},
     )
-    children = set()
+    kinds: dict[uuid.UUID, str] = {}
     for n in range(RUNS):
-        state = (
-            {"type": "COMPLETED", "name": "Completed"}
-            if n % 10 == 0
-            else {"type": "PENDING", "name": "Pending"}
-        )
+        kind = "COMPLETED" if n % 10 == 0 else "PENDING"
         child = _post(
-            prefect_api, "/flow_runs/", {"flow_id": flow_id, "parent_task_run_id": task["id"], "state": state}
+            prefect_api,
+            "/flow_runs/",
+            {
+                "flow_id": flow_id,
+                "parent_task_run_id": task["id"],
+                "state": {"type": kind, "name": kind.title()},
+            },
         )
-        if state["type"] != "COMPLETED":
-            children.add(uuid.UUID(child["id"]))
-    assert len(children) > PAGE
-    assert set(await _open_subflow_runs(uuid.UUID(parent["id"]))) == children
+        kinds[uuid.UUID(child["id"])] = kind
+    states = await current_states(list(kinds))
+    assert {run_id: state.type.value for run_id, state in states.items()} == kinds
+    still_open = {run_id for run_id, kind in kinds.items() if kind != "COMPLETED"}
+    assert len(still_open) > PAGE
+    assert set(await _open_subflow_runs(uuid.UUID(parent["id"]))) == still_open
 
 
 async def test_a_job_that_cannot_read_its_shard_runs_stops_after_the_grace(prefect_api):

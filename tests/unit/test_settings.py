@@ -4,7 +4,7 @@ import pytest
 
 from blocks.bookwarm_blocks import BLOCK_NAMES
 from bookwarm.errors import ConfigError
-from bookwarm.settings import SECTIONS, describe, env_name, resolve
+from bookwarm.settings import SECTIONS, describe, env_name, redact_url, resolve
 
 REQUIRED_ENV = [
     "BOOKWARM_REDIS_URL",
@@ -79,3 +79,18 @@ def test_an_invalid_bucket_name_is_a_config_error(bucket):
 @pytest.mark.parametrize("bucket", ["bookwarm", "chaos-s3-restart", "my.bucket.1"])
 def test_valid_bucket_names_pass(bucket):
     assert resolve({"BOOKWARM_S3_BUCKET": bucket}).s3.bucket == bucket
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("redis://:s3cret@cache.example:6379/0", "redis://:****@cache.example:6379/0"),
+        ("rediss://app:s3cret@cache.example:6380/2", "rediss://app:****@cache.example:6380/2"),
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("redis://user@cache.example/0", "redis://user@cache.example/0"),
+    ],
+)
+def test_a_url_is_shown_with_its_password_masked(url, shown):
+    assert redact_url(url) == shown
+    rows = {row[0]: row[2] for row in describe(resolve({"BOOKWARM_REDIS_URL": url}))}
+    assert rows["redis.url"] == shown
