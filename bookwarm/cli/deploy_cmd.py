@@ -8,6 +8,11 @@ from pathlib import Path
 
 from bookwarm.cli.output import print_table
 
+PREFECT_YAML = Path(__file__).resolve().parents[2] / "deployments" / "prefect.yaml"
+# The project's sample library and fake catalog, wherever the command is run from (a relative
+# default failed outside the project's folder).
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     deployments = sub.add_parser(
@@ -18,14 +23,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     deployments.set_defaults(handler=run_deployments)
 
     demo = sub.add_parser("demo", help="local services + fake providers, warm a library, show a lookup")
-    demo.add_argument("file", nargs="?", default="examples/library.csv")
-    demo.add_argument("--catalog", type=Path, default=Path("examples/catalog.json"))
+    demo.add_argument("file", nargs="?", default=str(EXAMPLES / "library.csv"))
+    demo.add_argument("--catalog", type=Path, default=EXAMPLES / "catalog.json")
     demo.add_argument("--max-depth", type=int, default=2)
     demo.add_argument("--lookup", default="Neil Gaiman")
     demo.set_defaults(handler=run_demo)
-
-
-PREFECT_YAML = Path(__file__).resolve().parents[2] / "deployments" / "prefect.yaml"
 
 
 def run_deployments(args: argparse.Namespace) -> int:
@@ -109,7 +111,14 @@ def _deploy() -> int:
         lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
         raise ServiceError(f"prefect deploy failed: {lines[-1] if lines else done.returncode}")
     print(
-        f"deployed {PREFECT_YAML.relative_to(PREFECT_YAML.parents[1])}: warm-library, warm-authors, "
-        "warm-popular-authors, redrive, resume, resolve-review, enrich (work pool 'bookwarm')"
+        f"deployed {PREFECT_YAML.relative_to(PREFECT_YAML.parents[1])}: {', '.join(deployment_names())} "
+        "(work pool 'bookwarm')"
     )
     return 0
+
+
+def deployment_names() -> list[str]:
+    """The deployments prefect.yaml declares, in its order (the line above listed 7 of 9 by hand)."""
+    import re
+
+    return re.findall(r"^  - name: (\S+)$", PREFECT_YAML.read_text(encoding="utf-8"), re.M)

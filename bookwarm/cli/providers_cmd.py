@@ -15,12 +15,15 @@ if TYPE_CHECKING:
     from bookwarm.providers.models import Bibliography
 
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"  # whatever the working folder
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("providers", help="fake provider server; fetch one author's bibliography")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     serve = actions.add_parser("serve", help="serve OpenLibrary/Google Books/ISBNdb endpoints from a catalog")
-    serve.add_argument("--catalog", type=Path, default=Path("examples/catalog.json"))
+    serve.add_argument("--catalog", type=Path, default=EXAMPLES / "catalog.json")
     serve.add_argument("--port", type=int, default=0, help="0 = a free port")
     serve.add_argument("--latency-ms", type=float, default=0.0)
     serve.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 500")

@@ -42,3 +42,15 @@ def test_size_limit_from_environment(monkeypatch, capsys):
     monkeypatch.setenv("BOOKWARM_MAX_UPLOAD_MB", "0.0001")
     assert main(["parse", str(FIXTURES / "exports/goodreads.csv")]) == 2
     assert "over the" in capsys.readouterr().err
+
+
+def test_demo_and_fake_providers_find_their_samples_from_any_folder(tmp_path, monkeypatch):
+    """`bookwarm demo` run outside the project's folder failed on a relative catalog path."""
+    from pathlib import Path
+
+    from bookwarm.cli.main import build_parser
+
+    monkeypatch.chdir(tmp_path)
+    demo = build_parser().parse_args(["demo"])
+    serve = build_parser().parse_args(["providers", "serve"])
+    assert Path(demo.file).is_file() and demo.catalog.is_file() and serve.catalog.is_file()

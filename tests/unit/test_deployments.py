@@ -52,3 +52,11 @@ def test_popular_authors_variable_forms():
     assert popular_from_variable('["Stephen King"]') == ["Stephen King"]
     assert popular_from_variable("Stephen King") == ["Stephen King"]
     assert popular_from_variable(None) == []
+
+
+def test_deploy_names_every_deployment_it_creates():
+    from bookwarm.cli.deploy_cmd import PREFECT_YAML, deployment_names
+
+    names = deployment_names()
+    assert len(names) == PREFECT_YAML.read_text(encoding="utf-8").count("entrypoint: ") == len(set(names))
+    assert {"warm-demand", "refresh"} <= set(names)  # the two the hand-written list left out
