@@ -111,6 +111,10 @@ class BookwarmOrchestration(Block):
         description="a shard run taken but not started this long is Crashed and run again; one waiting this "
         "long with no live worker on the pool stops the job",
     )
+    author_retries: int = Field(3, ge=0, le=10, description="retries of an author for failures outside HTTP")
+    author_retry_delay_s: float = Field(
+        1.0, ge=0, description="first delay between an author's retries (doubles, plus jitter)"
+    )
     demand_max_authors: int = Field(500, ge=1, description="authors one warm-demand run warms at most")
     demand_openlibrary_share: float = Field(
         0.1, gt=0, le=1, description="share of a day's OpenLibrary calls warm-demand runs may spend"

@@ -160,6 +160,14 @@ class OrchestrationSettings:
         doc="a shard run taken by a worker but not started this long is Crashed and run again; one "
         "waiting this long while no worker of the pool is alive stops the job (interrupted, resumable)",
     )
+    author_retries: int = _f(
+        "BOOKWARM_AUTHOR_RETRIES", 3, doc="retries of an author (inside its batch) for failures outside HTTP"
+    )
+    author_retry_delay_s: float = _f(
+        "BOOKWARM_AUTHOR_RETRY_DELAY_S",
+        1.0,
+        doc="first delay between an author's retries (doubles, plus jitter)",
+    )
     demand_max_authors: int = _f(
         "BOOKWARM_DEMAND_MAX_AUTHORS", 500, doc="authors one warm-demand run warms at most"
     )

@@ -12,7 +12,6 @@ What still fails is returned as a failure; the flow makes each a dead letter of 
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -26,9 +25,8 @@ from bookwarm.warming.progress import notify
 from bookwarm.warming.shard import ClaimKeeper, Fetched
 from bookwarm.warming.stop import stop_signal
 
-# Retries of an author's failures: 3 as in the original design; the delay doubles, plus jitter.
-RETRIES = int(os.environ.get("BOOKWARM_AUTHOR_RETRIES", "3"))
-RETRY_DELAY_S = float(os.environ.get("BOOKWARM_AUTHOR_RETRY_DELAY_S", "1"))
+# Retries of an author's failures (BOOKWARM_AUTHOR_RETRIES, 3 as in the original design); the delay
+# (BOOKWARM_AUTHOR_RETRY_DELAY_S) doubles, plus up to this share of jitter.
 JITTER = 0.5
 
 
@@ -135,9 +133,11 @@ async def _alone(
 ) -> None:
     signal = stop_signal(job_id)
     reason = "not attempted"
-    for attempt in range(first, RETRIES + 1):
-        if attempt and RETRY_DELAY_S:
-            await asyncio.sleep(RETRY_DELAY_S * 2 ** (attempt - 1) * (1 + JITTER * random.random()))
+    retries = ctx.settings.orchestration.author_retries
+    delay_s = ctx.settings.orchestration.author_retry_delay_s
+    for attempt in range(first, retries + 1):
+        if attempt and delay_s:
+            await asyncio.sleep(delay_s * 2 ** (attempt - 1) * (1 + JITTER * random.random()))
         async with gate:
             fetched = item.fetched
             if signal.is_set and (fetched is None or fetched.needs_fetch(retry=attempt > 0)):
@@ -162,7 +162,7 @@ async def _alone(
         if outcome.counted:
             notify(job_id, outcome)
         return
-    result.failures.append(Failure(item.author, reason, RETRIES + 1 - first))
+    result.failures.append(Failure(item.author, reason, retries + 1 - first))
 
 
 async def _count(ctx: WarmContext, job_id: str, outcomes: list[AuthorOutcome], result: BatchResult) -> None:

@@ -69,6 +69,7 @@ def provider_settings(
             "BOOKWARM_OPENLIBRARY_RPS": "1000",
             "BOOKWARM_ISBNDB_RPS": "1000",
             "BOOKWARM_GOOGLE_BOOKS_RPS": "1000",
+            "BOOKWARM_AUTHOR_RETRY_DELAY_S": "0",  # retries still happen, without the wait
         }
     )
 
