@@ -42,7 +42,6 @@ def env_for(
         "BOOKWARM_CLAIM_TTL_S": str(CLAIM_TTL_S),
         "BOOKWARM_SHARD_LOST_AFTER_S": "45",  # the automation's window: heartbeats come every 30 s
         "BOOKWARM_SHARD_POLL_S": "1",
-        "BOOKWARM_SHARD_START_TIMEOUT_S": "40",  # a run a dead worker took is Crashed after this
         "BOOKWARM_GOOGLE_BOOKS_RPS": "500",
         "BOOKWARM_ISBNDB_RPS": "500",
         "PREFECT_WORKER_QUERY_SECONDS": "2",
