@@ -12,8 +12,10 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from bookwarm.errors import ServiceError
 from bookwarm.services import binaries
@@ -28,6 +30,7 @@ from bookwarm.services.process import (
 )
 
 STATE_FILE = "services.json"
+T = TypeVar("T")
 
 
 def default_home() -> Path:
@@ -249,14 +252,11 @@ class LocalServices:
 
         A port found free can be taken before the server binds it (another server starting, or a
         client's ephemeral port: Linux hands out 32768-60999): new ports are picked, up to 3 times."""
-        for attempt in range(3):
-            log_start = _log_size(self.home / "s3.log")
-            try:
-                return self._start_s3_once(access_key, secret_key, taken, ports)
-            except ServiceError:
-                if ports or attempt == 2 or not _port_was_taken(self.home / "s3.log", log_start):
-                    raise
-        raise AssertionError("unreachable")
+        return _on_free_ports(
+            lambda: self._start_s3_once(access_key, secret_key, taken, ports),
+            self.home / "s3.log",
+            bool(ports),
+        )
 
     def _start_s3_once(
         self, access_key: str, secret_key: str, taken: set[int], ports: tuple[int, ...]
@@ -314,11 +314,20 @@ class LocalServices:
         return s3, proc.pid
 
 
-def _log_size(log: Path) -> int:
-    try:
-        return log.stat().st_size
-    except OSError:
-        return 0
+def _on_free_ports(start: Callable[[], T], log: Path, ports_given: bool, attempts: int = 3) -> T:
+    """``start()`` a server on ports found free, again (new ports) when its log says one was taken
+    before it could bind it: up to ``attempts`` times. Ports asked for are never replaced."""
+    for attempt in range(attempts):
+        try:
+            log_start = log.stat().st_size
+        except OSError:
+            log_start = 0
+        try:
+            return start()
+        except ServiceError:
+            if ports_given or attempt == attempts - 1 or not _port_was_taken(log, log_start):
+                raise
+    raise AssertionError("unreachable")
 
 
 def _port_was_taken(log: Path, since: int) -> bool:
@@ -347,14 +356,11 @@ def start_prefect_server(
     A free port taken before the server binds it (see ``_start_s3``) is replaced, up to 3 times;
     a port asked for is never replaced.
     """
-    for attempt in range(3):
-        log_start = _log_size(log)
-        try:
-            return _start_prefect_server_once(home, log, stop_grace_s, database_url, timeout_s, port)
-        except ServiceError:
-            if port is not None or attempt == 2 or not _port_was_taken(log, log_start):
-                raise
-    raise AssertionError("unreachable")
+    return _on_free_ports(
+        lambda: _start_prefect_server_once(home, log, stop_grace_s, database_url, timeout_s, port),
+        log,
+        port is not None,
+    )
 
 
 def _start_prefect_server_once(

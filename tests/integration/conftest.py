@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -173,6 +174,19 @@ def hold_midway(port: int, authors: int, max_s: float = 60.0) -> None:
 
     held = Faults(hold_after_authors=authors, hold_max_s=max_s)
     set_faults(port, {p: Faults() for p in PROVIDERS} | {"openlibrary": held})
+
+
+def post_to_prefect(url: str, body: dict) -> Any:
+    """POST to a Prefect API as its own client does: a 503 (SQLite busy under load) is tried again."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + 30
+    while (answer := httpx.post(url, json=body, timeout=30)).status_code == 503:
+        assert time.monotonic() < deadline, answer.text
+        time.sleep(0.2)
+    return answer
 
 
 async def processed(settings: Settings) -> dict[str, dict]:

@@ -4,23 +4,19 @@ read its shard runs' states at all must stop, not poll for ever."""
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import httpx
 import pytest
 
 from tasks.prefect_api import PAGE, _open_subflow_runs, current_states
+from tests.integration.conftest import post_to_prefect
 
 RUNS = PAGE + 30  # more than one page
 
 
 def _post(api: str, path: str, body: dict) -> dict:
-    """POST as Prefect's own client does: a 503 (SQLite busy) is tried again."""
-    deadline = time.monotonic() + 30
-    while (answer := httpx.post(f"{api}{path}", json=body, timeout=30)).status_code == 503:
-        assert time.monotonic() < deadline, answer.text
-        time.sleep(0.2)
+    answer = post_to_prefect(f"{api}{path}", body)
     assert answer.status_code in (200, 201), answer.text
     return answer.json()
 

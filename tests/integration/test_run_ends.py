@@ -93,19 +93,6 @@ def test_an_owner_on_another_host_is_waited_for_then_reconciled():
     assert RunEnd("j", "interrupted", "", "h", 1, 0.0).state_type == "CRASHED"
 
 
-def _post(url: str, body: dict):
-    """POST as Prefect's own client does: a 503 (SQLite busy under load) is retried."""
-    import time
-
-    import httpx
-
-    deadline = time.monotonic() + 30
-    while (answer := httpx.post(url, json=body, timeout=10)).status_code == 503:
-        assert time.monotonic() < deadline, answer.text
-        time.sleep(0.5)
-    return answer
-
-
 def test_services_up_gives_the_back_server_what_ended_while_it_was_down(tmp_path, prefect_db_template):
     """`bookwarm services up` after the local Prefect server died: the job run that ended meanwhile
     (its process gone) reads Crashed, not Running, once the server is back."""
@@ -115,7 +102,7 @@ def test_services_up_gives_the_back_server_what_ended_while_it_was_down(tmp_path
     import httpx
 
     from bookwarm.services.local import LocalServices
-    from tests.integration.conftest import seeded_prefect_home
+    from tests.integration.conftest import post_to_prefect, seeded_prefect_home
     from tests.integration.test_services import _kill
 
     seeded_prefect_home(tmp_path / "prefect", prefect_db_template)
@@ -123,8 +110,8 @@ def test_services_up_gives_the_back_server_what_ended_while_it_was_down(tmp_path
     state = local.up(with_prefect=True)
     try:
         api = f"http://127.0.0.1:{state.prefect_port}/api"
-        flow = _post(f"{api}/flows/", {"name": "warm-library"}).json()
-        created = _post(
+        flow = post_to_prefect(f"{api}/flows/", {"name": "warm-library"}).json()
+        created = post_to_prefect(
             f"{api}/flow_runs/", {"flow_id": flow["id"], "state": {"type": "RUNNING", "name": "Running"}}
         )
         assert created.status_code == 201, created.text
