@@ -32,7 +32,7 @@ from tasks.prefect_api import (
     cancel_flow_runs,
     current_states,
     end_flow_runs,
-    ensure_shard_crash_automation,
+    ensure_crash_automation,
     live_workers,
     submit_shard,
 )
@@ -93,7 +93,7 @@ class ShardRunner:
                 grace_s=self.ctx.settings.redis.prefect_grace_s,
             )
             try:
-                await ensure_shard_crash_automation(self.orchestration.shard_lost_after_s)
+                await ensure_crash_automation(self.orchestration.shard_lost_after_s)
             except Exception as exc:  # e.g. a server without automations: the job still runs
                 get_run_logger().warning(
                     "could not create the automation that marks lost shard runs Crashed (%s: %.200s): a shard "

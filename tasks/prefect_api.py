@@ -66,7 +66,9 @@ async def api_answers(timeout_s: float = TIMEOUT_S) -> bool:
 # --- shards as runs of the warm-authors deployment (a work pool's workers run them) ---
 
 SHARD_TAG = "bookwarm-shard"
-CRASH_AUTOMATION = "bookwarm: crash warm-authors runs that stopped beating"
+CRASH_AUTOMATION = "bookwarm: crash runs that stopped beating"
+_OLD_CRASH_AUTOMATIONS = ("bookwarm: crash warm-authors runs that stopped beating",)  # shards only
+RUN_TAG = "bookwarm"  # every deployment of prefect.yaml and `deployments serve` carries it
 _TERMINAL_EVENTS = {f"prefect.flow-run.{s}" for s in ("Completed", "Failed", "Cancelled", "Crashed")}
 
 
@@ -165,12 +167,15 @@ async def cancel_flow_runs(flow_run_ids: list[UUID], why: str) -> None:
                 await client.set_flow_run_state(run_id, Cancelling(message=why), force=True)
 
 
-async def ensure_shard_crash_automation(lost_after_s: int) -> None:
-    """Prefect's own answer to a worker that dies with its runs: an automation that marks a
-    warm-authors run Crashed once it is silent for ``lost_after_s`` after it started Running or
-    last beat (every 30 s, PREFECT_FLOWS_HEARTBEAT_FREQUENCY), so a run that died before its first
-    beat is caught too. Created once per server, replaced when its trigger differs (an older
-    bookwarm's, another window); the job then sees the Crashed state."""
+async def ensure_crash_automation(lost_after_s: int) -> None:
+    """Prefect's own answer to a worker (or serving process) that dies with its runs: an automation
+    that marks any bookwarm deployment's run (tag ``bookwarm``: jobs, shards, enrich, redrive,
+    resume...) Crashed once it is silent for ``lost_after_s`` after it started Running or last beat
+    (every 30 s, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, which every way bookwarm starts runs sets), so
+    a run that died before its first beat is caught too, and no dead run holds a queue's slot.
+    Created once per server, replaced when its trigger differs (an older bookwarm's, which watched
+    shards only, another window); a job then sees its shard Crashed, and a job run's own record
+    reads interrupted when its beats stop (`bookwarm resume`)."""
     from datetime import timedelta
 
     from prefect.automations import Automation
@@ -180,7 +185,7 @@ async def ensure_shard_crash_automation(lost_after_s: int) -> None:
 
     trigger = EventTrigger(
         match={"prefect.resource.id": "prefect.flow-run.*"},
-        match_related={"prefect.resource.role": "flow", "prefect.resource.name": "warm-authors"},
+        match_related={"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.{RUN_TAG}"},
         after={"prefect.flow-run.Running", "prefect.flow-run.heartbeat"},
         expect={"prefect.flow-run.heartbeat", *_TERMINAL_EVENTS},
         for_each={"prefect.resource.id"},
@@ -188,13 +193,17 @@ async def ensure_shard_crash_automation(lost_after_s: int) -> None:
         threshold=1,
         within=timedelta(seconds=lost_after_s),
     )
+    for old_name in _OLD_CRASH_AUTOMATIONS:
+        with contextlib.suppress(ValueError):  # Automation.read raises ValueError when there is none
+            await (await Automation.aread(name=old_name)).adelete()
     existing = None
-    with contextlib.suppress(ValueError):  # Automation.read raises ValueError when there is none
+    with contextlib.suppress(ValueError):
         existing = await Automation.aread(name=CRASH_AUTOMATION)
     if existing is not None:
         old = existing.trigger
         if (
             isinstance(old, EventTrigger)
+            and old.match_related == trigger.match_related
             and old.after == trigger.after
             and old.expect == trigger.expect
             and old.within == trigger.within
@@ -203,8 +212,8 @@ async def ensure_shard_crash_automation(lost_after_s: int) -> None:
         await existing.adelete()
     await Automation(
         name=CRASH_AUTOMATION,
-        description="A warm-authors shard whose worker died goes silent: mark it Crashed, so the job "
-        "runs its authors again.",
+        description="A bookwarm run whose worker died goes silent: mark it Crashed, so its queue slot "
+        "is free again and its job runs its authors again.",
         trigger=trigger,
         actions=[
             ChangeFlowRunState(

@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_deployments(args: argparse.Namespace) -> int:
     from bookwarm.cli.runtime_env import prepare_flow_runtime
 
-    prepare_flow_runtime()
+    settings = prepare_flow_runtime()
     import os
 
     if args.action == "deploy":
@@ -44,6 +44,15 @@ def run_deployments(args: argparse.Namespace) -> int:
         asyncio.run(ensure_pool("bookwarm"))  # the pool prefect.yaml names must exist first
         return _deploy()
 
+    import asyncio
+
+    from bookwarm.cli.workers_cmd import HEARTBEAT_S
+    from tasks.prefect_api import ensure_crash_automation
+
+    # Served runs beat as a worker's do (their processes inherit this), so a run whose serving
+    # process dies is marked Crashed by the automation, and one alive is never mistaken for dead.
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", HEARTBEAT_S)
+    asyncio.run(ensure_crash_automation(settings.orchestration.shard_lost_after_s))
     print(
         f"serving deployments against {os.environ.get('PREFECT_API_URL', 'the configured Prefect API')}; Ctrl-C stops",
         file=sys.stderr,

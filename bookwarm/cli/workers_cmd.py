@@ -64,10 +64,10 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from deployments.pool import ensure_pool
-    from tasks.prefect_api import ensure_shard_crash_automation
+    from tasks.prefect_api import ensure_crash_automation
 
     asyncio.run(ensure_pool(pool, shards_at_once=args.shards_at_once, jobs_at_once=args.jobs_at_once))
-    asyncio.run(ensure_shard_crash_automation(settings.orchestration.shard_lost_after_s))
+    asyncio.run(ensure_crash_automation(settings.orchestration.shard_lost_after_s))
     from bookwarm.services.local import LocalServices
 
     services = LocalServices()

@@ -55,12 +55,19 @@ def env_for(
 class Workers:
     """Three `bookwarm workers start 1` processes, each with an environment (PREFECT_HOME) of its own."""
 
-    def __init__(self, env: dict[str, str], tmp_path: Path, count: int = 3, shards_at_once: int = 3) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        tmp_path: Path,
+        count: int = 3,
+        shards_at_once: int = 3,
+        more: tuple[str, ...] = (),
+    ) -> None:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         for i in range(count):
             name = f"w{i}"
             home = tmp_path / name
-            home.mkdir()
+            home.mkdir(parents=True)
             own = {**env, "PREFECT_HOME": str(home / "prefect")}
             self.procs[name] = subprocess.Popen(
                 [
@@ -74,6 +81,7 @@ class Workers:
                     name,
                     "--shards-at-once",
                     str(shards_at_once),
+                    *more,
                 ],
                 env=own,
                 cwd=PROJECT,
@@ -240,3 +248,19 @@ def slugs(settings) -> dict[str, str]:
         for k, r in asyncio.run(processed(settings)).items()
         if r.get("openlibrary_key")
     }
+
+
+async def deployment_run(api_url: str, deployment: str, parameters: dict[str, Any]) -> Any:
+    """A run of one of the pool's deployments, as the UI's Run or the REST API creates it."""
+    from prefect.client.orchestration import PrefectClient
+
+    async with PrefectClient(api_url) as client:
+        found = await client.read_deployment_by_name(deployment)
+        return await client.create_flow_run_from_deployment(found.id, parameters=parameters)
+
+
+async def flow_run(api_url: str, flow_run_id: Any) -> Any:
+    from prefect.client.orchestration import PrefectClient
+
+    async with PrefectClient(api_url) as client:
+        return await client.read_flow_run(flow_run_id)

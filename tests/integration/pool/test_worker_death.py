@@ -140,9 +140,12 @@ def test_a_pool_with_no_live_worker_stops_the_job_within_the_bound(pool_server, 
 
     workers = Workers(env, tmp_path, count=1)
     try:
+        # the default start timeout: under a loaded machine a worker's shard process can take longer
+        # than 8 s to start, and the resume would Crash and resubmit its runs until the test timed out
+        patient = {**env, "BOOKWARM_SHARD_START_TIMEOUT_S": "120"}
         resumed = subprocess.run(
             [sys.executable, "-m", "bookwarm", "resume", job_id, "--json"],
-            env=env,
+            env=patient,
             cwd=PROJECT,
             capture_output=True,
             text=True,
