@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import signal
-from typing import Any
 
 import psutil
 import pytest
@@ -22,7 +21,6 @@ import pytest
 from bookwarm.providers.fake.runner import release_holds, set_faults
 from bookwarm.providers.fake.server import PROVIDERS, Faults
 from bookwarm.settings import resolve
-from bookwarm.warming.jobs import summary
 from tests.integration.conftest import hold_midway, processed
 from tests.integration.pool.pool import (
     ALL_KEYS,
@@ -33,10 +31,7 @@ from tests.integration.pool.pool import (
     Workers,
     asked,
     cancel_job,
-    dead_letters,
-    deployment_run,
     env_for,
-    flow_run,
     force_state,
     job_ids,
     record_of,
@@ -180,66 +175,3 @@ def test_one_dead_worker_of_three_the_others_go_on_and_the_job_completes(
     finally:
         release_holds(port)
         workers.close()
-
-
-def test_a_worker_killed_under_a_job_run_frees_its_slot_and_resume_finishes(
-    pool_server, pool_providers, tmp_path
-):
-    """Not only shards: a `warm-library` run whose worker is SIGKILLed (with the job's own process
-    and its shard's) is marked Crashed by bookwarm's automation when its heartbeats stop, so no run
-    is left Running holding a `jobs` slot; the job's record reads interrupted; and a `resume` run,
-    on a queue that takes one job at a time, gets the freed slot and finishes the job."""
-    import base64
-
-    port, csv_path = pool_providers
-    hold_midway(port, authors=4)
-    env = env_for(pool_server, port, "wp7:", tmp_path, **MIDWAY)
-    settings = resolve(env)
-    api = pool_server["PREFECT_API_URL"]
-    source = "base64:" + base64.b64encode(csv_path.read_bytes()).decode()
-    first = Workers(env, tmp_path / "first", count=1)
-    try:
-        job = asyncio.run(
-            deployment_run(api, "warm-library/warm-library", {"source": source, "max_depth": 1})
-        )
-        job_id = str(job.id)
-        wait_for("a shard of the job held midway", lambda: shard_midway(settings, api, job_id), 150)
-        first.kill("w0-0")
-    finally:
-        release_holds(port)
-        first.close()
-
-    def job_run_state() -> Any:
-        run = asyncio.run(flow_run(api, job.id))
-        return run if run.state_type and run.state_type.value in FINAL else None
-
-    ended = wait_for("the job's run ended by the automation", job_run_state, 180)
-    assert ended.state_name == "Crashed" and "heartbeat" in (ended.state.message or ""), ended.state
-    wait_for(
-        "its shard runs ended",
-        lambda: all(r.state_type and r.state_type.value in FINAL for r in runs_of_job(api, job_id)),
-        120,
-    )
-    record = wait_for(
-        "the job's record to read interrupted",
-        lambda: (r := asyncio.run(record_of(settings, job_id))[0]).get("status") == "interrupted" and r,
-        60,
-    )
-    assert summary(record)["authors_not_started"] > 0, record  # the kill left work to do
-
-    second = Workers(env, tmp_path / "second", count=1, more=("--jobs-at-once", "1"))
-    try:
-        resumed = asyncio.run(deployment_run(api, "resume/resume", {"job_id": job_id}))
-
-        def resume_state() -> Any:
-            run = asyncio.run(flow_run(api, resumed.id))
-            return run if run.state_type and run.state_type.value in FINAL else None
-
-        done = wait_for("the resume run on the freed slot", resume_state, 240)
-        record, counted = asyncio.run(record_of(settings, job_id))
-        assert done.state_name == "Completed", (done.state, asyncio.run(dead_letters(settings, job_id)))
-        s = summary(record)
-        assert s["status"] == "completed" and s["authors_not_started"] == 0 and s["authors_failed"] == 0, s
-        assert len(counted) == len(ALL_KEYS)
-    finally:
-        second.close()
