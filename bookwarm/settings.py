@@ -124,6 +124,12 @@ class GeminiSettings:
 @dataclass(frozen=True)
 class IngestSettings:
     max_upload_mb: float = _f("BOOKWARM_MAX_UPLOAD_MB", 50.0, doc="largest library file accepted")
+    max_job_authors: int = _f(
+        "BOOKWARM_MAX_JOB_AUTHORS",
+        200_000,
+        doc="distinct authors one library job takes at most (a larger export is refused before anything "
+        "is queued; split it, or warm from the dumps)",
+    )
     warm_roles: str = _f("BOOKWARM_WARM_ROLES", "author", doc="roles warmed as authors, comma-separated")
     contact_email: str = _f(
         "BOOKWARM_CONTACT_EMAIL", "ops@bookwarm.invalid", doc="sent to OpenLibrary in the User-Agent"

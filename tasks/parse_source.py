@@ -35,6 +35,7 @@ async def parse_source(source: str, settings: Settings) -> dict[str, Any]:
         warm_roles=settings.warm_roles,
         fallback=gemini_fallback(settings.gemini),
         label=allowed.label,
+        max_authors=settings.ingest.max_job_authors,
     )
     summary = parsed.to_summary()
     isbns = parsed.author_isbns(settings.warm_roles)

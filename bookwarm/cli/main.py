@@ -1,13 +1,15 @@
 """Entry point: builds the argument parser from the command modules and maps errors to exit codes.
 
 Exit codes: 0 success, 1 runtime failure (a service or provider), 2 bad input or configuration,
-130 interrupted. Errors print one line, never a traceback (set BOOKWARM_DEBUG=1 to get one).
+130 interrupted (Ctrl-C), 143 stopped by SIGTERM before a job started. Errors print one line, never
+a traceback (set BOOKWARM_DEBUG=1 to get one).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -49,11 +51,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM while a command starts (imports, services, parsing, an upload): one line, not a
+    silent exit 143. A job's flow takes SIGTERM over once it runs (``hand_sigterm_to_prefect``)."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def hand_sigterm_to_prefect() -> None:
+    """Give SIGTERM back its default before a flow runs in this process: Prefect's engine installs
+    its own handler then (a job stopped by it says which job, and how to resume it)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        args = build_parser().parse_args(argv)
         return int(args.handler(args) or 0)
+    except Terminated:
+        print("bookwarm: stopped by SIGTERM (before any job started)", file=sys.stderr)
+        return 143
     except (InputError, ConfigError) as exc:
         return _fail(exc, 2)
     except BookwarmError as exc:

@@ -128,7 +128,11 @@ def _check_locally(path: Path) -> None:
     checked for a key here: the flow makes the (paid) calls once."""
     settings = resolve()
     try:
-        parse_library(path, max_bytes=int(settings.ingest.max_upload_mb * 1024 * 1024))
+        parse_library(
+            path,
+            max_bytes=int(settings.ingest.max_upload_mb * 1024 * 1024),
+            max_authors=settings.ingest.max_job_authors,
+        )
     except ParseError as exc:
         if "no recognisable author column" not in str(exc) and "not a readable" not in str(exc):
             raise
@@ -284,10 +288,13 @@ def run_to_state(flow: AsyncFlow, **parameters: Any) -> State[Any]:
     """Run an async flow to its final state. Prefect types the call as an ``Awaitable``, where
     ``asyncio.run`` wants a coroutine."""
 
+    from bookwarm.cli.main import hand_sigterm_to_prefect
+
     async def run() -> State[Any]:
         state: State[Any] = await flow(**parameters, return_state=True)
         return state
 
+    hand_sigterm_to_prefect()
     return asyncio.run(run())
 
 

@@ -134,11 +134,18 @@ def parse_library(
     fallback: Fallback | None = None,
     force_fallback: bool = False,
     label: str | None = None,
+    max_authors: int | None = None,
 ) -> ParsedLibrary:
     """Parse a path, raw bytes or base64 text. Raises SourceError/ParseError with one-line messages.
 
     ``fallback`` (the Gemini parser) is used only when no rule understands the file, or when forced.
     It is a factory, so a missing API key is reported only for files that need it.
+
+    ``max_authors`` bounds the distinct authors (to warm) a file may name: a library over it is
+    refused in one line. Names are parsed in Python once per distinct cell, so a file of millions
+    of distinct names would take minutes and gigabytes to refuse; it is refused first on its count
+    of distinct author cells (polars, a second for millions), when that is over twice the bound, and
+    then exactly, before the authors are listed.
     """
     data, read_label = read_source(source, max_bytes=max_bytes)
     label = label or read_label
@@ -182,8 +189,17 @@ def parse_library(
         frame = read_table(text.encode("utf-8"), delimiter, label, fmt.columns())
     rows = frame.height
     frame, formulas = _without_formulas(frame, [c.header for c in fmt.authors])
+    if max_authors is not None:
+        cells = _distinct_cells(frame, fmt.authors)
+        _refuse_over(
+            cells, max_authors * CELLS_PER_AUTHOR, max_authors, label, f"{cells:,} distinct author cells"
+        )
     books = _books(frame, fmt)
     people = _people(frame, fmt.authors)
+    if max_authors is not None:
+        warmed = people.filter(pl.col("role").is_in(list(warm_roles)))
+        authors = warmed["key_id"].n_unique()
+        _refuse_over(authors, max_authors, max_authors, label, f"{authors:,} authors")
     return ParsedLibrary(
         format=fmt.name,
         encoding=encoding,
@@ -195,6 +211,25 @@ def parse_library(
         books=books.drop("isbn_invalid"),
         people=people.drop("key_id"),
     )
+
+
+# A distinct author cell names one author or more ("A & B"); more than this many cells per author
+# allowed would need most of them to be the same people written differently.
+CELLS_PER_AUTHOR = 2
+
+
+def _distinct_cells(frame: pl.DataFrame, columns: tuple[AuthorColumn, ...]) -> int:
+    cells = [frame.get_column(c.header).drop_nulls() for c in columns if c.header in frame.columns]
+    return pl.concat(cells).n_unique() if cells else 0
+
+
+def _refuse_over(found: int, limit: int, max_authors: int, label: str, counted: str) -> None:
+    if found > limit:
+        raise ParseError(
+            f"{label}: more than {max_authors:,} distinct authors ({counted}), the most one job takes "
+            f"(BOOKWARM_MAX_JOB_AUTHORS); split the file, or raise the limit where memory allows "
+            f"(about 1.2 KB an author)"
+        )
 
 
 class _LLM(Protocol):

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 import redis.asyncio as aioredis
 from redis.typing import EncodableT, FieldT
 
@@ -143,7 +144,18 @@ class JobStore:
         pipe.hset(key, mapping=fields)
         pipe.expire(key, self.ttl_s)
         await HotCache._call(pipe.execute())
-        await self.enqueue(job_id, authors, 0)
+        try:
+            await self.enqueue(job_id, authors, 0)
+        except BaseException:
+            # Stopped (SIGTERM, Ctrl-C, a cancel) or failed while queueing: a job with part of its
+            # authors queued could be neither resumed nor finished, so none of it is kept.
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await self.abandon(job_id)
+            raise
+
+    async def abandon(self, job_id: str) -> None:
+        """Forget a job that never started: its record and its queue."""
+        await HotCache._call(self.client.delete(self.keys.job(job_id), self.keys.job_queued(job_id)))
 
     async def enqueue(
         self, job_id: str, authors: list[dict[str, Any]], depth: int, field: str = "authors_queued"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +103,44 @@ def test_a_provider_down_mid_run_is_one_line_with_the_redrive(cli_env, fake_prov
     assert result.returncode == 1
     assert len(lines) == 1 and "authors failed" in lines[0] and "bookwarm redrive" in lines[0], result.stderr
     assert "authors_failed" in result.stdout
+
+
+def test_sigterm_while_the_cli_starts_is_one_line_and_queues_nothing(cli_env, settings):
+    """A SIGTERM before the job's flow runs (imports, services, parsing, the upload) said nothing and
+    exited 143. Sent once the CLI's handler is in place (read from /proc, not guessed by a sleep)."""
+    import asyncio
+    import signal
+    import time
+
+    from bookwarm.cache.redis_client import make_redis
+    from bookwarm.keys import Keys
+
+    async def jobs() -> int:
+        client = make_redis(settings.redis.url)
+        try:
+            return len([k async for k in client.scan_iter(match=Keys("bookwarm:").job("*"))])
+        finally:
+            await client.aclose()
+
+    before = asyncio.run(jobs())
+    cmd = [sys.executable, "-m", "bookwarm", "warm", str(PROJECT / "examples" / "library.csv")]
+    proc = subprocess.Popen(cmd, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not _catches(proc.pid, signal.SIGTERM):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.001)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and out == "", (proc.returncode, err[-2000:])
+    assert err.splitlines() == ["bookwarm: stopped by SIGTERM (before any job started)"], err[-2000:]
+    assert asyncio.run(jobs()) == before
+
+
+def _catches(pid: int, signum: int) -> bool:
+    """Whether ``pid`` has a handler for ``signum`` (SigCgt in /proc/PID/status)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    caught = int(next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1], 16)
+    return bool(caught & (1 << (signum - 1)))
