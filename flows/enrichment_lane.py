@@ -10,6 +10,8 @@ from collections import deque
 from types import TracebackType
 from typing import Any
 
+from prefect.logging import get_run_logger
+
 from bookwarm.warming.context import WarmContext
 from bookwarm.warming.enrichment import ENRICHERS, Pending, record_pending
 from tasks.enrich import enrich_authors
@@ -58,7 +60,16 @@ class EnrichmentLane:
     ) -> None:
         self.stopping.set()
         self.wakeup.set()
-        await asyncio.gather(*self.workers, return_exceptions=True)
+        ended = await asyncio.gather(*self.workers, return_exceptions=True)
+        for provider, error in zip(ENRICHERS, ended, strict=True):
+            if isinstance(error, Exception):  # said on the shard's run page, never lost in silence
+                get_run_logger().warning(
+                    "enrichment by %s stopped in this shard (%s: %.200s); its authors stay pending for "
+                    "the `enrich` flow",
+                    provider,
+                    type(error).__name__,
+                    error,
+                )
 
     async def _work(self, provider: str) -> None:
         queue = self.queues[provider]

@@ -203,8 +203,17 @@ async def _warm_shard(
             *(write(g, keeper, []) for g in batches(others, key_batch)),
         )
     if not signal.api_in_trouble:
-        with contextlib.suppress(Exception):  # the view, not the record: the job's summary has the counts
+        try:
             await asyncio.wait_for(publish_shard_table(job_id, depth, shard, outcomes, failures), 10)
+        except Exception as exc:  # the view, not the record: said, and the shard goes on
+            get_run_logger().warning(
+                "shard %d at depth %d: its table of authors was not written (%s: %.200s); the job's "
+                "summary and `bookwarm status` have the counts",
+                shard,
+                depth,
+                type(exc).__name__,
+                exc,
+            )
     discovered: dict[str, dict[str, Any]] = {}
     for outcome in outcomes:
         for person in outcome.coauthors:

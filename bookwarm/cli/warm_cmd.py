@@ -228,6 +228,8 @@ def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **
         """The Prefect API is gone: the job's record is written, so say so and exit now, without
         waiting on the engine's retries to an API that is not there."""
         bar.close()
+        if as_json:  # the partial summary, as on every other stop
+            print_json(summary)
         left = summary.get("authors_not_started", 0)
         print(
             f"bookwarm: error: job {job_id} {status}: the Prefect API was lost; authors not started: "

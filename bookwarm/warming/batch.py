@@ -7,6 +7,11 @@ then one Redis pipeline, then one counting round trip). The rest (skipped as fre
 another run, answered with an error, or written by a write that failed) go one by one through
 `warm_one`, retried with backoff: a retry asks OpenLibrary again only for what it did not answer.
 What still fails is returned as a failure; the flow makes each a dead letter of its own.
+
+Only failures of the world become dead letters: bookwarm's own errors (a provider, a cache tier) and
+the OS's (a socket, a timeout). Anything else is a bug: it is not retried nor dressed as a provider
+failure, but fails the batch's task run with its traceback, once the batch's other authors are
+done; its author stays uncounted, so the level's next round, a resume or a redrive takes it again.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bookwarm.errors import CacheError, ProviderUnavailable
+from bookwarm.errors import BookwarmError, CacheError, ProviderUnavailable
 from bookwarm.warming.author import Prepared, commit, prepare, warm_one
 from bookwarm.warming.context import WarmContext
 from bookwarm.warming.outcome import AuthorOutcome
@@ -28,6 +33,8 @@ from bookwarm.warming.stop import stop_signal
 # Retries of an author's failures (BOOKWARM_AUTHOR_RETRIES, 3 as in the original design); the delay
 # (BOOKWARM_AUTHOR_RETRY_DELAY_S) doubles, plus up to this share of jitter.
 JITTER = 0.5
+# What an author may fail with and still be retried, then made a dead letter: see the module's docstring.
+WORLD_FAILURES = (BookwarmError, OSError, TimeoutError)
 
 
 @dataclass
@@ -102,9 +109,13 @@ async def warm_batch(
             # task fails and the level's next round counts these authors (as fresh skips).
             await _count(ctx, job_id, outcomes, result)
             alone += [(by_key[p.key], 1) for p, _ in lost]
-    await asyncio.gather(
-        *(_alone(ctx, item, first, depth, job_id, force, keeper, gate, result) for item, first in alone)
+    ended = await asyncio.gather(
+        *(_alone(ctx, item, first, depth, job_id, force, keeper, gate, result) for item, first in alone),
+        return_exceptions=True,
     )
+    for error in ended:
+        if isinstance(error, BaseException):
+            raise error  # a bug: the batch's task run fails with it, its author is left uncounted
     result.seconds = round(time.monotonic() - started, 4)
     return result
 
@@ -155,7 +166,7 @@ async def _alone(
                     fresh=item.fresh,
                     refetch=attempt > 0,
                 )
-            except Exception as exc:  # any failure of this author is retried, then a dead letter
+            except WORLD_FAILURES as exc:  # retried, then a dead letter; anything else is a bug
                 reason = f"{type(exc).__name__}: {exc}"
                 continue
         result.outcomes.append(outcome)

@@ -186,7 +186,7 @@ def test_lost_prefect_server_interrupts_the_job_and_resume_finishes_it(
         time.sleep(0.05)
     os.killpg(own_prefect_server["pid"], signal.SIGKILL)
     killed_at = time.monotonic()
-    _out, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=120)
     took = time.monotonic() - killed_at
 
     assert proc.returncode == 1, err[-3000:]
@@ -208,6 +208,7 @@ def test_lost_prefect_server_interrupts_the_job_and_resume_finishes_it(
     # either way the resume below has authors left to warm.
     assert record["status"] == "interrupted", record
     assert record["authors_failed"] == 0  # no author became a dead letter for the lost server
+    assert json.loads(out) == record  # --json prints the partial summary on this stop too
     _add_up(record)
     assert asyncio.run(_claims_left(flow_env)) == []
     finished = asyncio.run(processed(flow_env))

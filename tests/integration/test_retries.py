@@ -62,3 +62,32 @@ async def test_retry_after_openlibrary_failed_asks_again(provider_settings, fake
             outcome = await warm_one(ctx, author, 0, "job-f", fetched=fetched, keeper=keeper, refetch=True)
         assert outcome.status == "warmed"
         assert stats(fake_providers)["openlibrary"]["requests"] >= 1  # asked after the fault cleared
+
+
+async def test_a_bug_fails_its_batch_loudly_instead_of_making_a_dead_letter(
+    provider_settings, fake_providers
+):
+    """An exception that is not a failure of the world (here a KeyError: an author without a name,
+    a programming error) is not retried nor recorded as a provider failure: the batch raises it (its
+    task run fails, traceback and all) once its other authors are written, and the author stays
+    uncounted for the level's next round, a resume or a redrive."""
+    import asyncio
+
+    from bookwarm.warming.batch import Item, warm_batch
+
+    good = {"name": "Neil Gaiman", "key": "neil-gaiman", "isbns": []}
+    broken = {"key": "no-name"}
+    async with WarmContext(provider_settings) as ctx:
+        async with ClaimKeeper(ctx, {}) as keeper:
+            with pytest.raises(KeyError):
+                await warm_batch(
+                    ctx,
+                    [Item(broken), Item(good)],
+                    0,
+                    "job-bug",
+                    force=True,
+                    keeper=keeper,
+                    gate=asyncio.Semaphore(4),
+                )
+        assert await ctx.jobs.dead_letters("job-bug") == []
+        assert await ctx.jobs.uncounted("job-bug", ["no-name", "neil-gaiman"]) == {"no-name"}
