@@ -41,6 +41,11 @@ class Keys:
     def dead_letters(self, job_id: str) -> str:
         return f"{self.prefix}warming:job:{job_id}:dead"
 
+    def dead_letter_runs(self, job_id: str) -> str:
+        """Hash: author key -> the id of its Failed `dead-letter` task run (marked resolved in
+        Prefect when a redrive warms the author)."""
+        return f"{self.prefix}warming:job:{job_id}:dead-runs"
+
     def job_queued(self, job_id: str) -> str:
         """Hash: author key -> the author and the depth it was queued at (what a resume re-reads)."""
         return f"{self.prefix}warming:job:{job_id}:queued"

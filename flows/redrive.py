@@ -6,12 +6,14 @@ from collections import defaultdict
 from typing import Any
 
 from prefect import flow
+from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
 from bookwarm.warming.context import WarmContext
 from flows.job_run import existing_job, flow_result, run_job
 from flows.levels import SHARD_SIZE, warm_levels
 from flows.params import Concurrency, JobId
+from tasks.prefect_api import resolve_task_runs
 from tasks.settings import run_settings
 
 
@@ -43,6 +45,27 @@ async def redrive(job_id: JobId, concurrency: Concurrency = 32) -> Any:
                 )
 
         summary = await run_job(ctx, job_id, None, warm, run_id=str(flow_run.id or job_id))
+        still = {entry["key"] for entry in await ctx.jobs.dead_letters(job_id)}
         summary["redriven"] = len(dead)
-        summary["still_failed"] = len(await ctx.jobs.dead_letters(job_id))
+        summary["still_failed"] = len(still)
+        await _resolve_in_prefect(ctx, job_id, [e["key"] for e in dead if e["key"] not in still])
     return flow_result(summary)
+
+
+async def _resolve_in_prefect(ctx: WarmContext, job_id: str, warmed: list[str]) -> None:
+    """The Failed `dead-letter` task runs of authors this redrive warmed are marked Completed
+    (resolved), so the UI's failed runs are the job's dead letters, as Redis holds them."""
+    runs = await ctx.jobs.dead_letter_runs(job_id)
+    done = [key for key in warmed if key in runs]
+    if not done:
+        return
+    resolved = await resolve_task_runs(
+        [runs[key] for key in done], f"resolved: warmed by redrive {flow_run.id or ''}".strip()
+    )
+    if resolved < len(done):
+        get_run_logger().warning(
+            "%d of %d dead-letter task runs could not be marked resolved in Prefect",
+            len(done) - resolved,
+            len(done),
+        )
+    await ctx.jobs.forget_dead_letter_runs(job_id, done)

@@ -23,7 +23,7 @@ from prefect import flow
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
-from bookwarm.errors import DeadLetter
+from bookwarm.errors import CacheError
 from bookwarm.providers.openlibrary_batch import batches
 from bookwarm.warming.batch import BatchResult, Failure, Item
 from bookwarm.warming.context import WarmContext
@@ -222,13 +222,16 @@ async def _warm_shard(
 
 
 async def _dead_letter(ctx: WarmContext, job_id: str, failure: Failure, depth: int) -> None:
-    """A Failed `dead-letter` task run of its own; if Redis could not record it either, the author
-    stays uncounted and the level's next round takes it."""
-    state = await dead_letter(ctx, job_id, failure.author, depth, failure.reason, return_state=True)  # type: ignore[misc]  # Prefect 3.8 types it as a State: it is a coroutine of one
-    error = await state.aresult(raise_on_failure=False)
-    if not isinstance(error, DeadLetter):
+    """Recorded in the job's dead letters, then a Failed `dead-letter` task run of its own. If Redis
+    cannot record it, the author is not dead, only uncounted: no task run says otherwise, and the
+    level's next round (or a resume) takes it."""
+    try:
+        counted = await ctx.jobs.add_dead_letter(job_id, failure.author, depth, failure.reason)
+    except CacheError as exc:
         get_run_logger().warning(
             "%s: not recorded as a dead letter (%s); left for the level's next round",
             failure.author["name"],
-            type(error).__name__,
+            type(exc).__name__,
         )
+        return
+    await dead_letter(ctx, job_id, failure.author, depth, failure.reason, counted, return_state=True)  # type: ignore[misc]  # Prefect 3.8 types it as a State: it is a coroutine of one

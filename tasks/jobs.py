@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 from uuid import UUID
 
@@ -9,8 +10,9 @@ from prefect import task
 from prefect.artifacts import acreate_progress_artifact, acreate_table_artifact, aupdate_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
+from prefect.runtime import task_run
 
-from bookwarm.errors import DeadLetter
+from bookwarm.errors import CacheError, DeadLetter
 from bookwarm.warming.batch import Failure
 from bookwarm.warming.context import WarmContext
 from bookwarm.warming.jobs import DONE, summary_rows
@@ -34,11 +36,16 @@ async def start_job(
     cache_policy=NO_CACHE,
     retries=0,
 )
-async def dead_letter(ctx: WarmContext, job_id: str, author: dict[str, str], depth: int, reason: str) -> None:
-    """An author that failed every retry: recorded in the job's dead-letter set (what `redrive`
-    re-runs), then raised, so that it is a Failed task run of its own, named by the author, with
-    its reason, in the Prefect UI."""
-    counted = await ctx.jobs.add_dead_letter(job_id, author, depth, reason)
+async def dead_letter(
+    ctx: WarmContext, job_id: str, author: dict[str, str], depth: int, reason: str, counted: bool
+) -> None:
+    """An author that failed every retry, already recorded in the job's dead-letter set (what
+    `redrive` re-runs): raised, so that it is a Failed task run of its own, named by the author,
+    with its reason, in the Prefect UI. Only an author recorded dead gets one, and the run's id is
+    kept, so a redrive that warms the author marks this run resolved."""
+    with contextlib.suppress(CacheError):  # without it the run stays Failed after a redrive: no loss
+        if task_run.id:
+            await ctx.jobs.note_dead_letter_run(job_id, author["key"], str(task_run.id))
     emit_event(
         event="bookwarm.author.failed",
         resource={

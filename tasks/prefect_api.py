@@ -156,6 +156,23 @@ async def end_flow_runs(flow_run_ids: list[UUID], state: State) -> None:
                 await client.set_flow_run_state(run_id, state.model_copy(), force=True)
 
 
+async def resolve_task_runs(task_run_ids: list[str], message: str) -> int:
+    """Mark Failed `dead-letter` task runs Completed with ``message``: their authors are dead no
+    more, and the UI must not say they are. Returns how many Prefect took."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Completed
+
+    resolved = 0
+    async with get_client() as client:
+        for run_id in task_run_ids:
+            if not _uuid(run_id):
+                continue
+            with contextlib.suppress(Exception):  # gone (retention), or the API failing: still Failed
+                await client.set_task_run_state(UUID(run_id), Completed(message=message), force=True)
+                resolved += 1
+    return resolved
+
+
 async def cancel_flow_runs(flow_run_ids: list[UUID], why: str) -> None:
     """Ask Prefect to cancel the runs: their workers stop them (the UI's Cancel, for each)."""
     from prefect.client.orchestration import get_client

@@ -296,6 +296,22 @@ class JobStore:
         await HotCache._call(pipe.execute())
         return await self.count(job_id, author["key"], "failed")
 
+    async def note_dead_letter_run(self, job_id: str, author_key: str, task_run_id: str) -> None:
+        key = self.keys.dead_letter_runs(job_id)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(key, author_key, task_run_id)
+        pipe.expire(key, self.ttl_s)
+        await HotCache._call(pipe.execute())
+
+    async def dead_letter_runs(self, job_id: str) -> dict[str, str]:
+        """Author key -> the task run that showed it dead in Prefect."""
+        raw = await HotCache._call(self.client.hgetall(self.keys.dead_letter_runs(job_id)))
+        return {text(k): text(v) for k, v in raw.items()}
+
+    async def forget_dead_letter_runs(self, job_id: str, author_keys: list[str]) -> None:
+        if author_keys:
+            await HotCache._call(self.client.hdel(self.keys.dead_letter_runs(job_id), *author_keys))
+
     async def remove_dead_letter(self, job_id: str, author_key: str) -> None:
         """Before a redrive: the author is neither failed nor counted until it runs again."""
         pipe = self.client.pipeline(transaction=True)

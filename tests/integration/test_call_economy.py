@@ -3,7 +3,11 @@ ISBNdb (real HTTP, their real formats), real Redis, S3 and a Prefect server."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+
+from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
 
 from bookwarm.cache.redis_client import make_redis
 from bookwarm.cli.read_cmd import lookup
@@ -95,11 +99,45 @@ async def test_a_failed_batch_fails_only_its_bad_author_and_redrive_finishes_it(
     assert set(dead) == {b"becky-chambers"} and "openlibrary" in json.loads(dead[b"becky-chambers"])["reason"]
     assert "becky-chambers" not in await processed(economy_env)  # never cached with no works
 
+    job_id = summary["job_id"]
+    # her Failed task run, as Prefect's server records it (from the run's events, a moment later)
+    failed = await _task_run_state(economy_env, job_id, "becky-chambers", "Failed")
+    assert failed.name == "dead-letter/Becky Chambers/d0"
+
     set_faults(economy_providers, {p: Faults() for p in PROVIDERS})
     result = await redrive(summary["job_id"])
     assert result["still_failed"] == 0
     chambers, _, _, _ = await lookup(economy_env, "author", "Becky Chambers")
     assert chambers["works_count"] == 3
+    # the UI no longer shows her as a dead letter: her task run is marked resolved by the redrive
+    async with get_client() as client:
+        run = await client.read_task_run(failed.id)
+    assert run.state_name == "Completed" and "resolved" in (run.state.message or ""), run.state
+
+
+async def _task_run_state(settings, job_id: str, author_key: str, state_name: str, timeout_s: float = 30.0):
+    """The author's dead-letter task run once Prefect holds it in ``state_name``."""
+    import asyncio
+    import time
+
+    from bookwarm.warming.jobs import JobStore
+
+    client = make_redis(settings.redis.url)
+    try:
+        run_id = (await JobStore(client, Keys(settings.redis.key_prefix), 3600).dead_letter_runs(job_id))[
+            author_key
+        ]
+    finally:
+        await client.aclose()
+    deadline = time.monotonic() + timeout_s
+    async with get_client() as prefect:
+        while True:
+            with contextlib.suppress(ObjectNotFound):
+                run = await prefect.read_task_run(run_id)
+                if run.state_name == state_name:
+                    return run
+            assert time.monotonic() < deadline, f"task run {run_id} never {state_name}"
+            await asyncio.sleep(0.2)
 
 
 async def test_a_forced_rewarm_asks_by_the_stored_openlibrary_keys_only(

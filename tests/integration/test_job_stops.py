@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 
@@ -500,6 +501,7 @@ def test_redis_lost_mid_job_names_the_job_and_how_to_resume(flow_env, tmp_path, 
     # The same code as by default, with shorter waits: every Redis call rides out 2 s, the
     # hand-over points 2 s more (9.5 s and 15.5 s by default)
     patience = {"BOOKWARM_REDIS_RIDE_OUT_S": "2", "BOOKWARM_HANDOVER_PATIENCE_S": "2"}
+    began = datetime.now(UTC)
     proc, _, env, start_redis, redis_pid = _warming_on_own_redis(tmp_path, fake_providers, **patience)
     try:
         os.kill(redis_pid, signal.SIGKILL)
@@ -522,9 +524,36 @@ def test_redis_lost_mid_job_names_the_job_and_how_to_resume(flow_env, tmp_path, 
     try:
         resumed = _resume_cli(env, job_id)
         assert resumed.returncode == 0, resumed.stderr[-2000:]
-        assert json.loads(resumed.stdout)["authors_not_started"] == 0
+        finished = json.loads(resumed.stdout)
+        assert finished["authors_not_started"] == 0
+        # authors Redis could not record as dead letters were not dead: the UI shows none failed
+        assert finished["authors_failed"] == 0 and asyncio.run(_failed_dead_letter_runs(began)) == []
     finally:
         os.kill(redis_pid, signal.SIGKILL)
+
+
+async def _failed_dead_letter_runs(since: datetime) -> list[str]:
+    """Names of Failed `dead-letter/…` task runs that started since ``since`` (the tests of a worker
+    run one at a time on its Prefect server)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        TaskRunFilter,
+        TaskRunFilterName,
+        TaskRunFilterStartTime,
+        TaskRunFilterState,
+        TaskRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    async with get_client() as client:
+        runs = await client.read_task_runs(
+            task_run_filter=TaskRunFilter(
+                name=TaskRunFilterName(like_="dead-letter/"),
+                start_time=TaskRunFilterStartTime(after_=since),
+                state=TaskRunFilterState(type=TaskRunFilterStateType(any_=[StateType.FAILED])),
+            )
+        )
+    return [run.name for run in runs]
 
 
 def test_deployments_serve_stops_on_sigterm_while_its_server_is_down(flow_env, tmp_path, own_prefect_server):
