@@ -114,7 +114,7 @@ class LocalServices:
         """
         with_prefect = with_prefect or postgres
         current = self.running()
-        if current and postgres and current.prefect_pid and not current.postgres_pid:
+        if current and postgres and current.prefect_pid and not current.postgres_port:
             raise ServiceError(
                 "the local Prefect server is running on SQLite; `bookwarm services down`, then "
                 "`bookwarm services up --postgres`"
@@ -174,7 +174,24 @@ class LocalServices:
         if with_prefect and not state.prefect_pid:
             postgres = postgres or bool(state.postgres_port)
             return self._add_prefect(state, port=state.prefect_port or None, postgres=postgres)
+        if state.prefect_pid and state.postgres_port and not state.postgres_pid:
+            self._revive_postgres_under(state)
         return state
+
+    def _revive_postgres_under(self, state: ServicesState) -> None:
+        """PostgreSQL died under a live Prefect server (which then answers 500): start it again on
+        its port with its data; a server that does not find its database again within
+        ``PREFECT_READY_S`` (or must follow it to another port) is restarted onto it, on its port."""
+        port = state.postgres_port if port_is_free(state.postgres_port, reusable=True) else free_port()
+        state.postgres_pid, _ = start_postgres(self.home / "postgres", self.home / "postgres.log", port)
+        moved, state.postgres_port = port != state.postgres_port, port
+        self._save(state)
+        if not moved and _prefect_ready(state.prefect_port, PREFECT_READY_S):
+            return
+        stop(state.prefect_pid, self.stop_grace_s)
+        state.prefect_pid = 0
+        self._save(state)
+        self._add_prefect(state, port=state.prefect_port, postgres=True)
 
     def _save(self, state: ServicesState) -> None:
         self.state_path.write_text(json.dumps(asdict(state), indent=2))
@@ -422,6 +439,27 @@ def _wait_volumes_loaded(
                 f"SeaweedFS did not load its {volumes} volumes within {timeout_s:.0f}s; see {log}"
             )
         time.sleep(0.2)
+
+
+PREFECT_READY_S = 20.0  # a Prefect server's pool reconnecting to a restarted PostgreSQL
+
+
+def _prefect_ready(port: int, timeout_s: float) -> bool:
+    """Whether the Prefect server on ``port`` reaches its database (``/api/ready``) within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/api/ready")
+            status = conn.getresponse().status
+            conn.close()
+            if status == 200:
+                return True
+        except OSError:
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
 
 
 def wait_http(port: int, path: str, pid: int, name: str, log: Path, timeout_s: float) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -92,3 +93,51 @@ def test_a_worker_killed_under_a_job_run_frees_its_slot_and_resume_finishes(
         assert len(counted) == len(ALL_KEYS)
     finally:
         second.close()
+
+
+def test_services_up_brings_back_a_dead_postgres_under_a_live_prefect_server(pool_server, tmp_path):
+    """PostgreSQL SIGKILLed under the pool's live Prefect server (which then answers 500):
+    `bookwarm services up --postgres` starts it again on its port with its data, says PostgreSQL
+    serves, and the API reads what it held before (it said SQLite and refused a second time)."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    from bookwarm.services.local import LocalServices
+    from tests.conftest import PROJECT
+
+    home = pool_server["BOOKWARM_HOME"]
+    api = pool_server["PREFECT_API_URL"]
+    before = httpx.post(f"{api}/flow_runs/count", json={}, timeout=30).json()
+    state = LocalServices(Path(home)).state()
+    assert state is not None and state.postgres_pid
+    os.kill(state.postgres_pid, signal.SIGKILL)
+    wait_for("the API to fail on its lost database", lambda: not _answers(api), 60)
+
+    env = {**os.environ, "BOOKWARM_HOME": home, "PREFECT_HOME": str(tmp_path / "cli-prefect")}
+    for _ in range(2):  # and a second time: nothing to repair, the same line
+        up = subprocess.run(
+            [sys.executable, "-m", "bookwarm", "services", "up", "--postgres"],
+            env=env,
+            cwd=PROJECT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert up.returncode == 0, up.stderr[-2000:]
+        assert f"database: PostgreSQL on port {state.postgres_port}" in up.stdout, up.stdout
+    assert httpx.post(f"{api}/flow_runs/count", json={}, timeout=30).json() == before
+    assert json.loads(httpx.get(f"{api}/health", timeout=10).text) is True
+
+
+def _answers(api: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.post(f"{api}/flow_runs/count", json={}, timeout=10).status_code == 200
+    except httpx.HTTPError:
+        return False
