@@ -27,7 +27,7 @@ from bookwarm.warming.context import WarmContext
 from bookwarm.warming.stop import CANCELLING, Watchdog, forget, notify_stopped, running_here, stop_signal
 from flows.levels import SHARD_SIZE, warm_levels
 from tasks.jobs import finish_job, start_job
-from tasks.prefect_api import flow_run_probe, report_earlier_run_ends
+from tasks.prefect_api import end_unstarted_subflow_runs, flow_run_probe, report_earlier_run_ends
 
 
 async def warm_new_job(
@@ -112,9 +112,13 @@ async def run_job(
                 await ctx.run_ends.record(
                     flow_run, job_id, ended, f"job {job_id} {ended}: {type(exc).__name__}"
                 )
+            if ended != "failed" and signal.trouble_since is None:
+                await _end_unstarted_shards(ctx, flow_run, f"job {job_id} {ended}")
         raise
     finally:
         forget(job_id)
+    if status in ("cancelled", "interrupted") and signal.trouble_since is None:
+        await _end_unstarted_shards(ctx, flow_run, signal.why)
     if status == "interrupted":
         summary = await ctx.jobs.finish(job_id, status)
         await _record_end(ctx, flow_run, job_id, summary, str(JobStopped(job_id, status, signal.why)))
@@ -127,6 +131,20 @@ async def run_job(
     await _record_end(ctx, flow_run, job_id, summary, summary.get("stopped", ""))
     await _log_outcome(ctx, job_id, summary)
     return summary
+
+
+async def _end_unstarted_shards(ctx: WarmContext, flow_run: str, why: str) -> None:
+    """On a work pool, the stopped job's shard runs no worker has started are Cancelled now
+    (tasks.prefect_api.end_unstarted_subflow_runs). Bounded: the job's end must not wait on it."""
+    if not ctx.settings.orchestration.work_pool:
+        return  # shards run in this process, and stop with it
+    try:
+        ended = await asyncio.wait_for(end_unstarted_subflow_runs(UUID(flow_run), why), 15)
+    except Exception as exc:
+        get_run_logger().warning("could not cancel the job's shard runs not started (%s)", type(exc).__name__)
+        return
+    if ended:
+        get_run_logger().info("%d shard run(s) not started were cancelled with the job", ended)
 
 
 async def _record_end(

@@ -53,7 +53,9 @@ OpenLibraryAuthorKey = Annotated[
     str, Field(pattern=r"^OL[0-9]{1,12}A$", description="an OpenLibrary author key, e.g. OL23919A")
 ]
 AuthorKeys = Annotated[
-    list[Annotated[str, Field(min_length=1, max_length=MAX_NAME)]],
+    # a key is never formula or control text (bookwarm.parsing.names.author_key): such a value is
+    # refused by the schema, never echoed into a run's logs or artifacts
+    list[Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=NAME_PATTERN)]],
     Field(max_length=10_000, description="keys of the job's queued authors"),
 ]
 ShortId = Annotated[str, Field(pattern=r"^[0-9a-zA-Z_-]{1,64}$", description="an internal id")]

@@ -173,7 +173,7 @@ class ShardRunWatcher:
             pending = [run_id for run_id, f in self._waiting.items() if not f.done()]
             if self.signal.status == "cancelled" and self._cancelled_at is None:
                 self._cancelled_at = time.monotonic()
-                await cancel_flow_runs(pending, self.signal.why)
+                await self._cancel(pending)
             try:
                 states = await current_states(pending)
                 await self._unstick(states)
@@ -191,6 +191,18 @@ class ShardRunWatcher:
                         self._waiting[run_id].set_result(
                             Cancelled(message="its worker did not stop it in time")
                         )
+
+    async def _cancel(self, pending: list[UUID]) -> None:
+        """The job was cancelled: runs no worker started are Cancelled at once (asked to cancel,
+        a Scheduled run would wait for a worker to notice); running ones are asked to cancel, and
+        their workers stop them."""
+        try:
+            states = await current_states(pending)
+        except Exception:  # cannot tell which started: ask them all, as the UI's Cancel does
+            states = {}
+        waiting = [r for r, s in states.items() if s.type in (StateType.SCHEDULED, StateType.PENDING)]
+        await end_flow_runs(waiting, Cancelled(message=f"not started: {self.signal.why}"))
+        await cancel_flow_runs([r for r in pending if r not in set(waiting)], self.signal.why)
 
     def _cannot_read(self, exc: Exception) -> None:
         """A read of the shard runs' states failed. Past the grace the job stops in one line

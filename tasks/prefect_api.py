@@ -274,6 +274,30 @@ async def report_run_ends(ends: RunEnds) -> list[str]:
 
 
 async def _open_subflow_runs(parent: UUID) -> list[UUID]:
+    return [run_id for run_id, _ in await _open_subflows(parent)]
+
+
+NOT_STARTED = (
+    "SCHEDULED",
+    "PENDING",
+    "PAUSED",
+)  # state types of runs no process runs yet (Late is Scheduled)
+
+
+async def end_unstarted_subflow_runs(parent: UUID, why: str) -> int:
+    """A job that stops (cancelled, interrupted) ends the shard runs it submitted that no worker has
+    started yet: Cancelled at once, so none starts after the job ended and claims its authors (two
+    did, 10 s after a cancel). Running ones are the watcher's (a cancel asks their workers to stop
+    them) or finish what they hold (an interrupt: their authors count). Returns how many it ended."""
+    from prefect.states import Cancelled
+
+    waiting = [run_id for run_id, kind in await _open_subflows(parent) if kind in NOT_STARTED]
+    await end_flow_runs(waiting, Cancelled(message=f"not started: {why}"))
+    return len(waiting)
+
+
+async def _open_subflows(parent: UUID) -> list[tuple[UUID, str]]:
+    """The flow runs under ``parent`` that are not final, with their state types, in pages."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         FlowRunFilter,
@@ -289,13 +313,13 @@ async def _open_subflow_runs(parent: UUID) -> list[UUID]:
         parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent]),
         state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[t for t in StateType if t not in final])),
     )
-    found: list[UUID] = []
+    found: list[tuple[UUID, str]] = []
     async with get_client() as client:
         while True:
             page = await client.read_flow_runs(
                 flow_run_filter=open_runs, sort=FlowRunSort.ID_DESC, limit=PAGE, offset=len(found)
             )
-            found.extend(run.id for run in page)
+            found.extend((run.id, run.state_type.value if run.state_type else "") for run in page)
             if len(page) < PAGE:
                 return found
 

@@ -60,3 +60,26 @@ def test_deploy_names_every_deployment_it_creates():
     names = deployment_names()
     assert len(names) == PREFECT_YAML.read_text(encoding="utf-8").count("entrypoint: ") == len(set(names))
     assert {"warm-demand", "refresh"} <= set(names)  # the two the hand-written list left out
+
+
+def test_warm_authors_refuses_formula_or_control_text_as_author_keys():
+    """The shard deployment's schema (what the REST API enforces) refuses keys no parser makes."""
+    import jsonschema
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.warm_authors import warm_authors
+
+    schema = parameter_schema(warm_authors).model_dump_for_openapi()
+    good = {
+        "author_keys": ["j-k-rowling", "gabriel-garcía-márquez"],
+        "depth": 0,
+        "job_id": "0" * 8 + "-0000-0000-0000-" + "0" * 12,
+        "pass_id": "p1",
+    }
+    jsonschema.validate(good, schema)
+    for hostile in ("=cmd|' /C calc'!A0", "+SUM(1)", "a\nb", "@x", "-1"):
+        try:
+            jsonschema.validate({**good, "author_keys": [hostile]}, schema)
+        except jsonschema.ValidationError:
+            continue
+        raise AssertionError(f"accepted {hostile!r}")

@@ -78,34 +78,54 @@ def test_three_workers_share_the_shards_of_one_job_and_warm_each_author_once(
         workers.close()
 
 
-def test_cancelling_the_job_cancels_its_shard_runs(pool_server, pool_providers, tmp_path):
+@pytest.mark.parametrize("stop", ["cancel", "sigterm"])
+def test_stopping_the_job_stops_its_shard_runs(pool_server, pool_providers, tmp_path, stop):
+    """Cancelled from the UI, or its process sent SIGTERM, with shard runs still waiting for a slot
+    of the shards queue: when the job's process has exited, none of its shard runs is left to start
+    (two used to start 10 s after a cancel and claim authors); running ones are cancelled (cancel)
+    or finish what they hold (SIGTERM)."""
     port, csv_path = pool_providers
-    hold_midway(port, authors=4)  # the job stays midway until released: nothing finishes before the cancel
+    hold_midway(port, authors=4)  # the job stays midway until released: nothing finishes before the stop
     env = env_for(
-        pool_server, port, "wp3:", tmp_path, BOOKWARM_OPENLIBRARY_RPS="500", BOOKWARM_OPENLIBRARY_BATCH="1"
+        pool_server,
+        port,
+        f"wp3{stop[0]}:",
+        tmp_path,
+        BOOKWARM_OPENLIBRARY_RPS="500",
+        BOOKWARM_OPENLIBRARY_BATCH="1",
     )
     settings = resolve(env)
     api = pool_server["PREFECT_API_URL"]
-    workers = Workers(env, tmp_path)
+    workers = Workers(env, tmp_path)  # the shards queue takes 3 at once: 5 of the 8 shards wait
     try:
-        job = warm(env, csv_path, "--shard-size", "12")
+        job = warm(env, csv_path, "--shard-size", "3")
         job_id = wait_for("the job's record", lambda: asyncio.run(job_ids(settings)), 120)[0]
         wait_for(
-            "a shard run going",
-            lambda: [r for r in runs_of_job(api, job_id) if r.state_name == "Running"],
+            "shard runs going, and others waiting for a slot",
+            lambda: (lambda names: "Running" in names and bool(names & {"Scheduled", "Late"}))(
+                {r.state_name for r in runs_of_job(api, job_id)}
+            ),
             120,
         )
-        asyncio.run(cancel_job(api, job_id))
+        if stop == "cancel":
+            asyncio.run(cancel_job(api, job_id))
+        else:
+            job.send_signal(signal.SIGTERM)
         _out, err = job.communicate(timeout=120)
-        assert job.returncode == 1 and "cancelled" in err, err[-2000:]
+        left = [r.name for r in runs_of_job(api, job_id) if r.state_name in ("Scheduled", "Late", "Pending")]
+        assert not left, left
+        assert job.returncode == 1 and ("cancelled" if stop == "cancel" else "interrupted") in err, err[
+            -2000:
+        ]
         record, _ = asyncio.run(record_of(settings, job_id))
-        assert record["status"] == "cancelled"
+        assert record["status"] == ("cancelled" if stop == "cancel" else "interrupted")
+        release_holds(port)
         runs = wait_for(
             "every shard run final",
             lambda: (
                 lambda rs: rs if all(r.state_type and r.state_type.value in FINAL for r in rs) else None
             )(runs_of_job(api, job_id)),
-            60,
+            150,  # after a SIGTERM the running shards finish their authors first
         )
         assert any(r.state_name == "Cancelled" for r in runs), [(r.name, r.state_name) for r in runs]
         assert not [r for r in runs if r.state_name in ("Running", "Pending", "Scheduled")]
