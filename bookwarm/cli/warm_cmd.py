@@ -252,6 +252,10 @@ def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **
         ids = jobs_here()
         if not ids:
             raise BookwarmError(f"{why} before its job started") from None
+        if (_job_record(settings, ids[-1]) or {}).get("status") == "completed":  # it came as the job ended
+            raise BookwarmError(
+                f"job {ids[-1]} completed; {why} came as it ended (`bookwarm status {ids[-1]}`)"
+            ) from None
         raise BookwarmError(
             f"job {ids[-1]} interrupted: {why}; `bookwarm resume {ids[-1]}` finishes it"
         ) from None
@@ -326,8 +330,16 @@ def raise_flow_failure(state: Any, job_id: str | None = None) -> None:
 
 def _partial_summary(settings: Settings, job_id: str) -> dict[str, Any]:
     """What the job's record holds when it failed (Redis may be what failed: then its id and status)."""
+    from bookwarm.warming.jobs import summary
+
+    record = _job_record(settings, job_id)
+    return {**summary(record or {"job_id": job_id}), "job_id": job_id, "status": "failed"}
+
+
+def _job_record(settings: Settings, job_id: str) -> dict[str, Any] | None:
+    """The job's record, or None when Redis does not answer within 5 s."""
     from bookwarm.cache.redis_client import make_redis
-    from bookwarm.warming.jobs import JobStore, summary
+    from bookwarm.warming.jobs import JobStore
 
     async def read() -> dict[str, Any] | None:
         client = make_redis(settings.redis.url, ride_out_s=settings.redis.ride_out_s)
@@ -338,7 +350,6 @@ def _partial_summary(settings: Settings, job_id: str) -> dict[str, Any]:
             await client.aclose()
 
     try:
-        record = asyncio.run(read())
+        return asyncio.run(read())
     except Exception:
-        record = None
-    return {**summary(record or {"job_id": job_id}), "job_id": job_id, "status": "failed"}
+        return None
