@@ -51,16 +51,24 @@ def flow_run_probe(flow_run_id: str) -> Probe:
     return probe
 
 
-async def api_answers(timeout_s: float = TIMEOUT_S) -> bool:
-    """True when the Prefect API's health endpoint answers (before a run starts)."""
+async def api_problem(timeout_s: float = TIMEOUT_S) -> str | None:
+    """What keeps the Prefect API from taking a run (before one starts), or None. Its health answers
+    while its database is down (then every write is a 500): ``/ready`` asks the database too (a
+    server without it, such as Prefect Cloud, answers 404 and is taken as ready)."""
     url, headers = _api()
     if not url:
-        return True
+        return None
     try:
         async with httpx.AsyncClient(timeout=timeout_s, headers=headers) as client:
-            return (await client.get(f"{url}/health")).status_code == 200
+            health = await client.get(f"{url}/health")
+            if health.status_code != 200:
+                return f"is not answering (HTTP {health.status_code} on /health)"
+            ready = await client.get(f"{url}/ready")
+            if ready.status_code == 503:
+                return "answers, but not its database (HTTP 503 on /ready)"
+            return None
     except httpx.HTTPError:
-        return False
+        return "is not answering"
 
 
 # --- shards as runs of the warm-authors deployment (a work pool's workers run them) ---

@@ -65,14 +65,21 @@ def require_prefect_api() -> None:
     import asyncio
 
     from bookwarm.errors import ServiceError
-    from tasks.prefect_api import api_answers
+    from tasks.prefect_api import api_problem
 
-    if not asyncio.run(api_answers()):
-        url = os.environ.get("PREFECT_API_URL", "the configured PREFECT_API_URL")
+    problem = asyncio.run(api_problem())
+    if problem is None:
+        return
+    url = os.environ.get("PREFECT_API_URL", "the configured PREFECT_API_URL")
+    if "database" in problem:
         raise ServiceError(
-            f"the Prefect server at {url} is not answering; start it (`prefect server start`), "
-            "or unset PREFECT_API_URL to use the local one bookwarm starts"
+            f"the Prefect server at {url} {problem}: start its database (`bookwarm services up --postgres` "
+            "restarts a local one)"
         )
+    raise ServiceError(
+        f"the Prefect server at {url} {problem}; start it (`prefect server start`), "
+        "or unset PREFECT_API_URL to use the local one bookwarm starts"
+    )
 
 
 def log_to_file(home: Path | None = None) -> Path:

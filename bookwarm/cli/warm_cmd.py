@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bookwarm.cli.output import print_json, print_table
-from bookwarm.errors import BookwarmError, InputError, JobStopped, ParseError
+from bookwarm.errors import BookwarmError, InputError, JobStopped, ParseError, ServiceError
 from bookwarm.keys import Keys
 from bookwarm.parsing.ingest import parse_library
 from bookwarm.parsing.llm import GeminiFallback
@@ -206,7 +206,8 @@ def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **
     # Prefect is imported only after the runtime's settings are in the environment: it configures its
     # logging on import, and imported first it put a line per task run on every job's run page.
     settings = settings or prepare_flow_runtime()
-    from prefect.exceptions import TerminationSignal
+    import httpx
+    from prefect.exceptions import PrefectHTTPStatusError, TerminationSignal
 
     from flows import redrive, refresh, resolve_review, resume, warm_demand, warm_library, warm_popular
 
@@ -244,6 +245,13 @@ def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **
     forget_stopped = on_stopped(stopped)
     try:
         state = run_to_state(flow, **parameters)
+    except (PrefectHTTPStatusError, httpx.HTTPError) as exc:  # the API failed the run's creation or start
+        logging.getLogger("bookwarm").warning("the Prefect API failed the run", exc_info=True)
+        started = jobs_here()
+        raise ServiceError(
+            f"the Prefect API failed {'job ' + started[-1] if started else 'the run before its job started'}: "
+            f"{_http_failure(exc)}" + (f"; `bookwarm resume {started[-1]}` finishes it" if started else "")
+        ) from None
     except (TerminationSignal, KeyboardInterrupt) as exc:
         # SIGTERM (raised by Prefect's handler) or Ctrl-C: the job's record is written by now
         # (interrupted, claims released); say which job, and how to finish it, in one line.
@@ -288,6 +296,17 @@ def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **
         )
         return 1
     return 0
+
+
+def _http_failure(exc: Exception) -> str:
+    """One line for an HTTP failure of the Prefect API: status, method and path, no body."""
+    try:  # httpx raises RuntimeError for a request or response an error was not given
+        request, response = getattr(exc, "request", None), getattr(exc, "response", None)
+    except RuntimeError:
+        request = response = None
+    if response is not None and request is not None:
+        return f"HTTP {response.status_code} on {request.method} {request.url.path}"
+    return type(exc).__name__
 
 
 def run_to_state(flow: AsyncFlow, **parameters: Any) -> State[Any]:

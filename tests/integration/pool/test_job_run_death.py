@@ -119,6 +119,17 @@ def test_services_up_brings_back_a_dead_postgres_under_a_live_prefect_server(poo
     wait_for("the API to fail on its lost database", lambda: not _answers(api), 60)
 
     env = {**os.environ, "BOOKWARM_HOME": home, "PREFECT_HOME": str(tmp_path / "cli-prefect")}
+    # a job started meanwhile: one line naming the database (it was a 55-line traceback)
+    warm = subprocess.run(
+        [sys.executable, "-m", "bookwarm", "warm", str(PROJECT / "examples" / "library.csv")],
+        env={**env, **pool_server},
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert warm.returncode == 1 and "Traceback" not in warm.stderr, warm.stderr[-3000:]
+    assert warm.stderr.count("\n") == 1 and "database" in warm.stderr, warm.stderr
     for _ in range(2):  # and a second time: nothing to repair, the same line
         up = subprocess.run(
             [sys.executable, "-m", "bookwarm", "services", "up", "--postgres"],
