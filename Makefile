@@ -17,7 +17,7 @@ DEPTH ?= 2
 TEST_WORKERS ?= 4
 PYTEST_ARGS ?=
 
-.PHONY: serve-deployments install run test lint typecheck format bench-parse bench-providers bench-warm bench-gemini bench-read bench-demand bench-sweep bench-scale bench-big chaos services-up services-down clean
+.PHONY: api serve-deployments install run test lint typecheck format bench-parse bench-providers bench-warm bench-gemini bench-read bench-demand bench-sweep bench-scale bench-big chaos services-up services-down clean
 
 install: $(STAMP)
 
@@ -77,6 +77,9 @@ chaos: install
 
 serve-deployments: install
 	$(BIN)/bookwarm deployments serve
+
+api: install
+	$(BIN)/bookwarm api $(API_ARGS)
 
 services-up: install
 	$(BIN)/bookwarm services up

@@ -178,8 +178,22 @@ class HotCache:
             pipe.hset(self.keys.ol_works(), mapping=works)
 
     async def get_json(self, key: str) -> Any | None:
-        raw = await self._call(self.client.get(key))
+        raw = await self.get_raw(key)
         return json.loads(raw) if raw else None
+
+    async def get_raw(self, key: str) -> bytes | None:
+        """The value's JSON as stored (a reader can send it on without decoding it)."""
+        raw = await self._call(self.client.get(key))
+        if not raw:
+            return None
+        return raw if isinstance(raw, bytes) else raw.encode()  # the client is not set to decode
+
+    async def ping(self) -> None:
+        """CacheError unless Redis answers (a health check)."""
+        await self._call(self.client.ping())
+
+    async def set_raw(self, key: str, raw: bytes, ttl_s: int) -> None:
+        await self._call(self.client.set(key, raw, ex=jittered(ttl_s)))
 
     async def set_json(self, key: str, value: Any, ttl_s: int) -> None:
         await self._call(self.client.set(key, dumps(value), ex=jittered(ttl_s)))

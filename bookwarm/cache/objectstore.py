@@ -57,6 +57,17 @@ class ObjectStore:
         except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise self._error("create bucket", exc) from None
 
+    async def ping(self) -> None:
+        """CacheError unless the store answers for its bucket (a health check)."""
+
+        def check() -> None:
+            try:
+                self._client.bucket_exists(self.bucket)
+            except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+                raise self._error("reach the bucket", exc) from None
+
+        await asyncio.get_running_loop().run_in_executor(self._pool, check)
+
     def put_json_sync(self, key: str, value: Any) -> None:
         body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         try:
@@ -121,6 +132,10 @@ class ObjectStore:
 
     async def get_json(self, key: str) -> Any | None:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self.get_json_sync, key)
+
+    async def get_raw(self, key: str) -> bytes | None:
+        """The object's bytes as stored, None when it does not exist."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self.get_bytes_sync, key)
 
     def list_names(self, prefix: str, limit: int = 100_000) -> list[str]:
         """Object names under ``prefix`` (tools and tests; the warm and read paths never list)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
@@ -59,11 +60,13 @@ def is_stale(bibliography: dict[str, Any], soft_ttl_s: int, now: float | None = 
 @dataclass(frozen=True)
 class Read:
     """What a reader gets: the value (None on a miss), the tier it came from ('hot', 'cold',
-    'miss') and whether it is stale (served, and refreshed by the next warm-demand run)."""
+    'miss') and whether it is stale (served, and refreshed by the next warm-demand run). ``raw``
+    is the value's JSON as stored, for a reader that sends it on as it is (the HTTP API)."""
 
     value: dict[str, Any] | None
     tier: str
     stale: bool = False
+    raw: bytes | None = None
 
 
 class TieredCache:
@@ -122,22 +125,28 @@ class TieredCache:
 
     async def read_author(self, author_key: str) -> tuple[dict[str, Any] | None, str]:
         """(bibliography, tier) where tier is 'hot', 'cold' (then promoted) or 'miss'."""
-        value = await self.hot.get_json(self.keys.author(author_key))
-        if value is not None:
-            return value, "hot"
-        value = await self.cold.get_json(Keys.author_object(author_key))
-        if value is None:
+        raw, tier = await self.read_author_raw(author_key)
+        return (json.loads(raw) if raw else None), tier
+
+    async def read_author_raw(self, author_key: str) -> tuple[bytes | None, str]:
+        """(the bibliography's JSON as stored, tier): the one way both tiers are read."""
+        raw = await self.hot.get_raw(self.keys.author(author_key))
+        if raw is not None:
+            return raw, "hot"
+        raw = await self.cold.get_raw(Keys.author_object(author_key))
+        if raw is None:
             return None, "miss"
-        await self.hot.set_json(self.keys.author(author_key), value, self.hot_ttl_s)
-        return value, "cold"
+        await self.hot.set_raw(self.keys.author(author_key), raw, self.hot_ttl_s)  # promoted as it is
+        return raw, "cold"
 
     async def lookup_author(self, author_key: str, asked_as: str) -> Read:
         """A reader's author lookup: a miss, or a stale hit, is recorded as demand for ``asked_as``."""
-        value, tier = await self.read_author(author_key)
+        raw, tier = await self.read_author_raw(author_key)
+        value = json.loads(raw) if raw else None
         stale = value is not None and is_stale(value, self.soft_ttl_s)
         if (value is None or stale) and self.demand is not None:
             await self._note(self.demand.record_author(author_key, asked_as))
-        return Read(value, tier, stale)
+        return Read(value, tier, stale, raw)
 
     async def lookup_isbn(self, isbn: str) -> Read:
         """A reader's ISBN lookup: a miss is recorded as demand for the ISBN (warm-demand resolves

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from bookwarm.cli import (
+    api_cmd,
     config_cmd,
     deploy_cmd,
     enrich_cmd,
@@ -32,6 +33,7 @@ COMMANDS = (
     warm_cmd,
     enrich_cmd,
     read_cmd,
+    api_cmd,
     review_cmd,
     services_cmd,
     providers_cmd,

@@ -8,7 +8,6 @@ from typing import Any
 
 from bookwarm.cli.output import print_json, print_table
 from bookwarm.errors import InputError
-from bookwarm.parsing.names import author_key, tidy
 from bookwarm.runtime import load_settings
 
 
@@ -30,19 +29,17 @@ async def lookup(
 ) -> tuple[dict[str, Any] | None, str, dict[str, Any] | None, bool]:
     """(bibliography, tier, matched ISBN entry, stale), a miss or stale hit recorded as demand.
     Shared by the CLI and the contract tests."""
+    from bookwarm.cache.reading import read_author, read_isbn
     from bookwarm.warming.context import WarmContext
 
     async with WarmContext(settings, with_providers=False) as ctx:
         if kind == "author":
-            name = tidy(value)
-            read = await ctx.cache.lookup_author(author_key(name), name)
-            return read.value, read.tier, None, read.stale
-        found = await ctx.cache.lookup_isbn(value.replace("-", "").strip())
-        if found.value is None:
-            return None, found.tier, None, False
-        entry = found.value
-        read = await ctx.cache.lookup_author(entry["author"]["key"], entry["author"]["name"])
-        return read.value, found.tier, entry, read.stale
+            found = await read_author(ctx.cache, value)
+            return found.read.value, found.read.tier, None, found.read.stale
+        isbn = await read_isbn(ctx.cache, value.replace("-", "").strip())
+        if isbn.entry is None or isbn.author is None:
+            return None, isbn.tier, None, False
+        return isbn.author.value, isbn.tier, isbn.entry, isbn.author.stale
 
 
 def run_lookup(args: argparse.Namespace) -> int:

@@ -29,12 +29,14 @@ class WarmContext:
         claim_ttl_s: int | None = None,
         policy: RetryPolicy | None = None,
         with_providers: bool = True,
+        ensure_bucket: bool = True,
     ) -> None:
         self.settings = settings
         self.core_only = core_only
         self.claim_ttl_s = claim_ttl_s or settings.redis.claim_ttl_s
         self.policy = policy
         self.with_providers = with_providers
+        self.ensure_bucket = ensure_bucket  # a reader (the API) starts with the store down, and serves Redis
         self.keys = Keys(settings.redis.key_prefix)
         self.providers: ProviderSession | None = None
 
@@ -44,7 +46,8 @@ class WarmContext:
         )
         self.hot = HotCache(self.redis, self.keys)
         self.cold = ObjectStore(self.settings.s3)
-        await asyncio.to_thread(self.cold.ensure_bucket)
+        if self.ensure_bucket:
+            await asyncio.to_thread(self.cold.ensure_bucket)
         self.demand = Demand(self.redis, self.keys, self.settings.redis.demand_keep_days)
         self.cache = TieredCache(
             self.hot,

@@ -1,0 +1,58 @@
+"""The API's application: its routers, its error table, gzip, and the one WarmContext a process
+opens at start (Redis, both tiers, demand) and closes at exit.
+
+``create_app(settings)`` for tests and embedding; ``from_environment`` is the factory uvicorn's
+workers call (``bookwarm api --workers N``), each resolving the same settings from the
+environment (and the local services when nothing is configured)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
+
+from bookwarm.api import errors
+from bookwarm.api.limits import RequestLimits
+from bookwarm.api.routes import authors, health, isbn, search
+from bookwarm.runtime import load_settings
+from bookwarm.settings import Settings
+from bookwarm.warming.context import WarmContext
+
+GZIP_ABOVE_BYTES = 1024
+READ_RIDE_OUT_S = 1.0
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resolved = settings or load_settings(start_services=False)
+        # A reader is answered at once, 503 if need be, rather than held while Redis is away for as
+        # long as a warm rides it out (BOOKWARM_REDIS_RIDE_OUT_S, 9.5 s).
+        redis = dataclasses.replace(
+            resolved.redis, ride_out_s=min(resolved.redis.ride_out_s, READ_RIDE_OUT_S)
+        )
+        resolved = dataclasses.replace(resolved, redis=redis)
+        app.state.settings = resolved
+        async with WarmContext(resolved, with_providers=False, ensure_bucket=False) as ctx:
+            app.state.ctx = ctx
+            yield
+
+    app = FastAPI(
+        title="bookwarm",
+        summary="Book metadata from bookwarm's cache: authors' bibliographies, ISBNs, titles.",
+        version="1",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_ABOVE_BYTES)
+    app.add_middleware(RequestLimits)
+    for module in (authors, isbn, search, health):
+        app.include_router(module.router)
+    return app
+
+
+def from_environment() -> FastAPI:
+    return create_app()

@@ -1,0 +1,56 @@
+"""`bookwarm api`: the HTTP read API on uvicorn, over the configured Redis and object store (the
+local services when nothing is configured, started if need be, as the other commands do)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from bookwarm.errors import InputError
+
+MAX_WORKERS = 64
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    api = sub.add_parser("api", help="serve the HTTP read API (authors, ISBNs, titles) from the cache")
+    api.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    api.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    api.add_argument(
+        "--workers", type=int, default=1, help="processes, each with its own connections (default 1)"
+    )
+    api.set_defaults(handler=run_api)
+
+
+def run_api(args: argparse.Namespace) -> int:
+    if not 1 <= args.port <= 65535:
+        raise InputError(f"--port must be between 1 and 65535, got {args.port}")
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise InputError(f"--workers must be between 1 and {MAX_WORKERS}, got {args.workers}")
+    from bookwarm.runtime import load_settings
+    from bookwarm.services.local import LocalServices
+
+    settings = load_settings(start_services=True)
+    local = LocalServices().running()
+    if local and "local services" in (settings.origins.get("redis.url"), settings.origins.get("s3.endpoint")):
+        # each worker process resolves its settings again: the same local services, from the environment
+        os.environ.update({k: v for k, v in local.env().items() if k not in os.environ and k != "PREFECT_API_URL"})
+    import uvicorn
+
+    print(
+        f"bookwarm API on http://{args.host}:{args.port} ({args.workers} process(es)); "
+        f"docs at http://{args.host}:{args.port}/docs; Ctrl-C stops",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.run(
+        "bookwarm.api.app:from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+    )
+    return 0
