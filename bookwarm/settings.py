@@ -143,6 +143,25 @@ class IngestSettings:
 
 
 @dataclass(frozen=True)
+class ApiSettings:
+    live_share: float = _f(
+        "BOOKWARM_API_LIVE_SHARE",
+        0.34,
+        doc="share of OpenLibrary's rate the read API's live fetches may take (the rest stays the warms')",
+    )
+    live_wait_s: float = _f(
+        "BOOKWARM_API_LIVE_WAIT_S",
+        2.0,
+        doc="how long a read waits for a live fetch before 202 (?wait= up to 10)",
+    )
+    live_daily_calls: int = _f(
+        "BOOKWARM_API_LIVE_DAILY_CALLS",
+        20_000,
+        doc="OpenLibrary calls the read API's live fetches make a UTC day",
+    )
+
+
+@dataclass(frozen=True)
 class OrchestrationSettings:
     work_pool: str = _f(
         "BOOKWARM_WORK_POOL",
@@ -230,6 +249,7 @@ class Settings:
     gemini: GeminiSettings
     ingest: IngestSettings
     orchestration: OrchestrationSettings
+    api: ApiSettings = field(default_factory=ApiSettings)
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def provider(self, name: str) -> ProviderSettings:
@@ -252,6 +272,7 @@ SECTIONS: dict[str, type] = {
     "gemini": GeminiSettings,
     "ingest": IngestSettings,
     "orchestration": OrchestrationSettings,
+    "api": ApiSettings,
 }
 
 
@@ -297,6 +318,15 @@ def resolve(
     settings = Settings(**built, origins=origins)
     _check_budgets(settings)
     _check_bucket(settings.s3.bucket)
+    if (
+        not 0 < settings.api.live_share <= 1
+        or not 0 < settings.api.live_wait_s <= 10
+        or settings.api.live_daily_calls < 0
+    ):
+        raise ConfigError(
+            "BOOKWARM_API_LIVE_SHARE must be in (0, 1], BOOKWARM_API_LIVE_WAIT_S in (0, 10], "
+            "BOOKWARM_API_LIVE_DAILY_CALLS not negative"
+        )
     return settings
 
 

@@ -20,6 +20,7 @@ from bookwarm.api.routes import authors, health, isbn, search
 from bookwarm.runtime import load_settings
 from bookwarm.settings import Settings
 from bookwarm.warming.context import WarmContext
+from bookwarm.warming.live import LiveFetcher
 
 GZIP_ABOVE_BYTES = 1024
 READ_RIDE_OUT_S = 1.0
@@ -36,9 +37,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         resolved = dataclasses.replace(resolved, redis=redis)
         app.state.settings = resolved
-        async with WarmContext(resolved, with_providers=False, ensure_bucket=False) as ctx:
+        async with WarmContext(resolved, ensure_bucket=False, reader=True, core_only=True) as ctx:
             app.state.ctx = ctx
-            yield
+            app.state.live = LiveFetcher(ctx)
+            try:
+                yield
+            finally:
+                await app.state.live.close()
 
     app = FastAPI(
         title="bookwarm",

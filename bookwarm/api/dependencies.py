@@ -13,6 +13,7 @@ from bookwarm.parsing import isbn as isbnlib
 from bookwarm.parsing.names import author_key, tidy
 from bookwarm.settings import Settings
 from bookwarm.warming.context import WarmContext
+from bookwarm.warming.live import LiveFetcher
 from flows.params import MAX_NAME, NAME_PATTERN
 
 _NAME = re.compile(NAME_PATTERN)
@@ -29,7 +30,13 @@ def settings(request: Request) -> Settings:
     return value
 
 
+def live(request: Request) -> LiveFetcher:
+    fetcher: LiveFetcher = request.app.state.live
+    return fetcher
+
+
 Ctx = Annotated[WarmContext, Depends(context)]
+Fetcher = Annotated[LiveFetcher, Depends(live)]
 Config = Annotated[Settings, Depends(settings)]
 
 

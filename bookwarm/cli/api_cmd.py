@@ -34,7 +34,9 @@ def run_api(args: argparse.Namespace) -> int:
     local = LocalServices().running()
     if local and "local services" in (settings.origins.get("redis.url"), settings.origins.get("s3.endpoint")):
         # each worker process resolves its settings again: the same local services, from the environment
-        os.environ.update({k: v for k, v in local.env().items() if k not in os.environ and k != "PREFECT_API_URL"})
+        os.environ.update(
+            {k: v for k, v in local.env().items() if k not in os.environ and k != "PREFECT_API_URL"}
+        )
     import uvicorn
 
     print(

@@ -220,3 +220,18 @@ class RedisLimiter:
         if wait_us == -2:
             raise ProviderUnavailable(self.provider, f"rate backlog over {self.max_wait_us // 1_000_000}s")
         return int(wait_us), int(used), int(redis_now)
+
+
+class CappedLimiter:
+    """A reader's calls to a provider: first a slot of the readers' own share (a limiter of its own,
+    with its daily budget and a short backlog: past it, the call is not made), then a slot of the
+    provider's one limiter that every warm shares. Readers can thus never push the provider past
+    its rate, nor take more than their share of it."""
+
+    def __init__(self, cap: RedisLimiter, shared: RedisLimiter) -> None:
+        self.cap = cap
+        self.shared = shared
+
+    async def acquire(self, units: int = 1) -> int:
+        await self.cap.acquire(units)
+        return await self.shared.acquire(units)

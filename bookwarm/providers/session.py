@@ -24,7 +24,7 @@ from bookwarm.parsing.names import author_key
 from bookwarm.providers.google_books import GoogleBooksClient
 from bookwarm.providers.http import CallStats, CircuitBreaker, ProviderHttp, RetryPolicy
 from bookwarm.providers.isbndb import ISBNdbClient
-from bookwarm.providers.limits import RedisClock, RedisLimiter
+from bookwarm.providers.limits import CappedLimiter, RedisClock, RedisLimiter
 from bookwarm.providers.merge import merge
 from bookwarm.providers.models import Bibliography, ProviderResult
 from bookwarm.providers.openlibrary import OpenLibraryClient, user_agent
@@ -33,6 +33,9 @@ from bookwarm.providers.transport import AiohttpTransport
 from bookwarm.settings import ProviderSettings, Settings
 
 T = TypeVar("T")
+
+
+LIVE_BACKLOG_S = 10.0  # a reader's call waits at most this for its share (the longest ?wait=); else not made
 
 
 def budget(cfg: ProviderSettings) -> int:
@@ -51,6 +54,7 @@ class ProviderSession:
         max_connections: int = 10,
         with_limits: bool = True,
         transport_factory: Callable[[], httpx.AsyncBaseTransport] | None = None,
+        reader: bool = False,
     ) -> None:
         """``with_limits=False`` drops the Redis rate limits and quotas (no Redis is touched), and
         ``transport_factory`` replaces the aiohttp transport (e.g. by httpx's own, which respx
@@ -61,6 +65,7 @@ class ProviderSession:
         self.max_connections = max_connections
         self.with_limits = with_limits
         self.transport_factory = transport_factory
+        self.reader = reader  # the read API's live fetches: OpenLibrary within BOOKWARM_API_LIVE_SHARE
         self._own_redis = redis_client is None
         self.redis = redis_client or make_redis(settings.redis.url, ride_out_s=settings.redis.ride_out_s)
         self.keys = Keys(settings.redis.key_prefix)
@@ -106,7 +111,7 @@ class ProviderSession:
             transport=self._transport(),
         )
         self._clients.append(client)
-        limiter = (
+        limiter: RedisLimiter | CappedLimiter | None = (
             RedisLimiter(
                 self.redis,
                 self.keys,
@@ -119,6 +124,18 @@ class ProviderSession:
             if self.with_limits
             else None
         )
+        if self.reader and name == "openlibrary" and isinstance(limiter, RedisLimiter) and cfg.rate_per_s > 0:
+            api = self.settings.api
+            cap = RedisLimiter(
+                self.redis,
+                self.keys,
+                f"{name}-live",
+                rate_per_s=cfg.rate_per_s * api.live_share,
+                daily_quota=api.live_daily_calls,
+                max_wait_s=LIVE_BACKLOG_S,
+                clock=self.clock,
+            )
+            limiter = CappedLimiter(cap, limiter)
         return ProviderHttp(name, client, limiter=limiter, breaker=CircuitBreaker(), policy=self.policy)
 
     def _transport(self) -> httpx.AsyncBaseTransport:

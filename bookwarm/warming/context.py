@@ -30,6 +30,7 @@ class WarmContext:
         policy: RetryPolicy | None = None,
         with_providers: bool = True,
         ensure_bucket: bool = True,
+        reader: bool = False,
     ) -> None:
         self.settings = settings
         self.core_only = core_only
@@ -37,6 +38,7 @@ class WarmContext:
         self.policy = policy
         self.with_providers = with_providers
         self.ensure_bucket = ensure_bucket  # a reader (the API) starts with the store down, and serves Redis
+        self.reader = reader  # the read API: live fetches within their share of OpenLibrary (ProviderSession)
         self.keys = Keys(settings.redis.key_prefix)
         self.providers: ProviderSession | None = None
 
@@ -67,7 +69,11 @@ class WarmContext:
         self.run_ends = RunEnds(self.redis, self.keys, self.settings.redis.job_ttl_s)
         if self.with_providers:
             self.providers = await ProviderSession(
-                self.settings, redis_client=self.redis, policy=self.policy, core_only=self.core_only
+                self.settings,
+                redis_client=self.redis,
+                policy=self.policy,
+                core_only=self.core_only,
+                reader=self.reader,
             ).__aenter__()
         return self
 

@@ -4,27 +4,50 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
-from bookwarm.api.dependencies import Config, Ctx, person
+from bookwarm.api.dependencies import Config, Ctx, Fetcher, person
 from bookwarm.api.errors import problem
 from bookwarm.api.responses import JSON, cached
 from bookwarm.cache.reading import AuthorRead, read_author
+from bookwarm.cache.tiered import Read
 from bookwarm.settings import Settings
+from bookwarm.warming.context import WarmContext
+from bookwarm.warming.live import LiveFetcher
 
 router = APIRouter(prefix="/v1/authors", tags=["authors"])
 
 RETRY_AFTER_S = 300  # a miss is demand: the hourly warm-demand run, or a later read, finds it warmed
+PENDING_RETRY_S = 5  # a live fetch still going: it lands in the cache within seconds
+MAX_WAIT_S = 10.0
 
 
-@router.get("/{name}", summary="An author's bibliography, as the cache holds it")
-async def get_author(name: str, request: Request, ctx: Ctx, config: Config) -> Response:
-    """200 with the bibliography (the cache contract's author value); 202 when it is not cached
-    (recorded as demand); 404 when OpenLibrary knows nobody by that name; 409 for namesakes."""
+Wait = Annotated[
+    float | None,
+    Query(
+        ge=0,
+        le=MAX_WAIT_S,
+        description="seconds a miss may wait for OpenLibrary (default BOOKWARM_API_LIVE_WAIT_S)",
+    ),
+]
+
+
+@router.get("/{name}", summary="An author's bibliography, from the cache or, within a deadline, OpenLibrary")
+async def get_author(
+    name: str, request: Request, ctx: Ctx, config: Config, live: Fetcher, wait: Wait = None
+) -> Response:
+    """200 with the bibliography (the cache contract's author value); on a miss it is fetched from
+    OpenLibrary while the reader waits (``wait``), written to both tiers as a warm writes it; past
+    the wait, or with the readers' share of OpenLibrary spent, 202 (recorded as demand); 404 when
+    OpenLibrary knows nobody by that name; 409 for namesakes."""
     found = await read_author(ctx.cache, person(name))
+    if found.read.value is None:
+        found, why = await _fetch_live(ctx, live, found, config.api.live_wait_s if wait is None else wait)
+        if found.read.value is None:
+            return _accepted(found, why)
     refused = _not_a_bibliography(found, config)
     if refused is not None:
         return refused
@@ -68,28 +91,52 @@ async def get_completeness(name: str, request: Request, ctx: Ctx, config: Config
     return cached(request, raw, config, tier=found.read.tier, bibliography=value, stale=found.read.stale)
 
 
+async def _fetch_live(
+    ctx: WarmContext, live: LiveFetcher, found: AuthorRead, wait_s: float
+) -> tuple[AuthorRead, str]:
+    """The author fetched from OpenLibrary within ``wait_s`` and read back (tier ``live``), or the
+    miss as it was with why it stays one."""
+    fetched = await live.fetch(found.name, found.key, wait_s)
+    if fetched.outcome is None:
+        return (
+            found,
+            fetched.failed or f"OpenLibrary did not answer within {wait_s:g} s; it is still being fetched",
+        )
+    raw, _ = await ctx.cache.read_author_raw(found.key)
+    if raw is None:
+        return found, "fetched, but not cached (its write failed)"
+    value = json.loads(raw)
+    return AuthorRead(found.name, found.key, Read(value, "live", False, raw)), ""
+
+
+def _accepted(found: AuthorRead, why: str) -> Response:
+    """202: not cached yet; recorded as demand (the read did), fetched still, or by the next warm."""
+    pending = "still being fetched" in why
+    return Response(
+        json.dumps(
+            {
+                "status": 202,
+                "author": found.name,
+                "key": found.key,
+                "detail": f"not cached yet ({why}): recorded as demand",
+                "retry": f"/v1/authors/{quote(found.name)}",
+            }
+        ),
+        status_code=202,
+        media_type=JSON,
+        headers={
+            "Retry-After": str(PENDING_RETRY_S if pending else RETRY_AFTER_S),
+            "Cache-Control": "no-store",
+            "X-Bookwarm-Tier": "miss",
+        },
+    )
+
+
 def _not_a_bibliography(found: AuthorRead, config: Settings) -> Response | None:
     """The answers that are not a bibliography: not cached (202), unknown (404), namesakes (409)."""
     value = found.read.value
     if value is None:
-        return Response(
-            json.dumps(
-                {
-                    "status": 202,
-                    "author": found.name,
-                    "key": found.key,
-                    "detail": "not cached yet: recorded as demand, warmed by the next warm-demand run",
-                    "retry": f"/v1/authors/{quote(found.name)}",
-                }
-            ),
-            status_code=202,
-            media_type=JSON,
-            headers={
-                "Retry-After": str(RETRY_AFTER_S),
-                "Cache-Control": "no-store",
-                "X-Bookwarm-Tier": "miss",
-            },
-        )
+        return _accepted(found, "not in either tier")
     headers = {
         "X-Bookwarm-Tier": found.read.tier,
         "Cache-Control": f"public, max-age={config.redis.negative_ttl_s}",

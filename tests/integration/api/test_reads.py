@@ -83,11 +83,11 @@ def test_large_answers_are_gzipped_for_clients_that_ask(api):
     assert int(zipped.headers["content-length"]) < len(plain.content) / 2  # what crossed the wire
 
 
-def test_a_miss_is_202_with_retry_after_and_recorded_as_demand(api):
+def test_a_miss_not_answered_within_its_wait_is_202_with_retry_after_and_recorded_as_demand(api):
     name = "Ada Palmer"
     before = demand_for(api, author_key(name))
     with api.client() as client:
-        answer = client.get(f"/v1/authors/{name}")
+        answer = client.get(f"/v1/authors/{name}", params={"wait": 0})
     assert answer.status_code == 202 and int(answer.headers["retry-after"]) > 0
     assert answer.headers["cache-control"] == "no-store"
     assert answer.json()["key"] == author_key(name)
@@ -112,7 +112,9 @@ def test_a_stale_hit_is_served_at_once_and_recorded_as_demand(api):
 def test_unknown_is_404_and_namesakes_409_from_their_negative_entries(api):
     with api.client() as client:
         unknown = client.get("/v1/authors/Nobody Atall")
+        fetched_unknown = client.get("/v1/authors/Nobody Else Entirely", params={"wait": 10})  # asked live
         namesakes = client.get("/v1/authors/John Smith")
+    assert fetched_unknown.status_code == 404, fetched_unknown.text
     assert unknown.status_code == 404 and unknown.json()["key"] == "nobody-atall", unknown.text
     assert namesakes.status_code == 409, namesakes.text
     stored = json.loads(hot(api, "John Smith") or b"{}")
