@@ -159,6 +159,22 @@ class ApiSettings:
         20_000,
         doc="OpenLibrary calls the read API's live fetches make a UTC day",
     )
+    key_hashes: SecretStr | None = _f(
+        "BOOKWARM_API_KEY_HASHES",
+        secret=True,
+        doc="SHA-256 hex digests of the API keys, comma-separated (`bookwarm api --new-key` makes one)",
+    )
+    reads_need_key: bool = _f(
+        "BOOKWARM_API_READS_NEED_KEY", False, doc="reads need an API key too (writes always do)"
+    )
+    client_rps: float = _f(
+        "BOOKWARM_API_CLIENT_RPS",
+        50.0,
+        doc="requests a second one client (key or address) may make, per API process (0: no limit)",
+    )
+    client_burst: int = _f(
+        "BOOKWARM_API_CLIENT_BURST", 100, doc="requests one client may make at once above its rate"
+    )
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,11 @@ def upload_key(path: Path, data: bytes, uploads_prefix: str) -> str:
 def upload_file(path: Path, store: ObjectStore, uploads_prefix: str, max_bytes: int) -> str:
     """Put a local library file into the uploads prefix; return its s3:// URI (blocking)."""
     data, _ = read_source(path, max_bytes=max_bytes)
-    key = upload_key(path, data, uploads_prefix)
+    return upload_bytes(path.name, data, store, uploads_prefix)
+
+
+def upload_bytes(name: str, data: bytes, store: ObjectStore, uploads_prefix: str) -> str:
+    """Put a library file's bytes (checked by the caller) into the uploads prefix; its s3:// URI (blocking)."""
+    key = upload_key(Path(name or "library.csv"), data, uploads_prefix)
     store.put_bytes_sync(key, data, "text/csv")
     return f"s3://{store.bucket}/{key}"

@@ -42,10 +42,11 @@ PersonName = Annotated[
 PersonNames = Annotated[
     list[PersonName], Field(min_length=1, max_length=MAX_NAMES, description=f"at most {MAX_NAMES} names")
 ]
+JOB_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 JobId = Annotated[
     str,
     Field(
-        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        pattern=JOB_ID_PATTERN,
         description="a job's id: its flow run id (a UUID)",
     ),
 ]

@@ -15,8 +15,10 @@ from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 
 from bookwarm.api import errors
+from bookwarm.api.access import Access
 from bookwarm.api.limits import RequestLimits
-from bookwarm.api.routes import authors, health, isbn, search
+from bookwarm.api.metrics import MetricsMiddleware
+from bookwarm.api.routes import authors, health, isbn, jobs, metrics, search
 from bookwarm.runtime import load_settings
 from bookwarm.settings import Settings
 from bookwarm.warming.context import WarmContext
@@ -37,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         resolved = dataclasses.replace(resolved, redis=redis)
         app.state.settings = resolved
+        app.state.access = Access(resolved.api)
         async with WarmContext(resolved, ensure_bucket=False, reader=True, core_only=True) as ctx:
             app.state.ctx = ctx
             app.state.live = LiveFetcher(ctx)
@@ -54,7 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_ABOVE_BYTES)
     app.add_middleware(RequestLimits)
-    for module in (authors, isbn, search, health):
+    app.add_middleware(MetricsMiddleware)  # outermost: every request counted, refused ones too
+    for module in (authors, isbn, search, jobs, health, metrics):
         app.include_router(module.router)
     return app
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from bookwarm.api.access import Access
 from bookwarm.errors import InputError
 from bookwarm.parsing import isbn as isbnlib
 from bookwarm.parsing.names import author_key, tidy
@@ -35,6 +36,18 @@ def live(request: Request) -> LiveFetcher:
     return fetcher
 
 
+def read_access(request: Request) -> None:
+    access: Access = request.app.state.access
+    access.check(request, write=False)
+
+
+def write_access(request: Request) -> None:
+    access: Access = request.app.state.access
+    access.check(request, write=True)
+
+
+Reader = Depends(read_access)
+Writer = Depends(write_access)
 Ctx = Annotated[WarmContext, Depends(context)]
 Fetcher = Annotated[LiveFetcher, Depends(live)]
 Config = Annotated[Settings, Depends(settings)]

@@ -11,7 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bookwarm.errors import CacheError, InputError
+from bookwarm.api.access import TooManyRequests, Unauthorized
+from bookwarm.errors import CacheError, InputError, ServiceError
 
 log = logging.getLogger("bookwarm.api")
 
@@ -41,12 +42,40 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     return problem(status, detail)
 
 
+class HttpProblem(Exception):
+    """A refusal with its own status (413 too large, 415 wrong content type), one line."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def _problem(request: Request, exc: Exception) -> JSONResponse:
+    return problem(getattr(exc, "status", 400), str(exc))
+
+
+async def _service(request: Request, exc: Exception) -> JSONResponse:
+    return problem(503, str(exc), {"Retry-After": "30"}, service="prefect")
+
+
+async def _unauthorized(request: Request, exc: Exception) -> JSONResponse:
+    return problem(401, str(exc), {"WWW-Authenticate": "Bearer"})
+
+
+async def _too_many(request: Request, exc: Exception) -> JSONResponse:
+    return problem(429, str(exc), {"Retry-After": str(getattr(exc, "retry_after_s", 1))})
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     return problem(500, "internal error (logged)")
 
 
 HANDLERS = {
+    HttpProblem: _problem,
+    ServiceError: _service,
+    Unauthorized: _unauthorized,
+    TooManyRequests: _too_many,
     InputError: _input,
     RequestValidationError: _validation,
     CacheError: _cache,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 
 from bookwarm.errors import InputError
@@ -19,16 +20,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     api.add_argument(
         "--workers", type=int, default=1, help="processes, each with its own connections (default 1)"
     )
+    api.add_argument(
+        "--new-key",
+        action="store_true",
+        help="print a new API key and the digest to add to BOOKWARM_API_KEY_HASHES",
+    )
     api.set_defaults(handler=run_api)
 
 
 def run_api(args: argparse.Namespace) -> int:
+    if args.new_key:
+        from bookwarm.api.access import new_key
+
+        key, digest = new_key()
+        print(f"API key (give it to the client; bookwarm keeps only its digest): {key}")
+        print(f"BOOKWARM_API_KEY_HASHES={digest}   (comma-separated with the others)")
+        return 0
     if not 1 <= args.port <= 65535:
         raise InputError(f"--port must be between 1 and 65535, got {args.port}")
     if not 1 <= args.workers <= MAX_WORKERS:
         raise InputError(f"--workers must be between 1 and {MAX_WORKERS}, got {args.workers}")
     from bookwarm.runtime import load_settings
     from bookwarm.services.local import LocalServices
+    from bookwarm.services.local import default_home as services_home
 
     settings = load_settings(start_services=True)
     local = LocalServices().running()
@@ -37,6 +51,11 @@ def run_api(args: argparse.Namespace) -> int:
         os.environ.update(
             {k: v for k, v in local.env().items() if k not in os.environ and k != "PREFECT_API_URL"}
         )
+    if args.workers > 1:  # each process writes its samples here; /metrics in any of them adds them up
+        metrics_dir = services_home() / "api-metrics" / str(os.getpid())
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     import uvicorn
 
     print(

@@ -80,44 +80,24 @@ def run_lookup(args: argparse.Namespace) -> int:
 def run_status(args: argparse.Namespace) -> int:
     """Job records live in Redis alone: the status works while the object store is down."""
     from bookwarm.cache.redis_client import make_redis
-    from bookwarm.keys import Keys
-    from bookwarm.warming.jobs import JobStore, summary, summary_rows
-    from bookwarm.warming.review import ReviewStore
+    from bookwarm.warming.jobs import summary_rows
+    from bookwarm.warming.status import job_status
 
     settings = load_settings(start_services=False)
 
-    async def read() -> tuple[dict[str, Any] | None, list[dict[str, Any]], list[dict[str, Any]]]:
+    async def read() -> dict[str, Any] | None:
         client = make_redis(settings.redis.url, ride_out_s=settings.redis.ride_out_s)
         try:
-            jobs = JobStore(
-                client,
-                Keys(settings.redis.key_prefix),
-                settings.redis.job_ttl_s,
-                settings.redis.job_heartbeat_s,
-            )
-            reviews = ReviewStore(client, Keys(settings.redis.key_prefix), settings.redis.job_ttl_s)
-            return (
-                await jobs.get(args.job_id),
-                await jobs.dead_letters(args.job_id),
-                await reviews.for_job(args.job_id),
-            )
+            return await job_status(client, settings.redis, args.job_id)
         finally:
             await client.aclose()
 
-    record, dead, review = asyncio.run(read())
-    if record is None:
+    data = asyncio.run(read())
+    if data is None:
         raise InputError(
             f"no job {args.job_id} (job records are kept {settings.redis.job_ttl_s // 86400} days)"
         )
-    data = {
-        **summary(record),
-        "max_depth": record.get("max_depth"),
-        "source": record.get("source"),
-        "started_at": record.get("started_at"),
-        "finished_at": record.get("finished_at"),
-        "dead_letters": dead,
-        "review": review,
-    }
+    dead, review = data["dead_letters"], data["review"]
     if args.json:
         print_json(data)
         return 0

@@ -35,6 +35,7 @@ class Live:
     outcome: AuthorOutcome | None = None
     pending: bool = False
     failed: str = ""
+    joined: bool = False  # this reader joined a fetch already in flight here (coalesced)
 
 
 class LiveFetcher:
@@ -45,17 +46,18 @@ class LiveFetcher:
 
     async def fetch(self, name: str, key: str, wait_s: float) -> Live:
         task = self.inflight.get(key)
+        joined = task is not None
         if task is None:
             task = asyncio.create_task(self._warm(name, key))
             self.inflight[key] = task
             self.started += 1
             task.add_done_callback(lambda done: self._ended(key, done))
         try:
-            return Live(outcome=await asyncio.wait_for(asyncio.shield(task), wait_s))
+            return Live(outcome=await asyncio.wait_for(asyncio.shield(task), wait_s), joined=joined)
         except TimeoutError:
-            return Live(pending=True)
+            return Live(pending=True, joined=joined)
         except ProviderError as exc:
-            return Live(failed=str(exc))
+            return Live(failed=str(exc), joined=joined)
 
     def _ended(self, key: str, task: asyncio.Task[AuthorOutcome]) -> None:
         self.inflight.pop(key, None)

@@ -9,7 +9,8 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
 
-from bookwarm.api.dependencies import Config, Ctx, Fetcher, person
+from bookwarm.api import metrics
+from bookwarm.api.dependencies import Config, Ctx, Fetcher, Reader, person
 from bookwarm.api.errors import problem
 from bookwarm.api.responses import JSON, cached
 from bookwarm.cache.reading import AuthorRead, read_author
@@ -18,7 +19,7 @@ from bookwarm.settings import Settings
 from bookwarm.warming.context import WarmContext
 from bookwarm.warming.live import LiveFetcher
 
-router = APIRouter(prefix="/v1/authors", tags=["authors"])
+router = APIRouter(dependencies=[Reader], prefix="/v1/authors", tags=["authors"])
 
 RETRY_AFTER_S = 300  # a miss is demand: the hourly warm-demand run, or a later read, finds it warmed
 PENDING_RETRY_S = 5  # a live fetch still going: it lands in the cache within seconds
@@ -44,10 +45,16 @@ async def get_author(
     the wait, or with the readers' share of OpenLibrary spent, 202 (recorded as demand); 404 when
     OpenLibrary knows nobody by that name; 409 for namesakes."""
     found = await read_author(ctx.cache, person(name))
+    if found.read.value is None or found.read.stale:
+        metrics.DEMAND.labels("author").inc()
     if found.read.value is None:
         found, why = await _fetch_live(ctx, live, found, config.api.live_wait_s if wait is None else wait)
         if found.read.value is None:
+            metrics.READS.labels("author", "miss").inc()
             return _accepted(found, why)
+    metrics.READS.labels("author", found.read.tier).inc()
+    if found.read.stale:
+        metrics.STALE.labels("author").inc()
     refused = _not_a_bibliography(found, config)
     if refused is not None:
         return refused
@@ -97,6 +104,7 @@ async def _fetch_live(
     """The author fetched from OpenLibrary within ``wait_s`` and read back (tier ``live``), or the
     miss as it was with why it stays one."""
     fetched = await live.fetch(found.name, found.key, wait_s)
+    metrics.LIVE.labels("joined" if fetched.joined else "started").inc()
     if fetched.outcome is None:
         return (
             found,
@@ -112,6 +120,7 @@ async def _fetch_live(
 def _accepted(found: AuthorRead, why: str) -> Response:
     """202: not cached yet; recorded as demand (the read did), fetched still, or by the next warm."""
     pending = "still being fetched" in why
+    metrics.ACCEPTED.labels("author").inc()
     return Response(
         json.dumps(
             {

@@ -7,17 +7,21 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 
-from bookwarm.api.dependencies import Config, Ctx, isbn13
+from bookwarm.api import metrics
+from bookwarm.api.dependencies import Config, Ctx, Reader, isbn13
 from bookwarm.api.responses import JSON, cached
 from bookwarm.cache.reading import read_isbn
 
-router = APIRouter(prefix="/v1/isbn", tags=["isbn"])
+router = APIRouter(dependencies=[Reader], prefix="/v1/isbn", tags=["isbn"])
 
 
 @router.get("/{isbn}", summary="The work with this ISBN (ISBN-10 or -13, hyphens allowed) and its author")
 async def get_isbn(isbn: str, request: Request, ctx: Ctx, config: Config) -> Response:
     found = await read_isbn(ctx.cache, isbn13(isbn))
+    metrics.READS.labels("isbn", found.tier if found.entry is not None else "miss").inc()
     if found.entry is None:
+        metrics.DEMAND.labels("isbn").inc()
+        metrics.ACCEPTED.labels("isbn").inc()
         return Response(
             json.dumps(
                 {

@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from bookwarm.api.dependencies import Config, Ctx, person
+from bookwarm.api.dependencies import Config, Ctx, Reader, person
 from bookwarm.api.responses import cached
 from bookwarm.errors import InputError
 from bookwarm.parsing.names import author_key
 from bookwarm.parsing.titles import title_key
 
-router = APIRouter(prefix="/v1/search", tags=["search"])
+router = APIRouter(dependencies=[Reader], prefix="/v1/search", tags=["search"])
 
 
 @router.get("", summary="Authors with a work of this title (the title index), optionally one author's")

@@ -68,15 +68,21 @@ async def warm(settings: Settings, names: list[str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def api(services, fake_providers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+def api(
+    services, fake_providers, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Api]:
     home = tmp_path_factory.mktemp("api")
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")[:20]
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("BOOKWARM_", "PREFECT_API_URL"))},
         **services.env(),
         **provider_env(fake_providers),
         "BOOKWARM_HOME": str(home),
-        "BOOKWARM_REDIS_PREFIX": f"api{os.getpid()}:",
+        # a prefix and a bucket of the module's own: object names have no prefix (the contract)
+        "BOOKWARM_REDIS_PREFIX": f"api{os.getpid()}{module}:",
+        "BOOKWARM_S3_BUCKET": f"api-{os.getpid()}-{module}",
         "BOOKWARM_OPENLIBRARY_RPS": "1000",
+        "BOOKWARM_API_CLIENT_RPS": "0",  # every test is one client (127.0.0.1): limits are test_triggers'
         "BOOKWARM_ISBNDB_RPS": "1000",
         "BOOKWARM_GOOGLE_BOOKS_RPS": "1000",
     }

@@ -31,6 +31,7 @@ def own(tmp_path, fake_providers) -> Iterator[tuple[Api, LocalServices]]:
         **provider_env(fake_providers),
         "BOOKWARM_HOME": str(tmp_path),
         "BOOKWARM_OPENLIBRARY_RPS": "1000",
+        "BOOKWARM_API_CLIENT_RPS": "0",  # every test is one client (127.0.0.1): limits are test_triggers'
     }
     settings = resolve(env)
     asyncio.run(warm(settings, ["Neil Gaiman", "Terry Pratchett"]))
