@@ -17,7 +17,7 @@ DEPTH ?= 2
 TEST_WORKERS ?= 4
 PYTEST_ARGS ?=
 
-.PHONY: api serve-deployments install run test lint typecheck format bench-parse bench-providers bench-warm bench-gemini bench-read bench-demand bench-sweep bench-scale bench-big chaos services-up services-down clean
+.PHONY: api bench-api serve-deployments install run test lint typecheck format bench-parse bench-providers bench-warm bench-gemini bench-read bench-demand bench-sweep bench-scale bench-big chaos services-up services-down clean
 
 install: $(STAMP)
 
@@ -59,6 +59,9 @@ bench-gemini: install
 
 bench-read: install
 	$(BIN)/python -m tests.bench.bench_read
+
+bench-api: install
+	$(BIN)/python -m tests.bench.bench_api
 
 bench-sweep: install
 	$(BIN)/python -m tests.bench.bench_sweep

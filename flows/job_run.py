@@ -112,8 +112,6 @@ async def run_job(
                 await ctx.run_ends.record(
                     flow_run, job_id, ended, f"job {job_id} {ended}: {type(exc).__name__}"
                 )
-            if ended != "failed" and signal.trouble_since is None:
-                await _end_unstarted_shards(ctx, flow_run, f"job {job_id} {ended}")
         raise
     finally:
         forget(job_id)

@@ -186,11 +186,13 @@ class ShardRunWatcher:
                     self._waiting[run_id].set_result(state)
                     self._since.pop(run_id, None)
             if self._cancelled_at is not None and time.monotonic() - self._cancelled_at > CANCEL_WAIT_S:
-                for run_id in pending:
-                    if not self._waiting[run_id].done():
-                        self._waiting[run_id].set_result(
-                            Cancelled(message="its worker did not stop it in time")
-                        )
+                late = [run_id for run_id in pending if not self._waiting[run_id].done()]
+                gave_up: State = Cancelled(
+                    message=f"its worker did not stop it within {CANCEL_WAIT_S:g} s of the cancel"
+                )
+                await end_flow_runs(late, gave_up)  # never left Cancelling in the UI
+                for run_id in late:
+                    self._waiting[run_id].set_result(gave_up)
 
     async def _cancel(self, pending: list[UUID]) -> None:
         """The job was cancelled: runs no worker started are Cancelled at once (asked to cancel,

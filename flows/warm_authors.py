@@ -22,6 +22,7 @@ from typing import Any
 from prefect import flow
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
+from prefect.states import Cancelled
 
 from bookwarm.errors import CacheError
 from bookwarm.providers.openlibrary_batch import batches
@@ -75,7 +76,14 @@ async def warm_authors(
     settings = await run_settings()
     signal = stop_signal(job_id)
     async with WarmContext(settings) as ctx:
+        if not signal.watched:  # run by a worker: its job may have ended while the run waited for a slot
+            record = await ctx.jobs.get(job_id)
+            status = record.get("status") if record else "gone"
+            if status != "running":
+                forget(job_id)
+                return Cancelled(message=f"not started: its job is {status}")  # type: ignore[return-value]
         authors = await ctx.jobs.queued_authors(job_id, author_keys)
+        stopped: str | None = None  # how this shard's own run was stopped, run by a worker
         if signal.watched:
             found = await _warm_shard(
                 ctx, authors, depth, job_id, force, concurrency, progress_artifact_id, shard
@@ -91,8 +99,13 @@ async def warm_authors(
                         ctx, authors, depth, job_id, force, concurrency, progress_artifact_id, shard
                     )
             finally:
+                stopped = signal.status
                 forget(job_id)
         await ctx.jobs.add_found(job_id, pass_id, depth, found)
+        if stopped == "cancelled":
+            # Its run is Cancelling, from which Prefect takes no end but Cancelled: say it here, where
+            # the shard stopped, rather than leave the run Cancelling until a worker notices.
+            return Cancelled(message=f"stopped with its job: {signal.why}")  # type: ignore[return-value]
     return len(found)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 from bookwarm.cli.output import print_table
 
@@ -84,17 +85,17 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"\n$ bookwarm lookup author {args.lookup!r}")
     read_cmd.run_lookup(_argparse.Namespace(kind="author", value=args.lookup, json=False))
     from bookwarm.services.local import LocalServices
+    from bookwarm.services.local_api import LocalApi
 
     services = LocalServices().running()
+    api = LocalApi().up()  # the front door a reading app calls, over what the demo warmed
+    rows = [("read API", f"{api.url}  (docs: {api.url}/docs)")]
+    rows.append(("try", f"curl -s {api.url}/v1/authors/{quote(args.lookup)} | head -c 300"))
     if services and services.prefect_port:
-        print()
-        print_table(
-            ("", ""),
-            [
-                ("Prefect UI", f"http://127.0.0.1:{services.prefect_port}"),
-                ("stop everything", "make services-down"),
-            ],
-        )
+        rows.append(("Prefect UI", f"http://127.0.0.1:{services.prefect_port}"))
+    rows.append(("stop everything", "make services-down"))
+    print()
+    print_table(("", ""), rows)
     return code
 
 

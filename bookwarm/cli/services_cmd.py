@@ -39,9 +39,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.action == "down":
         from bookwarm.providers.fake.runner import FakeProviders
+        from bookwarm.services.local_api import LocalApi
 
         fake_stopped = FakeProviders(services.home).down()
-        print("stopped" if services.down() or fake_stopped else "not running")
+        api_stopped = LocalApi(services.home).down()
+        print("stopped" if services.down() or fake_stopped or api_stopped else "not running")
         return 0
     running = services.running()
     if running is None:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import uuid
 
+import httpx
 import pytest
 import redis
 
@@ -63,9 +64,15 @@ def test_cli_up_status_down_leaves_no_process(tmp_path):
     again = cli("up")  # idempotent: the same servers
     assert again.returncode == 0 and f":{state.redis_port}/" in again.stdout
     assert cli("status").returncode == 0
+    # the read API `bookwarm demo` starts beside them, over them (nothing else configured)
+    from bookwarm.services.local_api import LocalApi
+
+    api = LocalApi(tmp_path / "home").up({**env, "BOOKWARM_API_CLIENT_RPS": "0"})
+    health = httpx.get(f"{api.url}/health", timeout=10)
+    assert health.status_code == 200 and health.json()["checks"]["redis"] == "ok", health.text
     down = cli("down")
     assert down.returncode == 0 and "stopped" in down.stdout
-    assert not pid_alive(state.redis_pid) and not pid_alive(state.s3_pid)
+    assert not pid_alive(state.redis_pid) and not pid_alive(state.s3_pid) and not pid_alive(api.pid)
     assert cli("status").returncode == 3
 
 

@@ -53,7 +53,9 @@ def test_three_workers_share_the_shards_of_one_job_and_warm_each_author_once(
     set_faults(port, {p: Faults() for p in PROVIDERS})
     env = env_for(pool_server, port, "wp1:", tmp_path, BOOKWARM_OPENLIBRARY_RPS="500")
     settings = resolve(env)
-    workers = Workers(env, tmp_path, shards_at_once=2)  # 3 shards a level: 2 workers at least
+    # a worker runs one shard at a time, two at once on the pool: a level's 3 shards need 2 workers
+    # (without --runs-per-worker 1, one worker could take them all, one after the other)
+    workers = Workers(env, tmp_path, shards_at_once=2, more=("--runs-per-worker", "1"))
     try:
         before = asked(port)
         job = warm(env, csv_path, "--shard-size", "8")
@@ -81,9 +83,10 @@ def test_three_workers_share_the_shards_of_one_job_and_warm_each_author_once(
 @pytest.mark.parametrize("stop", ["cancel", "sigterm"])
 def test_stopping_the_job_stops_its_shard_runs(pool_server, pool_providers, tmp_path, stop):
     """Cancelled from the UI, or its process sent SIGTERM, with shard runs still waiting for a slot
-    of the shards queue: when the job's process has exited, none of its shard runs is left to start
-    (two used to start 10 s after a cancel and claim authors); running ones are cancelled (cancel)
-    or finish what they hold (SIGTERM)."""
+    of the shards queue: none of them warms an author after the job ended (two used to start 10 s
+    after a cancel and claim 49 authors). A cancel ends them before the job's process exits; after a
+    SIGTERM each starts, finds its job ended and stops at once, Cancelled. Running ones are cancelled
+    (cancel) or finish what they hold (SIGTERM)."""
     port, csv_path = pool_providers
     hold_midway(port, authors=4)  # the job stays midway until released: nothing finishes before the stop
     env = env_for(
@@ -112,23 +115,31 @@ def test_stopping_the_job_stops_its_shard_runs(pool_server, pool_providers, tmp_
         else:
             job.send_signal(signal.SIGTERM)
         _out, err = job.communicate(timeout=120)
-        left = [r.name for r in runs_of_job(api, job_id) if r.state_name in ("Scheduled", "Late", "Pending")]
-        assert not left, left
+        at_exit = {r.id: r.state_name for r in runs_of_job(api, job_id)}
+        waiting = {run_id for run_id, state in at_exit.items() if state in ("Scheduled", "Late", "Pending")}
+        if stop == "cancel":
+            assert not waiting, at_exit
         assert job.returncode == 1 and ("cancelled" if stop == "cancel" else "interrupted") in err, err[
             -2000:
         ]
         record, _ = asyncio.run(record_of(settings, job_id))
         assert record["status"] == ("cancelled" if stop == "cancel" else "interrupted")
         release_holds(port)
-        runs = wait_for(
-            "every shard run final",
-            lambda: (
-                lambda rs: rs if all(r.state_type and r.state_type.value in FINAL for r in rs) else None
-            )(runs_of_job(api, job_id)),
-            150,  # after a SIGTERM the running shards finish their authors first
-        )
+        try:
+            runs = wait_for(
+                "every shard run final",
+                lambda: (
+                    lambda rs: rs if all(r.state_type and r.state_type.value in FINAL for r in rs) else None
+                )(runs_of_job(api, job_id)),
+                150,  # after a SIGTERM the running shards finish their authors first
+            )
+        except AssertionError as exc:
+            states = [(r.name, r.state_name, (r.state.message or "")[:80]) for r in runs_of_job(api, job_id)]
+            raise AssertionError(f"{exc}: {states}") from None
         assert any(r.state_name == "Cancelled" for r in runs), [(r.name, r.state_name) for r in runs]
         assert not [r for r in runs if r.state_name in ("Running", "Pending", "Scheduled")]
+        late_starters = [(r.name, r.state_name, r.state.message) for r in runs if r.id in waiting]
+        assert all(state == "Cancelled" for _, state, _ in late_starters), late_starters
         # no claim outlives its TTL
         wait_for(
             "every claim released or lapsed", lambda: not asyncio.run(_claims_left(settings)), CLAIM_TTL_S + 5
