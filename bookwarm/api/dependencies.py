@@ -1,5 +1,8 @@
 """What every route shares: the process's one WarmContext (Redis, both tiers, demand), its
-settings, and the checks of what a request names (a person, an ISBN, a title)."""
+settings, and the checks of what a request names (a person, an ISBN, a title).
+
+The dependencies are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in a worker
+thread, and four of them a request cost more CPU than the read itself (measured: docs/decisions.md)."""
 
 from __future__ import annotations
 
@@ -21,27 +24,27 @@ _NAME = re.compile(NAME_PATTERN)
 MAX_ISBN = 20  # 13 digits and a few hyphens or spaces
 
 
-def context(request: Request) -> WarmContext:
+async def context(request: Request) -> WarmContext:
     ctx: WarmContext = request.app.state.ctx
     return ctx
 
 
-def settings(request: Request) -> Settings:
+async def settings(request: Request) -> Settings:
     value: Settings = request.app.state.settings
     return value
 
 
-def live(request: Request) -> LiveFetcher:
+async def live(request: Request) -> LiveFetcher:
     fetcher: LiveFetcher = request.app.state.live
     return fetcher
 
 
-def read_access(request: Request) -> None:
+async def read_access(request: Request) -> None:
     access: Access = request.app.state.access
     access.check(request, write=False)
 
 
-def write_access(request: Request) -> None:
+async def write_access(request: Request) -> None:
     access: Access = request.app.state.access
     access.check(request, write=True)
 

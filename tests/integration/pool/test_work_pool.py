@@ -114,6 +114,7 @@ def test_stopping_the_job_stops_its_shard_runs(pool_server, pool_providers, tmp_
             asyncio.run(cancel_job(api, job_id))
         else:
             job.send_signal(signal.SIGTERM)
+        release_holds(port)  # what is in flight answers: its shards see the stop and end
         _out, err = job.communicate(timeout=120)
         at_exit = {r.id: r.state_name for r in runs_of_job(api, job_id)}
         waiting = {run_id for run_id, state in at_exit.items() if state in ("Scheduled", "Late", "Pending")}
@@ -124,7 +125,6 @@ def test_stopping_the_job_stops_its_shard_runs(pool_server, pool_providers, tmp_
         ]
         record, _ = asyncio.run(record_of(settings, job_id))
         assert record["status"] == ("cancelled" if stop == "cancel" else "interrupted")
-        release_holds(port)
         try:
             runs = wait_for(
                 "every shard run final",
