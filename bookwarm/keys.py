@@ -113,6 +113,14 @@ class Keys:
         """Sorted set: ISBN-13 -> misses in that hour."""
         return f"{self.prefix}demand:isbns:{hour}"
 
+    def demand_rank(self, scratch_id: str) -> str:
+        """Sorted set, deleted in the same transaction: the union of the hours' buckets being ranked."""
+        return f"{self.prefix}demand:rank:{scratch_id}"
+
+    def enrich_pending(self, provider: str) -> str:
+        """Authors waiting for a provider's enrichment: author key -> what is missing (bookwarm.warming.enrichment)."""
+        return f"{self.prefix}enrich:pending:{provider}"
+
     def demand_spent(self, utc_day: str) -> str:
         """Provider calls the warm-demand runs of that UTC day spent (their share of the day's)."""
         return f"{self.prefix}demand:spent:{utc_day}"

@@ -96,7 +96,7 @@ class Demand:
         return [Asked(isbn, n) for isbn, n in ranked]
 
     async def _top(self, bucket_keys: list[str], limit: int) -> list[tuple[str, float]]:
-        scratch = f"{self.keys.prefix}demand:rank:{uuid.uuid4().hex}"
+        scratch = self.keys.demand_rank(uuid.uuid4().hex)
         pipe = self.client.pipeline(transaction=True)
         pipe.zunionstore(scratch, bucket_keys)  # missing buckets count as empty
         pipe.zrange(scratch, 0, limit - 1, desc=True, withscores=True)

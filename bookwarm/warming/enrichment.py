@@ -59,7 +59,7 @@ class PendingStore:
         self.ctx = ctx
 
     def _key(self, provider: str) -> str:
-        return f"{self.ctx.keys.prefix}enrich:pending:{provider}"
+        return self.ctx.keys.enrich_pending(provider)
 
     async def add(self, provider: str, entries: list[Pending]) -> None:
         if not entries:
