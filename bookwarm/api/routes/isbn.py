@@ -8,31 +8,50 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request, Response
 
 from bookwarm.api import metrics
-from bookwarm.api.dependencies import Config, Ctx, Reader, isbn13
+from bookwarm.api.dependencies import Config, Ctx, Fetcher, Reader, isbn13
+from bookwarm.api.errors import problem
 from bookwarm.api.responses import JSON, cached
-from bookwarm.cache.reading import read_isbn
+from bookwarm.api.routes.authors import Wait
+from bookwarm.cache.reading import IsbnRead, read_isbn
 
 router = APIRouter(dependencies=[Reader], prefix="/v1/isbn", tags=["isbn"])
 
 
 @router.get("/{isbn}", summary="The work with this ISBN (ISBN-10 or -13, hyphens allowed) and its author")
-async def get_isbn(isbn: str, request: Request, ctx: Ctx, config: Config) -> Response:
+async def get_isbn(
+    isbn: str, request: Request, ctx: Ctx, config: Config, live: Fetcher, wait: Wait = None
+) -> Response:
+    """200 with the work and its author; on a miss the book's author is fetched from OpenLibrary
+    while the reader waits (its edition, then the author by key, written as a warm writes it);
+    404 when OpenLibrary knows no book by that ISBN; 202 past the wait (recorded as demand)."""
     found = await read_isbn(ctx.cache, isbn13(isbn))
-    metrics.READS.labels("isbn", found.tier if found.entry is not None else "miss").inc()
     if found.entry is None:
         metrics.DEMAND.labels("isbn").inc()
+        fetched = await live.fetch_isbn(found.isbn, config.api.live_wait_s if wait is None else wait)
+        metrics.LIVE.labels("joined" if fetched.joined else "started").inc()
+        if fetched.unknown:
+            metrics.READS.labels("isbn", "miss").inc()
+            return problem(404, "OpenLibrary knows no book with this ISBN", isbn13=found.isbn)
+        if fetched.outcome is not None:
+            entry, _ = await ctx.cache.read_isbn(found.isbn)
+            if entry is not None:
+                author = entry["author"]
+                bibliography = await ctx.cache.lookup_author(author["key"], author["name"])
+                found = IsbnRead(found.isbn, entry, "live", bibliography)
+    metrics.READS.labels("isbn", found.tier if found.entry is not None else "miss").inc()
+    if found.entry is None:
         metrics.ACCEPTED.labels("isbn").inc()
         return Response(
             json.dumps(
                 {
                     "status": 202,
                     "isbn13": found.isbn,
-                    "detail": "not cached yet: recorded as demand, warmed by the next warm-demand run",
+                    "detail": "not cached yet: recorded as demand, fetched still or by the next warm-demand run",
                 }
             ),
             status_code=202,
             media_type=JSON,
-            headers={"Retry-After": "300", "Cache-Control": "no-store", "X-Bookwarm-Tier": "miss"},
+            headers={"Retry-After": "5", "Cache-Control": "no-store", "X-Bookwarm-Tier": "miss"},
         )
     author = found.entry["author"]
     body = {

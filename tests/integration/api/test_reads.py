@@ -12,6 +12,7 @@ from bookwarm.cache.redis_client import make_redis
 from bookwarm.clock import parse_iso
 from bookwarm.keys import Keys
 from bookwarm.parsing.names import author_key
+from tests.conftest import PROJECT
 from tests.integration.api.conftest import Api
 
 
@@ -141,12 +142,28 @@ def test_an_isbn_in_any_spelling_gives_its_work_and_author(api):
     assert author.status_code == 200 and author.content == hot(api, named)
 
 
-def test_an_isbn_with_a_bad_checksum_is_400_and_an_unknown_one_202(api):
+def test_an_isbn_with_a_bad_checksum_is_400_an_unknown_one_404_and_past_the_wait_202(api):
     with api.client() as client:
         bad = client.get("/v1/isbn/9780441478126")
-        unknown = client.get("/v1/isbn/9780000000002")
+        unknown = client.get("/v1/isbn/9780000000002", params={"wait": 10})  # OpenLibrary asked live
+        waited = client.get("/v1/isbn/9780000000019", params={"wait": 0})
     assert bad.status_code == 400 and "checksum" in bad.json()["error"]
-    assert unknown.status_code == 202
+    assert unknown.status_code == 404 and unknown.json()["isbn13"] == "9780000000002", unknown.text
+    assert waited.status_code == 202 and waited.headers["retry-after"] == "5"
+
+
+def test_an_uncached_isbn_is_answered_live_with_its_author_written(api):
+    """An ISBN of the catalog whose author no test warmed: its edition, then its author, from
+    OpenLibrary while the reader waits; the author then reads hot."""
+    catalog = json.loads((PROJECT / "examples" / "catalog.json").read_text())
+    murakami = next(a for a in catalog["authors"] if a["name"] == "Haruki Murakami")
+    isbn = next(i for w in murakami["works"] for i in w.get("isbn", []))
+    with api.client() as client:
+        live = client.get(f"/v1/isbn/{isbn}", params={"wait": 10})
+        assert live.status_code == 200 and live.headers["x-bookwarm-tier"] == "live", live.text
+        author = client.get(live.json()["author"]["url"])
+    assert author.status_code == 200 and author.headers["x-bookwarm-tier"] == "hot"
+    assert isbn in {i for w in json.loads(author.content)["works"] for i in w["isbn13"]}
 
 
 def test_search_by_title_and_author_reads_the_title_index(api):
