@@ -77,8 +77,8 @@ async def warm_authors(
     signal = stop_signal(job_id)
     async with WarmContext(settings) as ctx:
         if not signal.watched:  # run by a worker: its job may have ended while the run waited for a slot
-            record = await ctx.jobs.get(job_id)
-            status = record.get("status") if record else "gone"
+            # what the job wrote, not its heartbeat's reading: a shard must never refuse a live job
+            status = await ctx.jobs.stored_status(job_id) or "gone"
             if status != "running":
                 forget(job_id)
                 return Cancelled(message=f"not started: its job is {status}")  # type: ignore[return-value]

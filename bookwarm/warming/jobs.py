@@ -338,6 +338,12 @@ class JobStore:
             record["status"] = "interrupted"
         return record
 
+    async def stored_status(self, job_id: str) -> str | None:
+        """The status the job's own process last wrote (None: no record), not read through its
+        heartbeat: a live job whose beat is late (a loaded machine, Redis ridden out) is still running."""
+        raw = await HotCache._call(self.client.hget(self.keys.job(job_id), "status"))
+        return text(raw) if raw else None
+
     async def finish(self, job_id: str, status: str) -> dict[str, Any]:
         """Called when every level's bibliographies are cached: ``duration_s`` is that time, and
         enrichment still pending is the `enrich` flow's."""
