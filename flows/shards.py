@@ -168,6 +168,19 @@ class ShardRunWatcher:
         return await future
 
     async def _poll(self) -> None:
+        try:
+            await self._polling()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            # SIGTERM reaches a job as Prefect's TerminationSignal, raised in whatever task runs when it
+            # lands: landing here it killed this task alone, and the job went on to its end, to die
+            # silently (-15) after. Every waiter gets it instead, so the job stops as SIGTERM says.
+            for future in self._waiting.values():
+                if not future.done():
+                    future.set_exception(exc)
+
+    async def _polling(self) -> None:
         while any(not f.done() for f in self._waiting.values()):
             await asyncio.sleep(self.poll_s)
             pending = [run_id for run_id, f in self._waiting.items() if not f.done()]
