@@ -105,6 +105,9 @@ class BookwarmOrchestration(Block):
         90, ge=45, description="a shard run silent this long (heartbeats every 30 s) is marked Crashed"
     )
     shard_poll_s: float = Field(2.0, gt=0, description="how often a job reads its shard runs' states")
+    cancel_wait_s: float = Field(
+        60.0, gt=0, description="a cancelled job waits this long for its running shard runs to end"
+    )
     shard_start_timeout_s: int = Field(
         120,
         ge=1,

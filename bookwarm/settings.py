@@ -195,6 +195,11 @@ class OrchestrationSettings:
     shard_poll_s: float = _f(
         "BOOKWARM_SHARD_POLL_S", 2.0, doc="how often a job reads its shard runs' states (one API call)"
     )
+    cancel_wait_s: float = _f(
+        "BOOKWARM_CANCEL_WAIT_S",
+        60.0,
+        doc="a cancelled job waits this long for its running shard runs to end, then marks them Cancelled",
+    )
     shard_start_timeout_s: int = _f(
         "BOOKWARM_SHARD_START_TIMEOUT_S",
         120,

@@ -37,8 +37,6 @@ from tasks.prefect_api import (
     submit_shard,
 )
 
-CANCEL_WAIT_S = 60.0  # a cancelled job waits this long for its shard runs to end (their workers stop them)
-
 
 class ShardRunner:
     """Runs the shards of one pass over a job (its first run, a resume, a redrive)."""
@@ -91,6 +89,7 @@ class ShardRunner:
                 poll_s=self.orchestration.shard_poll_s,
                 start_timeout_s=self.orchestration.shard_start_timeout_s,
                 grace_s=self.ctx.settings.redis.prefect_grace_s,
+                cancel_wait_s=self.orchestration.cancel_wait_s,
             )
             try:
                 await ensure_crash_automation(self.orchestration.shard_lost_after_s)
@@ -145,7 +144,14 @@ class ShardRunWatcher:
     alive, past ``start_timeout_s`` is ended here (see the module's docstring)."""
 
     def __init__(
-        self, job_id: str, pool: str, *, poll_s: float, start_timeout_s: float, grace_s: float
+        self,
+        job_id: str,
+        pool: str,
+        *,
+        poll_s: float,
+        start_timeout_s: float,
+        grace_s: float,
+        cancel_wait_s: float = 60.0,
     ) -> None:
         self.job_id = job_id
         self.pool = pool
@@ -153,6 +159,9 @@ class ShardRunWatcher:
         self.poll_s = poll_s
         self.start_timeout_s = start_timeout_s
         self.grace_s = grace_s
+        # A worker stops a cancelled run by killing its process; Prefect then often leaves the run
+        # Cancelling for good (it takes no other end from there), so the job ends it after this wait.
+        self.cancel_wait_s = cancel_wait_s
         self._failing_since: float | None = None  # reads of the runs' states have failed since (monotonic)
         self._waiting: dict[UUID, asyncio.Future[State]] = {}
         self._since: dict[UUID, tuple[StateType, float]] = {}  # a run's state type, seen since (monotonic)
@@ -198,10 +207,10 @@ class ShardRunWatcher:
                 if state.is_final():
                     self._waiting[run_id].set_result(state)
                     self._since.pop(run_id, None)
-            if self._cancelled_at is not None and time.monotonic() - self._cancelled_at > CANCEL_WAIT_S:
+            if self._cancelled_at is not None and time.monotonic() - self._cancelled_at > self.cancel_wait_s:
                 late = [run_id for run_id in pending if not self._waiting[run_id].done()]
                 gave_up: State = Cancelled(
-                    message=f"its worker did not stop it within {CANCEL_WAIT_S:g} s of the cancel"
+                    message=f"its worker did not stop it within {self.cancel_wait_s:g} s of the cancel"
                 )
                 await end_flow_runs(late, gave_up)  # never left Cancelling in the UI
                 for run_id in late:

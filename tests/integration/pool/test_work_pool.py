@@ -96,6 +96,8 @@ def test_stopping_the_job_stops_its_shard_runs(pool_server, pool_providers, tmp_
         tmp_path,
         BOOKWARM_OPENLIBRARY_RPS="500",
         BOOKWARM_OPENLIBRARY_BATCH="1",
+        # a worker kills a cancelled run's process and Prefect leaves it Cancelling: the job ends it after
+        BOOKWARM_CANCEL_WAIT_S="10",
     )
     settings = resolve(env)
     api = pool_server["PREFECT_API_URL"]
