@@ -22,6 +22,7 @@ from tasks.enrich import enrich_authors
 # authors would cost more than their calls.
 CHUNK_SECONDS = 2.0
 MAX_CHUNK = 50
+LANE_EXIT_S = 30.0  # how long a shard's end waits for an enrichment chunk in flight
 
 
 def chunk_size(rate_per_s: float) -> int:
@@ -60,9 +61,22 @@ class EnrichmentLane:
     ) -> None:
         self.stopping.set()
         self.wakeup.set()
+        # A chunk in flight finishes, within a bound: enrichment never holds a shard's end (a shard
+        # once sat 150 s after its last bibliography with its ISBNdb lane stuck between two chunks).
+        # What a cancelled chunk did not do stays pending for the `enrich` flow: nothing is lost.
+        _, late = await asyncio.wait(self.workers, timeout=LANE_EXIT_S)
+        for worker, provider in zip(self.workers, ENRICHERS, strict=True):
+            if worker in late:
+                worker.cancel()
+                get_run_logger().warning(
+                    "enrichment by %s did not end within %g s of the shard's last bibliography; its authors "
+                    "stay pending for the `enrich` flow",
+                    provider,
+                    LANE_EXIT_S,
+                )
         ended = await asyncio.gather(*self.workers, return_exceptions=True)
         for provider, error in zip(ENRICHERS, ended, strict=True):
-            if isinstance(error, Exception):  # said on the shard's run page, never lost in silence
+            if isinstance(error, Exception) and not isinstance(error, asyncio.CancelledError):
                 get_run_logger().warning(
                     "enrichment by %s stopped in this shard (%s: %.200s); its authors stay pending for "
                     "the `enrich` flow",
