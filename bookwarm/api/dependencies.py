@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
 from bookwarm.api.access import Access
 from bookwarm.errors import InputError
@@ -22,6 +22,16 @@ from flows.params import MAX_NAME, NAME_PATTERN
 
 _NAME = re.compile(NAME_PATTERN)
 MAX_ISBN = 20  # 13 digits and a few hyphens or spaces
+MAX_WAIT_S = 10.0  # the longest a reader may ask a miss to wait for OpenLibrary
+
+Wait = Annotated[
+    float | None,
+    Query(
+        ge=0,
+        le=MAX_WAIT_S,
+        description="seconds a miss may wait for OpenLibrary (default BOOKWARM_API_LIVE_WAIT_S)",
+    ),
+]
 
 
 async def context(request: Request) -> WarmContext:

@@ -15,6 +15,8 @@ from typing import Any
 from fastapi import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
+from bookwarm.api.limits import Receive, Scope, Send
+
 REQUESTS = Counter(
     "bookwarm_api_requests", "Requests by route template, method and status", ["route", "method", "status"]
 )
@@ -37,10 +39,6 @@ ACCEPTED = Counter("bookwarm_api_accepted", "202s: not cached, recorded as deman
 DEMAND = Counter("bookwarm_api_demand_recorded", "Reads recorded as demand (misses and stale hits)", ["kind"])
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class MetricsMiddleware:

@@ -7,6 +7,7 @@ TTL), stale answers not to be kept, negative ones for their own TTL."""
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from typing import Any
 
@@ -58,3 +59,13 @@ def cached(
     if status_code == 200 and not_modified(request, headers["ETag"]):
         return Response(status_code=304, headers=headers)
     return Response(body, status_code=status_code, media_type=JSON, headers=headers)
+
+
+def accepted(body: dict[str, Any], retry_after_s: int) -> Response:
+    """202: not cached yet (recorded as demand by the read); ask again after ``retry_after_s``."""
+    return Response(
+        json.dumps({"status": 202, **body}),
+        status_code=202,
+        media_type=JSON,
+        headers={"Retry-After": str(retry_after_s), "Cache-Control": "no-store", "X-Bookwarm-Tier": "miss"},
+    )

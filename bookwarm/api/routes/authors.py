@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from bookwarm.api import metrics
-from bookwarm.api.dependencies import Config, Ctx, Reader, person
+from bookwarm.api.dependencies import Config, Ctx, Reader, Wait, person
 from bookwarm.api.errors import problem
-from bookwarm.api.responses import JSON, cached
+from bookwarm.api.responses import accepted, cached
 from bookwarm.cache.reading import AuthorRead, read_author
 from bookwarm.cache.tiered import Read
 from bookwarm.settings import Settings
@@ -23,17 +23,6 @@ router = APIRouter(prefix="/v1/authors", tags=["authors"])
 
 RETRY_AFTER_S = 300  # a miss is demand: the hourly warm-demand run, or a later read, finds it warmed
 PENDING_RETRY_S = 5  # a live fetch still going: it lands in the cache within seconds
-MAX_WAIT_S = 10.0
-
-
-Wait = Annotated[
-    float | None,
-    Query(
-        ge=0,
-        le=MAX_WAIT_S,
-        description="seconds a miss may wait for OpenLibrary (default BOOKWARM_API_LIVE_WAIT_S)",
-    ),
-]
 
 
 @router.get("/{name}", summary="An author's bibliography, from the cache or, within a deadline, OpenLibrary")
@@ -129,24 +118,13 @@ def _accepted(found: AuthorRead, why: str) -> Response:
     """202: not cached yet; recorded as demand (the read did), fetched still, or by the next warm."""
     pending = "still being fetched" in why
     metrics.ACCEPTED.labels("author").inc()
-    return Response(
-        json.dumps(
-            {
-                "status": 202,
-                "author": found.name,
-                "key": found.key,
-                "detail": f"not cached yet ({why}): recorded as demand",
-                "retry": f"/v1/authors/{quote(found.name)}",
-            }
-        ),
-        status_code=202,
-        media_type=JSON,
-        headers={
-            "Retry-After": str(PENDING_RETRY_S if pending else RETRY_AFTER_S),
-            "Cache-Control": "no-store",
-            "X-Bookwarm-Tier": "miss",
-        },
-    )
+    body = {
+        "author": found.name,
+        "key": found.key,
+        "detail": f"not cached yet ({why}): recorded as demand",
+        "retry": f"/v1/authors/{quote(found.name)}",
+    }
+    return accepted(body, PENDING_RETRY_S if pending else RETRY_AFTER_S)
 
 
 def _not_a_bibliography(found: AuthorRead, config: Settings) -> Response | None:

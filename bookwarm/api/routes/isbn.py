@@ -8,10 +8,10 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request, Response
 
 from bookwarm.api import metrics
-from bookwarm.api.dependencies import Config, Ctx, Fetcher, Reader, isbn13
+from bookwarm.api.dependencies import Config, Ctx, Fetcher, Reader, Wait, isbn13
 from bookwarm.api.errors import problem
-from bookwarm.api.responses import JSON, cached
-from bookwarm.api.routes.authors import Wait
+from bookwarm.api.responses import accepted, cached
+from bookwarm.api.routes.authors import PENDING_RETRY_S
 from bookwarm.cache.reading import IsbnRead, read_isbn
 
 router = APIRouter(dependencies=[Reader], prefix="/v1/isbn", tags=["isbn"])
@@ -41,18 +41,8 @@ async def get_isbn(
     metrics.READS.labels("isbn", found.tier if found.entry is not None else "miss").inc()
     if found.entry is None:
         metrics.ACCEPTED.labels("isbn").inc()
-        return Response(
-            json.dumps(
-                {
-                    "status": 202,
-                    "isbn13": found.isbn,
-                    "detail": "not cached yet: recorded as demand, fetched still or by the next warm-demand run",
-                }
-            ),
-            status_code=202,
-            media_type=JSON,
-            headers={"Retry-After": "5", "Cache-Control": "no-store", "X-Bookwarm-Tier": "miss"},
-        )
+        detail = "not cached yet: recorded as demand, fetched still or by the next warm-demand run"
+        return accepted({"isbn13": found.isbn, "detail": detail}, PENDING_RETRY_S)
     author = found.entry["author"]
     body = {
         "isbn13": found.entry["isbn13"],
