@@ -8,7 +8,8 @@ Messages are written for the person running the command and never contain creden
     ├── ConfigError              a setting is missing or invalid
     ├── InputError               user input is unusable (exit code 2 at the CLI)
     │   ├── SourceError          the file or source cannot be read
-    │   └── ParseError           the content cannot be understood as a library
+    │   ├── ParseError           the content cannot be understood as a library
+    │   └── DumpError            an OpenLibrary dump file is missing, truncated, corrupt or not a dump
     ├── ServiceError             a local Redis/S3 server could not be started or stopped
     ├── CacheError               a cache tier (Redis or object store) failed
     ├── JobStopped               a job stopped before its end: cancelled, or the Prefect API was lost
@@ -40,6 +41,10 @@ class SourceError(InputError):
 
 class ParseError(InputError):
     """The content was read but is not a library bookwarm understands."""
+
+
+class DumpError(InputError):
+    """An OpenLibrary dump file cannot be used: missing, truncated, corrupt, or not a dump."""
 
 
 class ServiceError(BookwarmError):

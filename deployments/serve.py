@@ -35,6 +35,7 @@ from flows.refresh import refresh
 from flows.resolve_review import resolve_review
 from flows.resume import resume
 from flows.warm_demand import warm_demand
+from flows.warm_from_dump import warm_from_dump
 from flows.warm_library import warm_library
 from flows.warm_popular import warm_popular_authors
 
@@ -42,6 +43,9 @@ WEEKLY_MONDAY_0300_UTC = "0 3 * * 1"
 DAILY_AFTER_QUOTA_RESET = "10 0 * * *"  # Google Books and ISBNdb quotas reset at 00:00 UTC
 HOURLY_AT_5 = "5 * * * *"  # just after each hour's demand bucket closes
 HOURLY_AT_35 = "35 * * * *"  # the change feed, half an hour apart from warm-demand
+DUMP_DESCRIPTION = (
+    "Warm authors from OpenLibrary's monthly dumps, without its API (paths on the worker's machine)."
+)
 
 
 def build_deployments() -> list:
@@ -79,6 +83,11 @@ def build_deployments() -> list:
         resume.to_deployment(
             name="resume",
             description="Finish a job that was interrupted or cancelled (authors already done are not refetched).",
+            tags=["bookwarm"],
+        ),
+        warm_from_dump.to_deployment(
+            name="warm-from-dump",
+            description=DUMP_DESCRIPTION,
             tags=["bookwarm"],
         ),
         enrich.to_deployment(

@@ -97,6 +97,13 @@ class HotCache:
         raw = await self._call(self.client.get(self.keys.processed(author_key)))
         return json.loads(raw) if raw else None
 
+    async def processed_many(self, author_keys: list[str]) -> list[dict[str, Any] | None]:
+        """The processed markers of many authors in one round trip (None: not warmed, or expired)."""
+        if not author_keys:
+            return []
+        raw = await self._call(self.client.mget([self.keys.processed(k) for k in author_keys]))
+        return [json.loads(value) if value else None for value in raw]
+
     def pipeline(self) -> Any:
         """A non-transactional pipeline: a batch's writes in one round trip (``execute``)."""
         return self.client.pipeline(transaction=False)

@@ -188,7 +188,8 @@ async def commit(
         ttl = redis_settings.processed_ttl_s if p.status == "warmed" else redis_settings.negative_ttl_s
         record = {
             "works_count": len(p.data["works"]) if p.cached else 0,
-            "last_warmed": now,
+            # When OpenLibrary's list is from: the fetch, or the dump a dump load read it from.
+            "last_warmed": p.data.get("warmed_at") or now,
             "depth": p.depth,
             "status": p.status,
             "openlibrary_key": p.data["author"]["openlibrary_key"] if p.cached else None,

@@ -148,7 +148,7 @@ async def _map_to_held(
             "refresh": True,
         }
     keys = sorted(people)
-    markers = await HotCache._call(ctx.redis.mget([ctx.keys.processed(k) for k in keys])) if keys else []
+    markers = await ctx.hot.processed_many(keys)
     pins, _ = await ctx.reviews.decisions(keys)
     dropped = list(merges)  # a duplicate's key is dead for good
     for key, marker in zip(keys, markers, strict=True):

@@ -9,12 +9,10 @@ author claimed by another run is left to its own task, which waits for that run'
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from bookwarm.cache.hot import HotCache
 from bookwarm.providers.http import CallStats
 from bookwarm.providers.models import Identity
 from bookwarm.providers.openlibrary_batch import KeyWorks, Wanted
@@ -78,12 +76,11 @@ async def plan_shard(ctx: WarmContext, authors: list[dict[str, Any]], depth: int
     blocklist, then the claims."""
     plan = ShardPlan()
     keys = [a["key"] for a in authors]
-    raw = await HotCache._call(ctx.redis.mget([ctx.keys.processed(k) for k in keys])) if keys else []
+    markers = await ctx.hot.processed_many(keys)
     pins, blocked = await ctx.reviews.decisions(keys)
     to_claim = []
     refresh = {a["key"] for a in authors if a.get("refresh")}  # stale: warmed again whatever the marker says
-    for key, value in zip(keys, raw, strict=True):
-        record = json.loads(value) if value else None
+    for key, record in zip(keys, markers, strict=True):
         if key in blocked:  # an operator said it is not an author: never fetched, even when forced
             plan.fresh[key] = {"status": "blocked", "depth": depth, "works_count": 0}
             continue

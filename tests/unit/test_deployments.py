@@ -4,7 +4,7 @@ from deployments.serve import build_deployments
 from flows.warm_popular import default_popular_authors
 
 
-def test_eight_deployments_with_their_schedules():
+def test_nine_served_deployments_with_their_schedules():
     by_name = {d.name: d for d in build_deployments()}
     assert set(by_name) == {
         "warm-library",
@@ -15,6 +15,7 @@ def test_eight_deployments_with_their_schedules():
         "enrich",
         "warm-demand",
         "refresh",
+        "warm-from-dump",
     }
     (schedule,) = by_name["warm-popular-authors"].schedules
     assert schedule.schedule.cron == "0 3 * * 1" and schedule.schedule.timezone == "UTC"

@@ -1,0 +1,93 @@
+"""`bookwarm dump load DIR_OR_FILES… --authors FILE`: warm authors from OpenLibrary's dumps."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+PLAIN_EVERY_S = 2.0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    dump = sub.add_parser("dump", help="warm authors from OpenLibrary's monthly data dumps, without its API")
+    verbs = dump.add_subparsers(dest="dump_command", required=True, metavar="VERB")
+    load = verbs.add_parser(
+        "load", help="read the authors and works dumps and write the wanted authors to both cache tiers"
+    )
+    load.add_argument("paths", nargs="+", help="the dump files (ol_dump_*.txt.gz), or a directory holding them")
+    load.add_argument("--authors", metavar="FILE", help="the authors to load: a text file, one name a line")
+    load.add_argument("--name", action="append", default=[], metavar="NAME", help="an author to load (repeatable)")
+    load.add_argument("--force", action="store_true", help="write authors this dump already wrote, again")
+    load.add_argument("--json", action="store_true", help="print the summary as JSON")
+    load.set_defaults(handler=run_dump_load)
+
+
+def run_dump_load(args: argparse.Namespace) -> int:
+    from bookwarm.cli.output import print_json, print_table
+    from bookwarm.dumps.files import find_files
+    from bookwarm.errors import InputError
+
+    paths = [Path(p).resolve() for p in args.paths]
+    find_files(paths)  # a missing or misnamed file fails here, before any server starts
+    authors_file = Path(args.authors).resolve() if args.authors else None
+    if authors_file is not None and not authors_file.is_file():
+        raise InputError(f"no such authors file: {authors_file}")
+    if authors_file is None and not args.name:
+        raise InputError("say which authors to load: --authors FILE (one name a line) or --name NAME")
+
+    from bookwarm.cli.runtime_env import log_to_file, prepare_flow_runtime
+    from bookwarm.cli.warm_cmd import raise_flow_failure, run_to_state
+    from bookwarm.dumps.progress import subscribe
+
+    prepare_flow_runtime()
+    from flows.warm_from_dump import warm_from_dump
+
+    log_to_file()
+    unsubscribe = subscribe(_ProgressLines())
+    try:
+        state = run_to_state(
+            warm_from_dump,
+            paths=[str(p) for p in paths],
+            names=args.name or None,
+            authors_file=str(authors_file) if authors_file else None,
+            force=args.force,
+        )
+    finally:
+        unsubscribe()
+    if state.is_failed():
+        raise_flow_failure(state)
+    summary = state.result()
+    if args.json:
+        print_json(summary)
+        return 0
+    rows = summary["rows"]
+    print(
+        f"dump as of {summary['as_of']}: {summary['authors']:,} authors; skipped rows: "
+        f"{rows['wrong_columns']:,} of another shape, {rows['malformed_json']:,} malformed, "
+        f"{rows['works_without_authors']:,} works without authors"
+    )
+    print_table(("status", "authors"), sorted(summary["written"].items()))
+    if summary["failed"]:
+        print(f"{summary['failed']} authors not written (see the log); run the same command again to write them")
+        return 1
+    return 0
+
+
+class _ProgressLines:
+    """A line on stderr when a stage starts or ends, and every few seconds between."""
+
+    def __init__(self) -> None:
+        self.last_stage = ""
+        self.last_at = 0.0
+
+    def __call__(self, progress: object) -> None:
+        from bookwarm.dumps.progress import DumpProgress
+
+        assert isinstance(progress, DumpProgress)
+        now = time.monotonic()
+        if progress.stage == self.last_stage and progress.share < 1 and now - self.last_at < PLAIN_EVERY_S:
+            return
+        self.last_stage, self.last_at = progress.stage, now
+        print(progress.line(), file=sys.stderr, flush=True)

@@ -1,0 +1,70 @@
+"""What a dump load will write: the wanted authors, what the dumps say of each, and as of when."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from bookwarm.dumps.files import DumpFiles, find_files
+from bookwarm.dumps.load import as_of, wanted_authors
+from bookwarm.dumps.progress import DumpProgress, notify
+from bookwarm.dumps.rows import ReadCounts
+from bookwarm.dumps.scan import AuthorScan, ScanCounts
+from bookwarm.errors import InputError
+from bookwarm.warming.shard import Fetched
+
+
+class DumpPlan:
+    """A plain class on purpose: Prefect walks dataclasses, dicts and lists passed to a task, and
+    this one holds every wanted author's works (see ``KeyWorks``)."""
+
+    __slots__ = ("as_of", "authors", "counts", "fetched", "files")
+
+    def __init__(
+        self,
+        files: DumpFiles,
+        authors: list[dict[str, Any]],
+        fetched: dict[str, Fetched],
+        counts: ScanCounts,
+        as_of: str,
+    ) -> None:
+        self.files = files
+        self.authors = authors
+        self.fetched = fetched
+        self.counts = counts
+        self.as_of = as_of
+
+    def summary(self) -> dict[str, Any]:
+        return {"files": self.files.to_dict(), "as_of": self.as_of, "rows": self.counts.to_dict()}
+
+
+def plan_dump_load(
+    paths: list[Path], names: list[str] | None, authors_file: Path | None, max_authors: int
+) -> DumpPlan:
+    files = find_files(paths)
+    authors = wanted_authors([*(names or []), *(_read_names(authors_file) if authors_file else [])])
+    if not authors:
+        raise InputError("no author to load: give names or --authors FILE (one name a line)")
+    if len(authors) > max_authors:
+        raise InputError(f"{len(authors):,} authors is more than BOOKWARM_MAX_JOB_AUTHORS ({max_authors:,})")
+    started: dict[str, float] = {}
+
+    def shown(stage: str, counts: ReadCounts) -> None:
+        began = started.setdefault(stage, time.monotonic())
+        notify(DumpProgress(stage, counts.bytes_read, counts.bytes_total, counts.rows, began))
+
+    scan = AuthorScan(files, authors, progress=shown)
+    fetched = scan.run()
+    newest = scan.counts.newest or (f"{files.date}T00:00:00" if files.date else "")
+    return DumpPlan(files, authors, fetched, scan.counts, as_of(newest))
+
+
+def _read_names(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8-sig", errors="replace")
+    except FileNotFoundError:
+        raise InputError(f"no such authors file: {path}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read authors file {path}: {exc.strerror or exc}") from None
+    return text.splitlines()

@@ -1,0 +1,90 @@
+"""Flow: warm a list of authors from OpenLibrary's monthly dumps, without calling its API.
+
+One task run reads the dumps (three streamed passes: bookwarm.dumps.scan), then a task run per
+chunk of authors writes them through the warm's own write path. The run's page shows the rows read
+and skipped, and a progress artifact of authors written. A re-run writes only the authors no
+earlier run wrote from this dump (their processed markers say so).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from prefect import flow
+from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
+from prefect.logging import get_run_logger
+from prefect.runtime import flow_run
+from pydantic import Field
+
+from bookwarm.dumps.load import CHUNK_AUTHORS, ChunkResult
+from bookwarm.dumps.progress import DumpProgress, notify
+from bookwarm.warming.context import WarmContext
+from flows.params import PersonNames
+from tasks.dump import read_dumps_task, write_dump_chunk_task
+from tasks.settings import run_settings
+
+# Paths on the machine that runs the flow: absolute, one line, no control characters.
+DumpPath = Annotated[
+    str, Field(min_length=2, max_length=4096, pattern=r"^/[^\x00-\x1f\x7f]*$", description="an absolute path")
+]
+ChunkSize = Annotated[int, Field(ge=10, le=10_000, description="authors a write-dump-chunk task run writes")]
+CHUNKS_IN_FLIGHT = 2
+
+
+@flow(name="warm-from-dump", log_prints=False)
+async def warm_from_dump(
+    paths: Annotated[list[DumpPath], Field(min_length=1, max_length=8)],
+    names: PersonNames | None = None,
+    authors_file: DumpPath | None = None,
+    force: bool = False,
+    chunk_size: ChunkSize = CHUNK_AUTHORS,
+) -> dict[str, Any]:
+    """The summary: authors by status, the rows read and skipped, the dump's date (``as_of``).
+    ``paths``: the dump files, or a directory holding them; ``names`` and ``authors_file`` (one
+    name a line): the authors to load."""
+    job_id = str(flow_run.id or "local")
+    logger = get_run_logger()
+    settings = await run_settings()
+    plan = await read_dumps_task(paths, names, authors_file, settings.ingest.max_job_authors)
+    rows = plan.counts.to_dict()
+    logger.info(
+        "read the dumps as of %s: %d of %d authors found; skipped %d rows of another shape, %d malformed, "
+        "%d works without authors",
+        plan.as_of,
+        sum(1 for f in plan.fetched.values() if f.identity is not None),
+        len(plan.authors),
+        rows["wrong_columns"],
+        rows["malformed_json"],
+        rows["works_without_authors"],
+    )
+    total = len(plan.authors)
+    artifact = await acreate_progress_artifact(0.0, key=None, description="authors written from the dump")
+    written = ChunkResult()
+    done = 0
+    gate = asyncio.Semaphore(CHUNKS_IN_FLIGHT)
+    async with WarmContext(settings, with_providers=False) as ctx:
+
+        async def one(start: int) -> None:
+            nonlocal done
+            async with gate:
+                result = await write_dump_chunk_task(
+                    ctx, plan, start, min(start + chunk_size, total), job_id, force
+                )
+            for status, n in result.counts.items():
+                written.add(status, n)
+            written.failed += result.failed
+            done += sum(result.counts.values()) + len(result.failed)
+            await aupdate_progress_artifact(artifact, 100.0 * done / total)
+            notify(DumpProgress("write", done, total))
+
+        await asyncio.gather(*(one(start) for start in range(0, total, chunk_size)))
+    for name, why in written.failed[:20]:
+        logger.warning("not written (a re-run writes it): %s: %s", name, why)
+    return {
+        "status": "completed" if not written.failed else "partial",
+        "authors": total,
+        "written": written.counts,
+        "failed": len(written.failed),
+        **plan.summary(),
+    }

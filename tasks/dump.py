@@ -1,0 +1,37 @@
+"""Tasks of a dump load: read the dumps for the wanted authors (one task run for every pass), then
+write them a chunk at a time (a task run per chunk of authors, never one per author)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from bookwarm.dumps.load import ChunkResult, write_chunk
+from bookwarm.dumps.plan import DumpPlan, plan_dump_load
+from bookwarm.warming.context import WarmContext
+
+
+@task(name="read-dumps", cache_policy=NO_CACHE)
+async def read_dumps_task(
+    paths: list[str], names: list[str] | None, authors_file: str | None, max_authors: int
+) -> DumpPlan:
+    """Every pass over the dump files, off the event loop (polars and JSON parsing hold the CPU)."""
+    return await asyncio.to_thread(
+        plan_dump_load,
+        [Path(p) for p in paths],
+        names,
+        Path(authors_file) if authors_file else None,
+        max_authors,
+    )
+
+
+@task(name="write-dump-chunk", cache_policy=NO_CACHE)
+async def write_dump_chunk_task(
+    ctx: WarmContext, plan: DumpPlan, start: int, stop: int, job_id: str, force: bool
+) -> ChunkResult:
+    return await write_chunk(
+        ctx, plan.authors[start:stop], plan.fetched, dump_as_of=plan.as_of, job_id=job_id, force=force
+    )
