@@ -92,12 +92,21 @@ def _check_object(uri: str, policy: SourcePolicy) -> AllowedSource:
 
 
 def _check_path(text: str, policy: SourcePolicy) -> AllowedSource:
+    resolved = check_local_path(text, policy)
+    if not resolved.is_file():
+        raise SourceError(f"{resolved.name}: not a file (a library export is a CSV/TSV file)")
+    return AllowedSource("path", resolved.name, path=resolved)
+
+
+def check_local_path(text: str, policy: SourcePolicy, hint: str = UPLOAD_HINT) -> Path:
+    """The resolved path (a file or a directory) when it is under one of the operator's roots; a
+    refusal that quotes nothing of it otherwise. Library exports and OpenLibrary dumps both pass here."""
     if not policy.roots:
         raise SourceError(
             "refused: local paths are not read by runs unless the operator lists their directory in "
-            f"BOOKWARM_SOURCE_ROOTS (none set); {UPLOAD_HINT}"
+            f"BOOKWARM_SOURCE_ROOTS (none set); {hint}"
         )
-    refusal = SourceError(f"refused: the path is not under BOOKWARM_SOURCE_ROOTS; {UPLOAD_HINT}")
+    refusal = SourceError(f"refused: the path is not under BOOKWARM_SOURCE_ROOTS; {hint}")
     if "\x00" in text or len(text) > 4096 or ".." in PurePosixPath(text).parts:
         raise refusal
     try:
@@ -110,9 +119,7 @@ def _check_path(text: str, policy: SourcePolicy) -> AllowedSource:
         except (OSError, RuntimeError):
             continue
         if resolved is not None and resolved.is_relative_to(real_root):
-            if not resolved.is_file():
-                raise SourceError(f"{resolved.name}: not a file (a library export is a CSV/TSV file)")
-            return AllowedSource("path", resolved.name, path=resolved)
+            return resolved
     if resolved is None and any(Path(text).is_relative_to(r) for r in policy.roots):
         raise SourceError("file not found under BOOKWARM_SOURCE_ROOTS")
     raise refusal

@@ -20,8 +20,10 @@ from pydantic import Field
 from bookwarm.dumps.load import CHUNK_AUTHORS, ChunkResult
 from bookwarm.dumps.progress import DumpProgress, notify
 from bookwarm.warming.context import WarmContext
-from flows.params import PersonNames
+from flows.params import PersonNames, Source
 from tasks.dump import read_dumps_task, write_dump_chunk_task
+from tasks.parse_source import parse_source
+from tasks.refresh import hand_over_task
 from tasks.settings import run_settings
 
 # Paths on the machine that runs the flow: absolute, one line, no control characters.
@@ -37,16 +39,19 @@ async def warm_from_dump(
     paths: Annotated[list[DumpPath], Field(min_length=1, max_length=8)],
     names: PersonNames | None = None,
     authors_file: DumpPath | None = None,
+    library: Source | None = None,
     force: bool = False,
     chunk_size: ChunkSize = CHUNK_AUTHORS,
 ) -> dict[str, Any]:
     """The summary: authors by status, the rows read and skipped, the dump's date (``as_of``).
-    ``paths``: the dump files, or a directory holding them; ``names`` and ``authors_file`` (one
-    name a line): the authors to load."""
+    ``paths``: the dump files, or a directory holding them; ``names``, ``authors_file`` (one name a
+    line) and ``library`` (an export, read as warm-library reads it: its ISBNs settle namesakes):
+    the authors to load. Local paths must be under BOOKWARM_SOURCE_ROOTS."""
     job_id = str(flow_run.id or "local")
     logger = get_run_logger()
     settings = await run_settings()
-    plan = await read_dumps_task(paths, names, authors_file, settings.ingest.max_job_authors)
+    library_authors = (await parse_source(library, settings))["authors"] if library else None
+    plan = await read_dumps_task(paths, names, authors_file, library_authors, settings)
     rows = plan.counts.to_dict()
     logger.info(
         "read the dumps as of %s: %d of %d authors found; skipped %d rows of another shape, %d malformed, "
@@ -79,12 +84,16 @@ async def warm_from_dump(
             notify(DumpProgress("write", done, total))
 
         await asyncio.gather(*(one(start) for start in range(0, total, chunk_size)))
+        handed_over = not written.failed and await hand_over_task(ctx, plan.as_of[:10])
     for name, why in written.failed[:20]:
         logger.warning("not written (a re-run writes it): %s: %s", name, why)
+    if handed_over:
+        logger.info("the change feed (refresh) takes over from %s", plan.as_of[:10])
     return {
         "status": "completed" if not written.failed else "partial",
         "authors": total,
         "written": written.counts,
         "failed": len(written.failed),
+        "refresh_from": plan.as_of[:10] if handed_over else None,
         **plan.summary(),
     }

@@ -4,27 +4,38 @@ write them a chunk at a time (a task run per chunk of authors, never one per aut
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+import functools
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from bookwarm.dumps.load import ChunkResult, write_chunk
 from bookwarm.dumps.plan import DumpPlan, plan_dump_load
+from bookwarm.settings import Settings
+from bookwarm.sources import SourcePolicy
 from bookwarm.warming.context import WarmContext
 
 
 @task(name="read-dumps", cache_policy=NO_CACHE)
 async def read_dumps_task(
-    paths: list[str], names: list[str] | None, authors_file: str | None, max_authors: int
+    paths: list[str],
+    names: list[str] | None,
+    authors_file: str | None,
+    library_authors: list[dict[str, Any]] | None,
+    settings: Settings,
 ) -> DumpPlan:
     """Every pass over the dump files, off the event loop (polars and JSON parsing hold the CPU)."""
     return await asyncio.to_thread(
-        plan_dump_load,
-        [Path(p) for p in paths],
-        names,
-        Path(authors_file) if authors_file else None,
-        max_authors,
+        functools.partial(
+            plan_dump_load,
+            paths,
+            names=names,
+            authors_file=authors_file,
+            library_authors=library_authors,
+            max_authors=settings.ingest.max_job_authors,
+            policy=SourcePolicy.from_settings(settings),
+        )
     )
 
 

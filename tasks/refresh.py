@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from bookwarm.providers.openlibrary_changes import ChangeFeed
 from bookwarm.warming.context import WarmContext
-from bookwarm.warming.refresh import advance_checkpoint, plan_refresh, today_utc
+from bookwarm.warming.refresh import advance_checkpoint, hand_over_from_dump, plan_refresh, today_utc
 
 
 @task(name="read-change-feed", cache_policy=NO_CACHE)
@@ -28,3 +28,9 @@ async def plan_refresh_task(ctx: WarmContext, since: str | None) -> dict[str, An
 @task(name="advance-refresh-checkpoint", cache_policy=NO_CACHE)
 async def advance_checkpoint_task(ctx: WarmContext, plan: dict[str, Any]) -> None:
     await advance_checkpoint(ctx, plan)
+
+
+@task(name="hand-over-to-refresh", cache_policy=NO_CACHE)
+async def hand_over_task(ctx: WarmContext, newest_day: str) -> bool:
+    """After a dump load: the change feed starts at the dump's newest day (unless it already runs)."""
+    return await hand_over_from_dump(ctx, date.fromisoformat(newest_day))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,9 +17,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     load = verbs.add_parser(
         "load", help="read the authors and works dumps and write the wanted authors to both cache tiers"
     )
-    load.add_argument("paths", nargs="+", help="the dump files (ol_dump_*.txt.gz), or a directory holding them")
+    load.add_argument(
+        "paths", nargs="+", help="the dump files (ol_dump_*.txt.gz), or a directory holding them"
+    )
     load.add_argument("--authors", metavar="FILE", help="the authors to load: a text file, one name a line")
-    load.add_argument("--name", action="append", default=[], metavar="NAME", help="an author to load (repeatable)")
+    load.add_argument(
+        "--name", action="append", default=[], metavar="NAME", help="an author to load (repeatable)"
+    )
+    load.add_argument(
+        "--library", metavar="EXPORT", help="the authors of a library export (its ISBNs settle namesakes)"
+    )
     load.add_argument("--force", action="store_true", help="write authors this dump already wrote, again")
     load.add_argument("--json", action="store_true", help="print the summary as JSON")
     load.set_defaults(handler=run_dump_load)
@@ -31,11 +39,16 @@ def run_dump_load(args: argparse.Namespace) -> int:
 
     paths = [Path(p).resolve() for p in args.paths]
     find_files(paths)  # a missing or misnamed file fails here, before any server starts
-    authors_file = Path(args.authors).resolve() if args.authors else None
-    if authors_file is not None and not authors_file.is_file():
-        raise InputError(f"no such authors file: {authors_file}")
-    if authors_file is None and not args.name:
-        raise InputError("say which authors to load: --authors FILE (one name a line) or --name NAME")
+    authors_file = _existing_file(args.authors, "authors file")
+    library = _existing_file(args.library, "library export")
+    if authors_file is None and library is None and not args.name:
+        raise InputError(
+            "say which authors to load: --authors FILE (one name a line), --library EXPORT or --name NAME"
+        )
+    # A run reads local files only under BOOKWARM_SOURCE_ROOTS; the files named here are the user's own.
+    named = [p if p.is_dir() else p.parent for p in paths] + [f.parent for f in (authors_file, library) if f]
+    roots = [r for r in os.environ.get("BOOKWARM_SOURCE_ROOTS", "").split(",") if r.strip()]
+    os.environ["BOOKWARM_SOURCE_ROOTS"] = ",".join(dict.fromkeys([*roots, *map(str, named)]))
 
     from bookwarm.cli.runtime_env import log_to_file, prepare_flow_runtime
     from bookwarm.cli.warm_cmd import raise_flow_failure, run_to_state
@@ -52,6 +65,7 @@ def run_dump_load(args: argparse.Namespace) -> int:
             paths=[str(p) for p in paths],
             names=args.name or None,
             authors_file=str(authors_file) if authors_file else None,
+            library=str(library) if library else None,
             force=args.force,
         )
     finally:
@@ -70,9 +84,22 @@ def run_dump_load(args: argparse.Namespace) -> int:
     )
     print_table(("status", "authors"), sorted(summary["written"].items()))
     if summary["failed"]:
-        print(f"{summary['failed']} authors not written (see the log); run the same command again to write them")
+        print(
+            f"{summary['failed']} authors not written (see the log); run the same command again to write them"
+        )
         return 1
     return 0
+
+
+def _existing_file(value: str | None, what: str) -> Path | None:
+    from bookwarm.errors import InputError
+
+    if value is None:
+        return None
+    path = Path(value).resolve()
+    if not path.is_file():
+        raise InputError(f"no such {what}: {path}")
+    return path
 
 
 class _ProgressLines:

@@ -12,6 +12,7 @@ from bookwarm.dumps.progress import DumpProgress, notify
 from bookwarm.dumps.rows import ReadCounts
 from bookwarm.dumps.scan import AuthorScan, ScanCounts
 from bookwarm.errors import InputError
+from bookwarm.sources import SourcePolicy, check_local_path
 from bookwarm.warming.shard import Fetched
 
 
@@ -39,13 +40,31 @@ class DumpPlan:
         return {"files": self.files.to_dict(), "as_of": self.as_of, "rows": self.counts.to_dict()}
 
 
+DUMP_HINT = "list the dumps' directory in BOOKWARM_SOURCE_ROOTS on the machine that runs the load"
+
+
 def plan_dump_load(
-    paths: list[Path], names: list[str] | None, authors_file: Path | None, max_authors: int
+    paths: list[str],
+    *,
+    names: list[str] | None = None,
+    authors_file: str | None = None,
+    library_authors: list[dict[str, Any]] | None = None,
+    max_authors: int,
+    policy: SourcePolicy,
 ) -> DumpPlan:
-    files = find_files(paths)
-    authors = wanted_authors([*(names or []), *(_read_names(authors_file) if authors_file else [])])
+    """The wanted authors (names, a file of names, a parsed library's authors with their ISBNs) and
+    what the dumps say of each. Every local path must be under the operator's source roots."""
+    files = find_files([check_local_path(p, policy, DUMP_HINT) for p in paths])
+    listed = [
+        *(names or []),
+        *(read_names(check_local_path(authors_file, policy, DUMP_HINT)) if authors_file else []),
+    ]
+    authors = [*(library_authors or []), *wanted_authors(listed)]
+    authors = list({a["key"]: a for a in reversed(authors)}.values())[::-1]  # a library's entry (ISBNs) wins
     if not authors:
-        raise InputError("no author to load: give names or --authors FILE (one name a line)")
+        raise InputError(
+            "no author to load: give names, --authors FILE (one name a line) or --library EXPORT"
+        )
     if len(authors) > max_authors:
         raise InputError(f"{len(authors):,} authors is more than BOOKWARM_MAX_JOB_AUTHORS ({max_authors:,})")
     started: dict[str, float] = {}
@@ -60,11 +79,12 @@ def plan_dump_load(
     return DumpPlan(files, authors, fetched, scan.counts, as_of(newest))
 
 
-def _read_names(path: Path) -> list[str]:
+def read_names(path: Path) -> list[str]:
+    """One name a line; a directory or unreadable file is one clear error."""
+    if not path.is_file():
+        raise InputError(f"{path.name}: not a file (the authors file holds one name a line)")
     try:
         text = path.read_text(encoding="utf-8-sig", errors="replace")
-    except FileNotFoundError:
-        raise InputError(f"no such authors file: {path}") from None
     except OSError as exc:
-        raise InputError(f"cannot read authors file {path}: {exc.strerror or exc}") from None
+        raise InputError(f"cannot read authors file {path.name}: {exc.strerror or exc}") from None
     return text.splitlines()

@@ -8,10 +8,15 @@
    the ``search.json`` docs the API path reads: key, title, author keys, first year, cover.
 3. The authors dump again, for the names of the co-authors those works name (a work's doc lists
    every author's name, as ``search.json`` does).
+4. The editions dump, when given: each kept work's ISBNs, languages, earliest publish year (as
+   ``search.json``'s ``first_publish_year``) and a cover when the work has none. Editions of a merged
+   work count for the work it was merged into.
 
 What is kept is the wanted authors' works, never a whole file. The identity and the bibliography
-are then chosen by the API path's own functions (``choose_identity``, ``openlibrary_bibliography``),
-so a namesake goes to the review list exactly as a warm sends it.
+are then chosen by the API path's own functions (``identity_from_books`` for an author with the
+user's own ISBNs, ``choose_identity``, ``openlibrary_bibliography``), so a namesake goes to the
+review list exactly as a warm sends it. One difference: the book that settles a namesake is looked
+for among the works of the authors the name found (the API asks OpenLibrary for the ISBN itself).
 """
 
 from __future__ import annotations
@@ -27,9 +32,16 @@ import polars as pl
 from bookwarm.dumps import records
 from bookwarm.dumps.files import DumpFiles
 from bookwarm.dumps.rows import ReadCounts, read_chunks
+from bookwarm.parsing import isbn as isbnlib
 from bookwarm.parsing.names import author_key
 from bookwarm.providers.openlibrary import choose_identity
-from bookwarm.providers.openlibrary_batch import KeyWorks, attributed
+from bookwarm.providers.openlibrary_batch import (
+    ISBNS_PER_AUTHOR,
+    KeyWorks,
+    Wanted,
+    attributed,
+    identity_from_books,
+)
 from bookwarm.warming.shard import Fetched
 
 Progress = Callable[[str, ReadCounts], None]
@@ -43,6 +55,7 @@ class ScanCounts:
     wrong_columns: int = 0
     works_without_authors: int = 0
     works_without_title: int = 0
+    editions_without_work: int = 0
     redirects: int = 0
     deletes: int = 0
     newest: str = ""  # the newest last_modified of every file read: refresh takes over from there
@@ -64,6 +77,7 @@ class _Wanted:
     name: str
     key: str
     words: frozenset[str]
+    isbns: list[str]  # the user's own books (ISBN-13), as the API path asks for them
 
 
 class AuthorScan:
@@ -75,10 +89,14 @@ class AuthorScan:
         self.files = files
         self.progress = progress
         self.counts = ScanCounts()
-        self.wanted = [_Wanted(a["name"], a["key"], _words(a["name"])) for a in authors]
+        self.wanted = [
+            _Wanted(a["name"], a["key"], _words(a["name"]), _isbn13s(a.get("isbns") or [])[:ISBNS_PER_AUTHOR])
+            for a in authors
+        ]
         self.candidates: dict[str, str] = {}  # OpenLibrary key -> name, for authors a wanted name may be
         self.matches: dict[str, list[str]] = defaultdict(list)  # wanted key -> candidate OL keys
         self.redirects: dict[str, str] = {}  # merged author OL key -> the author it now is
+        self.work_redirects: dict[str, str] = {}  # merged work OL key -> the work it now is
         self.works: dict[str, dict[str, Any]] = {}  # OL…W -> its search.json-shaped doc
         self.names: dict[str, str] = {}  # OL…A -> name, for every author the kept works name
 
@@ -87,6 +105,7 @@ class AuthorScan:
         self._find_candidates()
         self._collect_works()
         self._name_coauthors()
+        self._read_editions()
         return {w.key: self._fetched(w) for w in self.wanted}
 
     # pass 1 ---------------------------------------------------------------------------------
@@ -135,12 +154,20 @@ class AuthorScan:
         if moved.is_empty():
             return
         self.counts.redirects += moved.height
-        authors = moved.filter(pl.col("key").str.starts_with("/authors/"))
-        for key, text in authors.select("key", "json").iter_rows():
+        for key, text in moved.select("key", "json").iter_rows():
             record = records.parse(text)
-            source, target = records.author_key_of(key), records.redirect_target(record) if record else None
-            if source and target and records.author_key_of(target):
+            target = records.redirect_target(record) if record else None
+            source = key.rsplit("/", 1)[-1]
+            if target is None:
+                continue
+            if (
+                key.startswith("/authors/")
+                and records.author_key_of(source)
+                and records.author_key_of(target)
+            ):
                 self.redirects[source] = target
+            elif key.startswith("/works/") and target.endswith("W"):
+                self.work_redirects[source] = target
 
     # pass 2 ---------------------------------------------------------------------------------
 
@@ -193,13 +220,50 @@ class AuthorScan:
             doc["cover_i"] = cover
         self.works[work_key] = doc
 
-    def _final(self, key: str) -> str:
-        """An author key after its redirects (a few hops at most; a loop stops where it started)."""
+    def _final(self, key: str, redirects: dict[str, str] | None = None) -> str:
+        """A key after its redirects (a few hops at most; a loop stops where it started)."""
+        moved = self.redirects if redirects is None else redirects
         seen = {key}
-        while key in self.redirects and self.redirects[key] not in seen:
-            key = self.redirects[key]
+        while key in moved and moved[key] not in seen:
+            key = moved[key]
             seen.add(key)
         return key
+
+    # pass 4 ---------------------------------------------------------------------------------
+
+    def _read_editions(self) -> None:
+        if self.files.editions is None or not self.works:
+            return
+        wanted = set(self.works) | {
+            s for s, t in self.work_redirects.items() if self._final(t, self.work_redirects) in self.works
+        }
+        wanted_series = pl.Series(sorted(wanted)).implode()
+        years: dict[str, list[int]] = defaultdict(list)
+        for frame in self._frames("editions", self.files.editions):
+            editions = frame.filter(pl.col("type") == "/type/edition")
+            linked = editions.get_column("json").str.contains(r"/works/OL\d+W")
+            self.counts.editions_without_work += int((~linked).sum())
+            rows = editions.filter(
+                linked
+                & pl.col("json")
+                .str.extract_all(r"OL\d+W")
+                .list.eval(pl.element().is_in(wanted_series))
+                .list.any()
+            )
+            for text in rows.get_column("json"):
+                record = records.parse(text)
+                if record is None:
+                    self.counts.malformed_json += 1
+                    continue
+                for work_key in records.work_keys(record):
+                    doc = self.works.get(self._final(work_key, self.work_redirects))
+                    if doc is not None:
+                        _add_edition(doc, record, years)
+        for work_key, found in years.items():
+            doc = self.works[work_key]
+            earliest = min(found)
+            if doc["first_publish_year"] is None or earliest < doc["first_publish_year"]:
+                doc["first_publish_year"] = earliest
 
     # pass 3 ---------------------------------------------------------------------------------
 
@@ -226,7 +290,13 @@ class AuthorScan:
     def _fetched(self, wanted: _Wanted) -> Fetched:
         candidates = set(self.matches.get(wanted.key, []))
         docs = [d for d in self.works.values() if candidates.intersection(d["author_key"])]
-        identity = choose_identity(wanted.name, attributed(wanted.name, docs))
+        identity = None
+        if wanted.isbns:  # the person whose book the user owns, namesakes or not (as the API path)
+            mine = set(wanted.isbns)
+            owned = [d for d in docs if mine.intersection(d.get("isbn") or ())]
+            identity = identity_from_books(Wanted(wanted.name, wanted.key, wanted.isbns), owned)
+        if identity is None:
+            identity = choose_identity(wanted.name, attributed(wanted.name, docs))
         if identity is None or identity.openlibrary_key is None:
             return Fetched(identity, KeyWorks())
         own = [d for d in docs if identity.openlibrary_key in d["author_key"]]
@@ -240,6 +310,40 @@ class AuthorScan:
 
         for frame, _ in read_chunks(path, progress=shown):
             yield frame
+
+
+def _add_edition(doc: dict[str, Any], record: dict[str, Any], years: dict[str, list[int]]) -> None:
+    """One edition's ISBNs (as ISBN-13), language and year onto its work's doc."""
+    raw = [v for field in ("isbn_13", "isbn_10", "isbn") for v in _strings(record.get(field))]
+    isbns = doc.setdefault("isbn", [])
+    for value in _isbn13s(raw):
+        if value not in isbns:
+            isbns.append(value)
+    languages = doc.setdefault("language", [])
+    for entry in record.get("languages") or []:
+        code = entry.get("key", "").rsplit("/", 1)[-1] if isinstance(entry, dict) else None
+        if code and code not in languages:
+            languages.append(code)
+    published = records.year(record.get("publish_date"))
+    if published is not None:
+        years[doc["key"].removeprefix("/works/")].append(published)
+    if "cover_i" not in doc and (cover := records.cover(record)) is not None:
+        doc["cover_i"] = cover
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _isbn13s(raw: list[str]) -> list[str]:
+    found = []
+    for value in raw:
+        isbn13, _ = isbnlib.normalise(value)
+        if isbn13 and isbn13 not in found:
+            found.append(isbn13)
+    return found
 
 
 def _words(name: str) -> frozenset[str]:

@@ -124,7 +124,7 @@ class OpenLibraryBatches:
                 by_isbn[str(isbn)].append(doc)
         found: dict[str, Identity] = {}
         for person in wanted:
-            identity = _identity_from_books(person, [d for i in person.isbns for d in by_isbn.get(i, [])])
+            identity = identity_from_books(person, [d for i in person.isbns for d in by_isbn.get(i, [])])
             if identity is not None:
                 found[person.key] = identity
         return found
@@ -250,7 +250,7 @@ def attributed(name: str, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return kept
 
 
-def _identity_from_books(person: Wanted, docs: list[dict[str, Any]]) -> Identity | None:
+def identity_from_books(person: Wanted, docs: list[dict[str, Any]]) -> Identity | None:
     """The co-author of the user's own books whose name matches: that person, namesakes or not."""
     best: tuple[float, str, str] | None = None
     for doc in docs:

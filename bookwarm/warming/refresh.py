@@ -164,6 +164,14 @@ async def _map_to_held(
         await HotCache._call(ctx.redis.hdel(ctx.keys.ol_authors(), *dropped))
 
 
+async def hand_over_from_dump(ctx: WarmContext, newest: date) -> bool:
+    """After a dump load: the change feed takes over on the dump's newest day (read again, as the
+    dump may hold only part of it). Only when no refresh has run: an earlier checkpoint means the
+    feed already covers what the dump does, for every author held. True when it was set."""
+    day_before = (newest - timedelta(days=1)).isoformat()
+    return bool(await HotCache._call(ctx.redis.set(ctx.keys.refresh_checkpoint(), day_before, nx=True)))
+
+
 async def advance_checkpoint(ctx: WarmContext, plan: dict[str, Any]) -> None:
     """After the job that warmed them completed: past the days read to the end, and today's newest
     changeset acted on. A failed day was not read to the end: nothing moves past it."""

@@ -15,9 +15,9 @@ import pytest
 from bookwarm.cli.read_cmd import lookup
 from bookwarm.dumps.files import find_files
 from bookwarm.dumps.scan import AuthorScan
-from bookwarm.errors import DumpError
+from bookwarm.errors import DumpError, InputError
 from bookwarm.parsing.names import author_key
-from bookwarm.providers.fake.catalog import load_catalog
+from bookwarm.providers.fake.catalog import isbn13_for, load_catalog
 from bookwarm.providers.fake.dumps import row, write_dumps
 from bookwarm.providers.openlibrary_batch import openlibrary_bibliography
 from bookwarm.warming.context import WarmContext
@@ -25,6 +25,7 @@ from bookwarm.warming.shard import fetch_alone, wanted_for
 from tests.integration.conftest import CATALOG
 
 DATE = "2026-09-30"
+OWNED_ISBN = isbn13_for("owned by a reader")
 LATER = "2026-10-02T08:30:00.000000"  # one awkward row is newer than the rest: the load is as of it
 # Names a reader asks for: every catalog author, alternate spellings, namesakes, nobody.
 ASKED = [
@@ -102,13 +103,38 @@ def awkward_rows() -> dict[str, list[str]]:
                 {"title": "With a Ghost", "authors": ["/authors/OL1A", "/authors/OL999999A"]},
             ),
         ],
+        "editions": [
+            # an edition of a merged work (OL99994W is now OL1W): its ISBN-10 counts for OL1W
+            row(
+                "edition",
+                "/books/OL99991M",
+                m,
+                {"works": [{"key": "/works/OL99994W"}], "isbn_10": ["0306406152"], "publish_date": "1901"},
+            ),
+            # an edition with no work, one of an unknown work, one malformed naming OL1W
+            row("edition", "/books/OL99992M", m, {"title": "Loose", "isbn_13": ["9780306406157"]}),
+            row(
+                "edition",
+                "/books/OL99993M",
+                m,
+                {"works": [{"key": "/works/OL88888W"}], "isbn_13": ["9781234567897"]},
+            ),
+            "/type/edition\t/books/OL99994M\t1\t" + m + '\t{"works": [{"key": "/works/OL1W"}\n',
+        ],
     }
 
 
 @pytest.fixture(scope="module")
 def dumps(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("dumps")
-    write_dumps(load_catalog(CATALOG), directory, DATE, extra=awkward_rows())
+    catalog = load_catalog(CATALOG)
+    extra = awkward_rows()
+    # an ISBN of the second John Smith's (the fake catalog gives his works none): a library owning it
+    # names him, namesake or not
+    owned = next(w for w in catalog.works if w.authors == ["OL16A"])
+    edition = {"works": [{"key": f"/works/{owned.key}"}], "isbn_13": [OWNED_ISBN]}
+    extra["editions"].append(row("edition", "/books/OL99995M", f"{DATE}T12:00:00.000000", edition))
+    write_dumps(catalog, directory, DATE, extra=extra)
     return directory
 
 
@@ -150,6 +176,14 @@ async def test_a_dump_gives_the_bibliography_the_api_gives(dumps: Path, provider
                 ghost = next(w for w in from_dump["works"] if w["title"] == "With a Ghost")
                 assert [p["openlibrary_key"] for p in ghost["authors"]] == ["OL1A"]
                 from_dump["works"] = [w for w in from_dump["works"] if w["title"] not in extra]
+                # and an edition of a work merged into his first: its ISBN and year count for that work
+                first = next(w for w in from_dump["works"] if w["openlibrary_key"] == "OL1W")
+                assert "9780306406157" in first["isbn13"] and first["first_publish_year"] == 1901
+                first["isbn13"].remove("9780306406157")
+                first["first_publish_year"] = next(
+                    w["first_publish_year"] for w in from_api["works"] if w["openlibrary_key"] == "OL1W"
+                )
+                from_dump["works"].sort(key=lambda w: (w["first_publish_year"] or 9999, w["title_key"]))
                 from_dump["works_count"] -= len(extra)
                 from_dump["sources"]["openlibrary"]["works"] -= len(extra)
             assert comparable(from_dump) == comparable(from_api), name
@@ -168,6 +202,7 @@ def test_awkward_rows_are_counted_and_skipped(dumps: Path) -> None:
     assert counts["malformed_json"] >= 2  # the broken author and the broken work that name him
     assert counts["works_without_authors"] >= 2
     assert counts["redirects"] >= 2 and counts["deletes"] >= 2
+    assert counts["editions_without_work"] == 1
     assert counts["newest"] == LATER
     titles = {d["title"] for d in found.works.values()}
     assert "About Him" not in titles and "Nobody's Book" not in titles
@@ -257,3 +292,89 @@ def test_the_cli_refuses_bad_input_in_one_line(dumps: Path, argv: list[str], say
     code = main([a.replace("{dumps}", str(dumps)) for a in argv])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and says in err[0], err
+
+
+async def test_a_library_settles_namesakes_and_refresh_takes_over(
+    dumps: Path, flow_env, tmp_path: Path
+) -> None:
+    from bookwarm.cache.redis_client import make_redis
+    from bookwarm.keys import Keys
+    from flows.warm_from_dump import warm_from_dump
+    from tests.integration.conftest import processed
+
+    export = tmp_path / "library.csv"
+    export.write_text(f"Title,Author,ISBN13\nA History of Trade,John Smith,{OWNED_ISBN}\n", encoding="utf-8")
+    summary = await warm_from_dump(paths=[str(dumps)], library=str(export))
+    assert summary["written"] == {"warmed": 1}
+    marker = (await processed(flow_env))[author_key("John Smith")]
+    assert marker["openlibrary_key"] == "OL16A" and marker["status"] == "warmed"
+    client = make_redis(flow_env.redis.url)
+    try:
+        checkpoint = await client.get(Keys(flow_env.redis.key_prefix).refresh_checkpoint())
+    finally:
+        await client.aclose()
+    # the feed is read from the dump's newest day on (the checkpoint is the last day done)
+    assert summary["refresh_from"] == LATER[:10] and checkpoint.decode() == "2026-10-01"
+
+
+async def test_a_run_reads_dumps_only_under_the_source_roots(dumps: Path, flow_env, monkeypatch) -> None:
+    from flows.warm_from_dump import warm_from_dump
+
+    monkeypatch.setenv("BOOKWARM_SOURCE_ROOTS", "/nonexistent-root")
+    state = await warm_from_dump(paths=[str(dumps)], names=["Neil Gaiman"], return_state=True)
+    assert state.is_failed()
+    with pytest.raises(InputError, match="not under BOOKWARM_SOURCE_ROOTS") as refused:
+        await state.result()
+    assert str(dumps) not in str(refused.value)
+
+
+WRITERS = 2_000
+
+
+async def test_a_load_killed_midway_writes_only_the_rest_when_run_again(
+    flow_env, prefect_api: str, tmp_path: Path
+) -> None:
+    import asyncio
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from bookwarm.cache.redis_client import make_redis
+    from flows.warm_from_dump import warm_from_dump
+    from tests.integration.conftest import processed
+
+    catalog = load_catalog(
+        {
+            "authors": [
+                {"key": f"OL{i}A", "name": f"Writer Number{i}", "generate_works": 1}
+                for i in range(1, WRITERS + 1)
+            ]
+        }
+    )
+    write_dumps(catalog, tmp_path / "dumps", DATE)
+    names = tmp_path / "writers.txt"
+    names.write_text("\n".join(a.name for a in catalog.authors.values()), encoding="utf-8")
+    cmd = [sys.executable, "-m", "bookwarm", "dump", "load", str(tmp_path / "dumps"), "--authors", str(names)]
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "BOOKWARM_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    watcher = make_redis(flow_env.redis.url)
+    try:
+        while not await processed(flow_env):  # the first chunk is written: stop the writes there
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            await asyncio.sleep(0.02)
+        await watcher.execute_command("CLIENT", "PAUSE", "20000", "WRITE")
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=30)
+        finally:
+            await watcher.execute_command("CLIENT", "UNPAUSE")
+    finally:
+        await watcher.aclose()
+    written = len(await processed(flow_env))
+    assert 0 < written < WRITERS  # killed midway
+    again = await warm_from_dump(paths=[str(tmp_path / "dumps")], authors_file=str(names), chunk_size=500)
+    assert again["written"] == {"skipped": written, "warmed": WRITERS - written}
+    assert len(await processed(flow_env)) == WRITERS
