@@ -17,7 +17,7 @@ DEPTH ?= 2
 TEST_WORKERS ?= 4
 PYTEST_ARGS ?=
 
-.PHONY: api bench-api serve-deployments install run test lint typecheck format bench-parse bench-providers bench-warm bench-gemini bench-read bench-demand bench-sweep bench-scale bench-big chaos services-up services-down clean
+.PHONY: api bench-api serve-deployments install run test lint typecheck format bench-parse bench-providers bench-warm bench-gemini bench-read bench-dump bench-demand bench-sweep bench-scale bench-big chaos services-up services-down clean
 
 install: $(STAMP)
 
@@ -56,6 +56,9 @@ bench-warm: install
 
 bench-gemini: install
 	$(BIN)/python -m tests.bench.bench_gemini
+
+bench-dump: install
+	$(BIN)/python -m tests.bench.bench_dump
 
 bench-read: install
 	$(BIN)/python -m tests.bench.bench_read

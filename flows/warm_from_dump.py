@@ -9,6 +9,7 @@ earlier run wrote from this dump (their processed markers say so).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from prefect import flow
@@ -18,10 +19,18 @@ from prefect.runtime import flow_run
 from pydantic import Field
 
 from bookwarm.dumps.load import CHUNK_AUTHORS, ChunkResult
+from bookwarm.dumps.plan import DumpPlan
 from bookwarm.dumps.progress import DumpProgress, notify
+from bookwarm.errors import InputError
 from bookwarm.warming.context import WarmContext
 from flows.params import PersonNames, Source
-from tasks.dump import read_dumps_task, write_dump_chunk_task
+from tasks.dump import (
+    drop_spill_task,
+    plan_partition_task,
+    read_catalogue_task,
+    read_dumps_task,
+    write_dump_chunk_task,
+)
 from tasks.parse_source import parse_source
 from tasks.refresh import hand_over_task
 from tasks.settings import run_settings
@@ -40,18 +49,62 @@ async def warm_from_dump(
     names: PersonNames | None = None,
     authors_file: DumpPath | None = None,
     library: Source | None = None,
+    all_authors: bool = False,
     force: bool = False,
     chunk_size: ChunkSize = CHUNK_AUTHORS,
 ) -> dict[str, Any]:
     """The summary: authors by status, the rows read and skipped, the dump's date (``as_of``).
     ``paths``: the dump files, or a directory holding them; ``names``, ``authors_file`` (one name a
     line) and ``library`` (an export, read as warm-library reads it: its ISBNs settle namesakes):
-    the authors to load. Local paths must be under BOOKWARM_SOURCE_ROOTS."""
+    the authors to load; ``all_authors``: every author with a work instead. Local paths must be
+    under BOOKWARM_SOURCE_ROOTS."""
     job_id = str(flow_run.id or "local")
     logger = get_run_logger()
     settings = await run_settings()
-    library_authors = (await parse_source(library, settings))["authors"] if library else None
-    plan = await read_dumps_task(paths, names, authors_file, library_authors, settings)
+    artifact = await acreate_progress_artifact(0.0, key=None, description="authors written from the dump")
+    written = ChunkResult()
+    async with WarmContext(settings, with_providers=False) as ctx:
+        if all_authors:
+            if names or authors_file or library:
+                raise InputError(
+                    "all_authors loads every author: give no names, authors_file or library with it"
+                )
+            spill = await read_catalogue_task(paths, settings)
+            plans: AsyncIterator[DumpPlan] = (
+                await plan_partition_task(spill, p) for p in range(spill.partitions)
+            )
+            parts = spill.partitions
+        else:
+            library_authors = (await parse_source(library, settings))["authors"] if library else None
+            plans = _one(await read_dumps_task(paths, names, authors_file, library_authors, settings))
+            parts = 1
+        plan = None
+        async for plan in plans:
+            _log_read(logger, plan)
+            await _write_plan(ctx, plan, job_id, force, chunk_size, written, artifact, parts)
+        assert plan is not None
+        handed_over = not written.failed and await hand_over_task(ctx, plan.as_of[:10])
+        if all_authors and not written.failed:
+            await drop_spill_task(spill)
+    for name, why in written.failed[:20]:
+        logger.warning("not written (a re-run writes it): %s: %s", name, why)
+    if handed_over:
+        logger.info("the change feed (refresh) takes over from %s", plan.as_of[:10])
+    return {
+        "status": "completed" if not written.failed else "partial",
+        "authors": written.authors,
+        "written": written.counts,
+        "failed": len(written.failed),
+        "refresh_from": plan.as_of[:10] if handed_over else None,
+        **plan.summary(),
+    }
+
+
+async def _one(plan: DumpPlan) -> AsyncIterator[DumpPlan]:
+    yield plan
+
+
+def _log_read(logger: Any, plan: DumpPlan) -> None:
     rows = plan.counts.to_dict()
     logger.info(
         "read the dumps as of %s: %d of %d authors found; skipped %d rows of another shape, %d malformed, "
@@ -63,37 +116,34 @@ async def warm_from_dump(
         rows["malformed_json"],
         rows["works_without_authors"],
     )
+
+
+async def _write_plan(
+    ctx: WarmContext,
+    plan: DumpPlan,
+    job_id: str,
+    force: bool,
+    chunk_size: int,
+    written: ChunkResult,
+    artifact: Any,
+    parts: int,
+) -> None:
+    """A task run per chunk, ``CHUNKS_IN_FLIGHT`` at once; ``written`` adds up every plan's."""
     total = len(plan.authors)
-    artifact = await acreate_progress_artifact(0.0, key=None, description="authors written from the dump")
-    written = ChunkResult()
     done = 0
     gate = asyncio.Semaphore(CHUNKS_IN_FLIGHT)
-    async with WarmContext(settings, with_providers=False) as ctx:
+    parts_before = written.parts_done
 
-        async def one(start: int) -> None:
-            nonlocal done
-            async with gate:
-                result = await write_dump_chunk_task(
-                    ctx, plan, start, min(start + chunk_size, total), job_id, force
-                )
-            for status, n in result.counts.items():
-                written.add(status, n)
-            written.failed += result.failed
-            done += sum(result.counts.values()) + len(result.failed)
-            await aupdate_progress_artifact(artifact, 100.0 * done / total)
-            notify(DumpProgress("write", done, total))
+    async def one(start: int) -> None:
+        nonlocal done
+        async with gate:
+            result = await write_dump_chunk_task(
+                ctx, plan, start, min(start + chunk_size, total), job_id, force
+            )
+        written.merge(result)
+        done += sum(result.counts.values()) + len(result.failed)
+        await aupdate_progress_artifact(artifact, 100.0 * (parts_before + done / total) / parts)
+        notify(DumpProgress("write", written.authors, written.authors + total - done))
 
-        await asyncio.gather(*(one(start) for start in range(0, total, chunk_size)))
-        handed_over = not written.failed and await hand_over_task(ctx, plan.as_of[:10])
-    for name, why in written.failed[:20]:
-        logger.warning("not written (a re-run writes it): %s: %s", name, why)
-    if handed_over:
-        logger.info("the change feed (refresh) takes over from %s", plan.as_of[:10])
-    return {
-        "status": "completed" if not written.failed else "partial",
-        "authors": total,
-        "written": written.counts,
-        "failed": len(written.failed),
-        "refresh_from": plan.as_of[:10] if handed_over else None,
-        **plan.summary(),
-    }
+    await asyncio.gather(*(one(start) for start in range(0, total, chunk_size)))
+    written.parts_done += 1

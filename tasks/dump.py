@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import shutil
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from bookwarm.dumps.catalogue import CatalogueSpill
 from bookwarm.dumps.load import ChunkResult, write_chunk
-from bookwarm.dumps.plan import DumpPlan, plan_dump_load
+from bookwarm.dumps.plan import DumpPlan, partition_plan, plan_catalogue, plan_dump_load
+from bookwarm.services.local import default_home
 from bookwarm.settings import Settings
 from bookwarm.sources import SourcePolicy
 from bookwarm.warming.context import WarmContext
@@ -46,3 +49,25 @@ async def write_dump_chunk_task(
     return await write_chunk(
         ctx, plan.authors[start:stop], plan.fetched, dump_as_of=plan.as_of, job_id=job_id, force=force
     )
+
+
+@task(name="read-dump-catalogue", cache_policy=NO_CACHE)
+async def read_catalogue_task(paths: list[str], settings: Settings) -> CatalogueSpill:
+    """Every author with a work, spilled to disk by partition (reused after a kill)."""
+    work_dir = default_home() / "dumps"
+    return await asyncio.to_thread(
+        functools.partial(
+            plan_catalogue, paths, policy=SourcePolicy.from_settings(settings), work_dir=work_dir
+        )
+    )
+
+
+@task(name="plan-dump-partition", cache_policy=NO_CACHE)
+async def plan_partition_task(spill: CatalogueSpill, partition: int) -> DumpPlan:
+    return await asyncio.to_thread(partition_plan, spill, partition)
+
+
+@task(name="drop-dump-spill", cache_policy=NO_CACHE)
+async def drop_spill_task(spill: CatalogueSpill) -> None:
+    """Everything was written: the spilled catalogue is not needed any more."""
+    await asyncio.to_thread(shutil.rmtree, spill.directory, True)

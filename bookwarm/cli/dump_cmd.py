@@ -27,6 +27,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     load.add_argument(
         "--library", metavar="EXPORT", help="the authors of a library export (its ISBNs settle namesakes)"
     )
+    load.add_argument(
+        "--all",
+        dest="all_authors",
+        action="store_true",
+        help="every author of the dumps with at least one work",
+    )
+    load.add_argument(
+        "--chunk-size",
+        type=int,
+        default=1_000,
+        metavar="N",
+        help="authors a write-dump-chunk task run writes (10-10000)",
+    )
     load.add_argument("--force", action="store_true", help="write authors this dump already wrote, again")
     load.add_argument("--json", action="store_true", help="print the summary as JSON")
     load.set_defaults(handler=run_dump_load)
@@ -41,9 +54,13 @@ def run_dump_load(args: argparse.Namespace) -> int:
     find_files(paths)  # a missing or misnamed file fails here, before any server starts
     authors_file = _existing_file(args.authors, "authors file")
     library = _existing_file(args.library, "library export")
-    if authors_file is None and library is None and not args.name:
+    if not 10 <= args.chunk_size <= 10_000:
+        raise InputError(f"--chunk-size must be between 10 and 10000, got {args.chunk_size}")
+    if args.all_authors and (authors_file or library or args.name):
+        raise InputError("--all loads every author: give no --authors, --library or --name with it")
+    if authors_file is None and library is None and not args.name and not args.all_authors:
         raise InputError(
-            "say which authors to load: --authors FILE (one name a line), --library EXPORT or --name NAME"
+            "say which authors to load: --authors FILE (one name a line), --library EXPORT, --name NAME or --all"
         )
     # A run reads local files only under BOOKWARM_SOURCE_ROOTS; the files named here are the user's own.
     named = [p if p.is_dir() else p.parent for p in paths] + [f.parent for f in (authors_file, library) if f]
@@ -66,6 +83,8 @@ def run_dump_load(args: argparse.Namespace) -> int:
             names=args.name or None,
             authors_file=str(authors_file) if authors_file else None,
             library=str(library) if library else None,
+            all_authors=args.all_authors,
+            chunk_size=args.chunk_size,
             force=args.force,
         )
     finally:

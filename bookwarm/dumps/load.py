@@ -29,11 +29,23 @@ CHUNK_AUTHORS = 1_000  # authors a written chunk (a Prefect task run): a few Red
 
 @dataclass
 class ChunkResult:
-    counts: dict[str, int] = field(default_factory=dict)  # by status; "skipped": as new as this dump
+    """A chunk's authors by status ("skipped": as new as this dump), or a whole load's."""
+
+    counts: dict[str, int] = field(default_factory=dict)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (name, why) an object write failed
+    parts_done: int = 0  # a whole load's: partitions of the catalogue written
 
     def add(self, status: str, n: int = 1) -> None:
         self.counts[status] = self.counts.get(status, 0) + n
+
+    def merge(self, other: ChunkResult) -> None:
+        for status, n in other.counts.items():
+            self.add(status, n)
+        self.failed += other.failed
+
+    @property
+    def authors(self) -> int:
+        return sum(self.counts.values()) + len(self.failed)
 
 
 def wanted_authors(names: list[str]) -> list[dict[str, Any]]:

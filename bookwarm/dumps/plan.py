@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from pathlib import Path
 from typing import Any
 
+from bookwarm.dumps.catalogue import CatalogueSpill
 from bookwarm.dumps.files import DumpFiles, find_files
 from bookwarm.dumps.load import as_of, wanted_authors
 from bookwarm.dumps.progress import DumpProgress, notify
@@ -77,6 +80,33 @@ def plan_dump_load(
     fetched = scan.run()
     newest = scan.counts.newest or (f"{files.date}T00:00:00" if files.date else "")
     return DumpPlan(files, authors, fetched, scan.counts, as_of(newest))
+
+
+def plan_catalogue(paths: list[str], *, policy: SourcePolicy, work_dir: Path) -> CatalogueSpill:
+    """Every author with a work: the catalogue spilled to ``work_dir`` (reused when a killed load
+    left it there), ready to be read one partition at a time."""
+    files = find_files([check_local_path(p, policy, DUMP_HINT) for p in paths])
+    signature = hashlib.sha256(json.dumps(files.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+    started: dict[str, float] = {}
+
+    def shown(stage: str, counts: ReadCounts) -> None:
+        began = started.setdefault(stage, time.monotonic())
+        notify(DumpProgress(stage, counts.bytes_read, counts.bytes_total, counts.rows, began))
+
+    spill = CatalogueSpill(files, work_dir / signature, progress=shown)
+    spill.build()
+    return spill
+
+
+def partition_plan(spill: CatalogueSpill, partition: int) -> DumpPlan:
+    """One partition of a spilled catalogue, as a plan the writer takes."""
+    authors: list[dict[str, Any]] = []
+    fetched: dict[str, Fetched] = {}
+    for author, found in spill.authors_of(partition):
+        authors.append(author)
+        fetched[author["key"]] = found
+    newest = spill.counts.newest or (f"{spill.files.date}T00:00:00" if spill.files.date else "")
+    return DumpPlan(spill.files, authors, fetched, spill.counts, as_of(newest))
 
 
 def read_names(path: Path) -> list[str]:

@@ -66,6 +66,10 @@ class ScanCounts:
         if counts.newest > self.newest:
             self.newest = counts.newest
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScanCounts:
+        return cls(**{k: v for k, v in data.items() if k != "wrong_columns"})
+
     def to_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
         out["wrong_columns"] = sum(int(f["skipped"]) for f in self.files.values())  # type: ignore[call-overload]
@@ -90,7 +94,7 @@ class AuthorScan:
         self.progress = progress
         self.counts = ScanCounts()
         self.wanted = [
-            _Wanted(a["name"], a["key"], _words(a["name"]), _isbn13s(a.get("isbns") or [])[:ISBNS_PER_AUTHOR])
+            _Wanted(a["name"], a["key"], _words(a["name"]), isbn13s(a.get("isbns") or [])[:ISBNS_PER_AUTHOR])
             for a in authors
         ]
         self.candidates: dict[str, str] = {}  # OpenLibrary key -> name, for authors a wanted name may be
@@ -122,7 +126,13 @@ class AuthorScan:
                 continue
             rows = frame.filter(
                 (pl.col("type") == "/type/author")
-                & pl.col("json")
+                & pl.concat_str(
+                    # decoded (a dump may escape non-ASCII as \uXXXX), accents and case folded
+                    pl.col("json").str.json_path_match("$.name"),
+                    pl.col("json").str.json_path_match("$.alternate_names"),
+                    separator=" ",
+                    ignore_nulls=True,
+                )
                 .str.normalize("NFKD")
                 .str.replace_all(r"\p{M}+", "")
                 .str.to_lowercase()
@@ -316,7 +326,7 @@ def _add_edition(doc: dict[str, Any], record: dict[str, Any], years: dict[str, l
     """One edition's ISBNs (as ISBN-13), language and year onto its work's doc."""
     raw = [v for field in ("isbn_13", "isbn_10", "isbn") for v in _strings(record.get(field))]
     isbns = doc.setdefault("isbn", [])
-    for value in _isbn13s(raw):
+    for value in isbn13s(raw):
         if value not in isbns:
             isbns.append(value)
     languages = doc.setdefault("language", [])
@@ -337,7 +347,7 @@ def _strings(value: object) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
-def _isbn13s(raw: list[str]) -> list[str]:
+def isbn13s(raw: list[str]) -> list[str]:
     found = []
     for value in raw:
         isbn13, _ = isbnlib.normalise(value)

@@ -6,7 +6,7 @@ object-store values, and `lookup --json`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -76,10 +76,23 @@ class Work:
         return work
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("source")
-        data["sources"] = data.pop("provenance")
-        return data
+        """Written by hand: ``dataclasses.asdict`` deep-copies field by field and was the slowest step
+        of writing a bibliography (0.1 ms a work; a dump load writes millions)."""
+        return {
+            "title": self.title,
+            "title_key": self.title_key,
+            "openlibrary_key": self.openlibrary_key,
+            "first_publish_year": self.first_publish_year,
+            "isbn13": list(self.isbn13),
+            "cover": self.cover,
+            "language": list(self.language),
+            "description": self.description,
+            "categories": list(self.categories),
+            "authors": [
+                {"name": p.name, "key": p.key, "openlibrary_key": p.openlibrary_key} for p in self.authors
+            ],
+            "sources": dict(self.provenance),
+        }
 
 
 @dataclass

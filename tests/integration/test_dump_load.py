@@ -356,6 +356,7 @@ async def test_a_load_killed_midway_writes_only_the_rest_when_run_again(
     names = tmp_path / "writers.txt"
     names.write_text("\n".join(a.name for a in catalog.authors.values()), encoding="utf-8")
     cmd = [sys.executable, "-m", "bookwarm", "dump", "load", str(tmp_path / "dumps"), "--authors", str(names)]
+    cmd += ["--chunk-size", "100"]  # 20 chunks, 2 in flight: the pause lands with most of them unwritten
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "BOOKWARM_HOME": str(tmp_path / "home")}
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
@@ -378,3 +379,53 @@ async def test_a_load_killed_midway_writes_only_the_rest_when_run_again(
     again = await warm_from_dump(paths=[str(tmp_path / "dumps")], authors_file=str(names), chunk_size=500)
     assert again["written"] == {"skipped": written, "warmed": WRITERS - written}
     assert len(await processed(flow_env)) == WRITERS
+
+
+async def test_every_author_of_the_dump_in_partitions_as_a_list_would_give_it(
+    dumps: Path, flow_env, monkeypatch, tmp_path: Path
+) -> None:
+    """--all: the catalogue spilled to disk in several partitions gives each author the bibliography
+    the list mode gives (which equals the API path's), namesakes once, for review."""
+    import os
+
+    from bookwarm.dumps import catalogue
+    from bookwarm.providers.openlibrary_batch import openlibrary_bibliography as built
+    from flows.warm_from_dump import warm_from_dump
+    from tests.integration.conftest import processed
+
+    monkeypatch.setattr(catalogue, "BYTES_PER_PARTITION", 4096)  # several partitions of a small dump
+    monkeypatch.setenv("BOOKWARM_HOME", str(tmp_path / "home"))
+    spill = catalogue.CatalogueSpill(find_files([dumps]), tmp_path / "spill")
+    spill.build()
+    assert spill.partitions > 1
+    every = {a["key"]: (a, f) for p in range(spill.partitions) for a, f in spill.authors_of(p)}
+    catalog = load_catalog(CATALOG)
+    with_works = {author_key(a.name) for a in catalog.authors.values() if catalog.works_by_author_key(a.key)}
+    assert (
+        set(every) == with_works | {author_key("Neil Gaimann")} - {author_key("Neil Gaimann")}
+        or set(every) == with_works
+    )
+    listed = scan(dumps, [a["name"] for a, _ in every.values()])
+    for key, (author, fetched) in every.items():
+        mine = built(author["name"], key, fetched.identity, fetched.works, fetched.error).to_dict()
+        theirs = listed.fetched[key]  # type: ignore[attr-defined]
+        reference = built(author["name"], key, theirs.identity, theirs.works, theirs.error).to_dict()
+        assert comparable(mine) == comparable(reference), key
+    assert built("John Smith", "john-smith", every["john-smith"][1].identity, None, None).status == "review"
+
+    # a re-run after a kill reads no dump file again: the spill on disk is reused
+    works = dumps / f"ol_dump_works_{DATE}.txt.gz"
+    kept, stamp = works.read_bytes(), works.stat()
+    try:
+        works.write_bytes(b"\0" * len(kept))  # unreadable, yet the same file by size and time
+        os.utime(works, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+        again = catalogue.CatalogueSpill(find_files([dumps]), tmp_path / "spill")
+        again.build()
+        assert sum(1 for p in range(again.partitions) for _ in again.authors_of(p)) == len(every)
+    finally:
+        works.write_bytes(kept)
+
+    summary = await warm_from_dump(paths=[str(dumps)], all_authors=True)
+    assert summary["authors"] == len(every) and summary["failed"] == 0
+    assert set(await processed(flow_env)) == set(every)
+    assert not any((tmp_path / "home" / "dumps").iterdir())  # the spill is gone once all is written
