@@ -24,6 +24,20 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1
 return 0
 """
 
+# One author's hot-tier writes in one command: its keys and values as one JSON document, applied by
+# Redis. The same writes as ~25 pipelined commands cost the writer ~0.8 ms an author in redis-py's
+# reply handling and command packing (docs/decisions.md); this costs it one reply.
+_WRITE = """
+local ops = cjson.decode(ARGV[1])
+for _, op in ipairs(ops.set) do redis.call('SET', op[1], op[2], 'EX', op[3]) end
+for _, op in ipairs(ops.hset) do
+  redis.call('HSET', op[1], unpack(op[2]))
+  if op[3] > 0 then redis.call('EXPIRE', op[1], op[3]) end
+end
+return 1
+"""
+
+HSET_ARGS = 2_000  # fields and values an HSET of the script takes at once (Lua's unpack stops near 8,000)
 T = TypeVar("T")
 # The ISBNs of a work the cold tier's index keeps: its main editions (the hot tier holds them all).
 INDEXED_ISBNS_PER_WORK = 5
@@ -49,6 +63,7 @@ class HotCache:
         self.keys = keys
         self._release = client.register_script(_RELEASE)
         self._extend = client.register_script(_EXTEND)
+        self._write = client.register_script(_WRITE)
 
     async def claim(self, author_key: str, ttl_s: int) -> str | None:
         """Claim an author for this worker (SET NX EX); the token to release it, or None if taken."""
@@ -115,38 +130,42 @@ class HotCache:
         self, pipe: Any, bibliography: dict[str, Any], isbn_entries: dict[str, dict[str, Any]], ttl_s: int
     ) -> None:
         """author:{key}, isbn:{isbn} for every edition, search:title:{title} hash fields, the ISBN
-        index (the cold tier's way from an ISBN to its author) and OpenLibrary's keys, onto ``pipe``."""
+        index (the cold tier's way from an ISBN to its author) and OpenLibrary's keys, onto ``pipe``
+        as one script call (``_WRITE``)."""
         key = bibliography["author"]["key"]
-        pipe.set(self.keys.author(key), dumps(bibliography), ex=jittered(ttl_s))
-        for isbn, entry in isbn_entries.items():
-            pipe.set(self.keys.isbn(isbn), dumps(entry), ex=jittered(ttl_s))
+        sets: list[list[Any]] = [[self.keys.author(key), dumps(bibliography), jittered(ttl_s)]]
+        sets += [
+            [self.keys.isbn(isbn), dumps(entry), jittered(ttl_s)] for isbn, entry in isbn_entries.items()
+        ]
+        hsets: list[list[Any]] = []
+        name = bibliography["author"]["name"]
         for work in bibliography["works"]:
-            title = self.keys.title(work["title_key"])
-            pipe.hset(
-                title,
-                key,
-                dumps(
-                    {
-                        "title": work["title"],
-                        "author": bibliography["author"]["name"],
-                        "author_key": key,
-                        "openlibrary_key": work.get("openlibrary_key"),
-                    }
-                ),
-            )
-            pipe.expire(title, jittered(ttl_s))
-        self._isbn_index(pipe, key, bibliography)
-        self._index(pipe, bibliography)
+            entry = {
+                "title": work["title"],
+                "author": name,
+                "author_key": key,
+                "openlibrary_key": work.get("openlibrary_key"),
+            }
+            hsets.append([self.keys.title(work["title_key"]), [key, dumps(entry)], jittered(ttl_s)])
+        hsets += self._isbn_index(key, bibliography)
+        hsets += [
+            [h, fields[i : i + HSET_ARGS], ttl]
+            for h, fields, ttl in self._index(bibliography)
+            for i in range(0, len(fields), HSET_ARGS)
+        ]
+        # What ``Script.__call__`` does with a pipeline, without its coroutine: the pipeline loads the
+        # script before it runs (after a Redis restart too), then the call is queued.
+        pipe.scripts.add(self._write)
+        pipe.evalsha(self._write.sha, 1, self.keys.author(key), dumps({"set": sets, "hset": hsets}))
 
-    def _isbn_index(self, pipe: Any, author_key: str, bibliography: dict[str, Any]) -> None:
+    def _isbn_index(self, author_key: str, bibliography: dict[str, Any]) -> list[list[Any]]:
         """ISBN-13 -> author key, no TTL, in hashes of a few dozen ISBNs each (compact listpacks):
         what replaced one object per ISBN in the cold tier (docs/cache-contract.md)."""
-        buckets: dict[str, dict[str, str]] = {}
+        buckets: dict[str, list[str]] = {}
         for work in bibliography["works"]:
             for isbn13 in work["isbn13"][:INDEXED_ISBNS_PER_WORK]:
-                buckets.setdefault(self.keys.isbn_index(isbn13), {})[isbn13] = author_key
-        for bucket, mapping in buckets.items():
-            pipe.hset(bucket, mapping=mapping)
+                buckets.setdefault(self.keys.isbn_index(isbn13), []).extend((isbn13, author_key))
+        return [[bucket, fields, 0] for bucket, fields in buckets.items()]
 
     async def isbn_author(self, isbn13: str) -> str | None:
         """The author key the ISBN index holds for an ISBN-13, if any."""
@@ -162,27 +181,29 @@ class HotCache:
     async def stage_release(self, pipe: Any, author_key: str, token: str) -> None:
         await self._release(keys=[self.keys.claim(author_key)], args=[token], client=pipe)
 
-    def _index(self, pipe: Any, bibliography: dict[str, Any]) -> None:
+    def _index(self, bibliography: dict[str, Any]) -> list[list[Any]]:
         """OpenLibrary's author and work keys -> this author, for the refresh from the change feed.
         No TTL: an entry whose author is no longer held is dropped when a change names it."""
         author = bibliography["author"]
         if not author.get("openlibrary_key"):
-            return
-        pipe.hset(
-            self.keys.ol_authors(),
-            author["openlibrary_key"],
-            dumps({"key": author["key"], "name": author["name"]}),
-        )
-        works = {
-            w["openlibrary_key"]: ",".join(
-                p["openlibrary_key"] for p in w.get("authors", []) if p.get("openlibrary_key")
-            )
-            or author["openlibrary_key"]
-            for w in bibliography["works"]
-            if w.get("openlibrary_key")
-        }
+            return []
+        writes: list[list[Any]] = [
+            [
+                self.keys.ol_authors(),
+                [author["openlibrary_key"], dumps({"key": author["key"], "name": author["name"]})],
+                0,
+            ]
+        ]
+        works: list[str] = []
+        for w in bibliography["works"]:
+            if w.get("openlibrary_key"):
+                people = ",".join(
+                    p["openlibrary_key"] for p in w.get("authors", []) if p.get("openlibrary_key")
+                )
+                works += (w["openlibrary_key"], people or author["openlibrary_key"])
         if works:
-            pipe.hset(self.keys.ol_works(), mapping=works)
+            writes.append([self.keys.ol_works(), works, 0])
+        return writes
 
     async def get_json(self, key: str) -> Any | None:
         raw = await self.get_raw(key)

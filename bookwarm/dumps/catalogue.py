@@ -7,10 +7,12 @@ cannot. So its works are spilled to Parquet files on disk, partitioned twice:
    OpenLibrary authors of one normalised name, namesakes, are one partition's one group, and
    ``choose_identity`` decides between them as a name search would). Held in memory as one polars
    frame (about 40 bytes an author), with the author redirects.
-2. The works file: each work's fields (``records``), spilled by work key into P partitions.
+2. The works file: each work's fields (``records``), spilled by work key into W partitions (one
+   per 100,000 works, estimated from the file's first chunk: what a join holds, as polars frames).
 3. The editions file: each edition's ISBNs, languages, year and cover, spilled by work key too.
 4. Per work partition: editions joined to their works, each work's author keys named, then each
-   (author, work) pair spilled by the author's bookwarm key into P partitions.
+   (author, work) pair spilled by the author's bookwarm key into A partitions (one per 50,000
+   pairs, counted in stage 2: what a partition's plan holds, as Python objects, ~1 KB a pair).
 
 Then ``authors_of(p)`` reads one author partition and gives each bookwarm key's identity and
 works: what the flow writes, a chunk at a time. Every stage ends with a marker file: a re-run of a
@@ -31,7 +33,7 @@ import polars as pl
 
 from bookwarm.dumps import records
 from bookwarm.dumps.files import DumpFiles
-from bookwarm.dumps.rows import ReadCounts, read_chunks
+from bookwarm.dumps.rows import ReadCounts, estimate_rows, read_chunks
 from bookwarm.dumps.scan import ScanCounts, isbn13s
 from bookwarm.parsing.names import author_key, is_junk
 from bookwarm.providers.openlibrary import choose_identity
@@ -39,8 +41,9 @@ from bookwarm.providers.openlibrary_batch import KeyWorks
 from bookwarm.warming.shard import Fetched
 
 Progress = Callable[[str, ReadCounts], None]
-FLUSH_ROWS = 200_000  # rows buffered per spill before a Parquet file is written
-BYTES_PER_PARTITION = 256 << 20  # compressed works + editions bytes a partition is sized for
+FLUSH_ROWS = 50_000  # rows buffered per spill before a Parquet file is written
+WORKS_PER_PARTITION = 100_000  # works a work partition is sized for (with their editions: ~150 MB joined)
+PAIRS_PER_PARTITION = 50_000  # (author, work) pairs an author partition is sized for
 SEED = 20_260_930
 _WORK_SCHEMA = {
     "work": pl.String,
@@ -66,19 +69,21 @@ class CatalogueSpill:
         self.directory = directory
         self.progress = progress
         self.counts = ScanCounts()
-        size = sum(p.stat().st_size for p in (files.works, files.editions) if p is not None)
-        self.partitions = max(1, -(-size // BYTES_PER_PARTITION))
+        self.work_partitions = 1  # known once the works file is sized (``build``)
+        self.partitions = 1  # author partitions: known once the works are counted (stage 2)
 
     # the whole build, stage by stage -------------------------------------------------------
 
     def build(self) -> None:
         stamps = {str(p): [p.stat().st_size, p.stat().st_mtime_ns] for p in self._paths()}  # another download
-        identity = {"files": stamps, "partitions": self.partitions, "polars": pl.__version__}
+        identity = {"files": stamps, "polars": pl.__version__}
         meta = self.directory / "meta.json"
         if not meta.exists() or json.loads(meta.read_text()).get("identity") != identity:
             shutil.rmtree(self.directory, ignore_errors=True)  # another dump: start again
             self.directory.mkdir(parents=True)
-            meta.write_text(json.dumps({"identity": identity}))
+            parts = max(1, -(-estimate_rows(self.files.works) // WORKS_PER_PARTITION))
+            meta.write_text(json.dumps({"identity": identity, "work_partitions": parts}))
+        self.work_partitions = int(json.loads(meta.read_text())["work_partitions"])
         previous = None
         for stage, run in (
             ("authors", self._read_authors),
@@ -93,6 +98,8 @@ class CatalogueSpill:
                 run()
                 done.write_text(json.dumps(self.counts.to_dict()))
             previous = done
+            if stage == "works":
+                self.partitions = int((self.directory / "author_partitions").read_text())
         assert previous is not None
         self.counts = ScanCounts.from_dict(json.loads(previous.read_text()))
 
@@ -129,7 +136,8 @@ class CatalogueSpill:
 
     def _read_works(self) -> None:
         redirects = self._redirects()
-        with _Spill(self.directory / "works", self.partitions, _WORK_SCHEMA, "work") as spill:
+        pairs = 0
+        with _Spill(self.directory / "works", self.work_partitions, _WORK_SCHEMA, "work") as spill:
             for frame in self._frames("works", self.files.works):
                 _count_other_rows(frame, self.counts, redirects)  # the works' own: editions follow them
                 for key, text in (
@@ -148,11 +156,13 @@ class CatalogueSpill:
                     else:
                         year = records.year(record.get("first_publish_date"))
                         spill.add((key.removeprefix("/works/"), title, year, records.cover(record), authors))
+                        pairs += len(authors)
         self._save_redirects(redirects)
+        (self.directory / "author_partitions").write_text(str(max(1, -(-pairs // PAIRS_PER_PARTITION))))
 
     def _read_editions(self) -> None:
         moves = self._work_moves()  # an edition of a merged work counts for the work it now is
-        with _Spill(self.directory / "editions", self.partitions, _EDITION_SCHEMA, "work") as spill:
+        with _Spill(self.directory / "editions", self.work_partitions, _EDITION_SCHEMA, "work") as spill:
             if self.files.editions is None:
                 return
             for frame in self._frames("editions", self.files.editions):
@@ -181,7 +191,7 @@ class CatalogueSpill:
     def _join(self) -> None:
         names = pl.read_parquet(self.directory / "names.parquet")
         with _Spill(self.directory / "authors", self.partitions, None, "bw") as spill:
-            for q in range(self.partitions):
+            for q in range(self.work_partitions):
                 works = _read_part(self.directory / "works", q, _WORK_SCHEMA)
                 editions = _read_part(self.directory / "editions", q, _EDITION_SCHEMA)
                 by_work = editions.group_by("work").agg(

@@ -146,3 +146,11 @@ def _read(stream: io.BufferedIOBase, size: int, path: Path, counts: ReadCounts) 
         raise DumpError(f"{path} is not a readable gzip file ({exc}): download it again") from None
     except OSError as exc:
         raise DumpError(f"cannot read dump file {path}: {exc.strerror or exc}") from None
+
+
+def estimate_rows(path: Path, chunk_bytes: int = CHUNK_BYTES) -> int:
+    """Rows in the whole file, from its first chunk (its rows per compressed byte): how a spill
+    sizes its partitions before it reads the file. Exact for a file of one chunk."""
+    for _frame, counts in read_chunks(path, chunk_bytes=chunk_bytes):
+        return max(counts.rows, round(counts.rows * counts.bytes_total / max(1, counts.bytes_read)))
+    return 0

@@ -393,11 +393,12 @@ async def test_every_author_of_the_dump_in_partitions_as_a_list_would_give_it(
     from flows.warm_from_dump import warm_from_dump
     from tests.integration.conftest import processed
 
-    monkeypatch.setattr(catalogue, "BYTES_PER_PARTITION", 4096)  # several partitions of a small dump
+    monkeypatch.setattr(catalogue, "WORKS_PER_PARTITION", 300)  # several partitions of a small dump
+    monkeypatch.setattr(catalogue, "PAIRS_PER_PARTITION", 300)
     monkeypatch.setenv("BOOKWARM_HOME", str(tmp_path / "home"))
     spill = catalogue.CatalogueSpill(find_files([dumps]), tmp_path / "spill")
     spill.build()
-    assert spill.partitions > 1
+    assert spill.partitions > 1 and spill.work_partitions > 1
     every = {a["key"]: (a, f) for p in range(spill.partitions) for a, f in spill.authors_of(p)}
     catalog = load_catalog(CATALOG)
     with_works = {author_key(a.name) for a in catalog.authors.values() if catalog.works_by_author_key(a.key)}
