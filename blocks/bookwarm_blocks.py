@@ -124,6 +124,27 @@ class BookwarmOrchestration(Block):
     )
 
 
+class BookwarmApi(Block):
+    """The read API's keys and limits, shared by every API process and machine."""
+
+    _block_type_name = "Bookwarm API"
+    key_hashes: SecretStr | None = Field(
+        None, description="SHA-256 hex digests of the API keys, comma-separated (`bookwarm api --new-key`)"
+    )
+    reads_need_key: bool = Field(False, description="reads need an API key too (writes always do)")
+    client_rps: float = Field(
+        50.0, ge=0, description="requests a second one client may make, per process (0: off)"
+    )
+    client_burst: int = Field(100, ge=1, description="requests one client may make at once above its rate")
+    live_share: float = Field(
+        0.34, gt=0, le=1, description="share of OpenLibrary's rate live fetches may take"
+    )
+    live_wait_s: float = Field(
+        2.0, gt=0, le=10, description="how long a read waits for a live fetch before 202"
+    )
+    live_daily_calls: int = Field(20_000, ge=0, description="OpenLibrary calls live fetches make a UTC day")
+
+
 # settings section -> (block class, saved block name)
 BLOCK_NAMES: dict[str, tuple[type[Block], str]] = {
     "redis": (BookwarmRedis, "bookwarm-redis"),
@@ -133,4 +154,5 @@ BLOCK_NAMES: dict[str, tuple[type[Block], str]] = {
     "isbndb": (BookwarmProvider, "bookwarm-isbndb"),
     "gemini": (BookwarmGemini, "bookwarm-gemini"),
     "orchestration": (BookwarmOrchestration, "bookwarm-orchestration"),
+    "api": (BookwarmApi, "bookwarm-api"),
 }

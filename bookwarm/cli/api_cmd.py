@@ -4,6 +4,7 @@ local services when nothing is configured, started if need be, as the other comm
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
@@ -44,7 +45,8 @@ def run_api(args: argparse.Namespace) -> int:
     from bookwarm.services.local import LocalServices
     from bookwarm.services.local import default_home as services_home
 
-    settings = load_settings(start_services=True)
+    blocks = _api_block()
+    settings = load_settings(start_services=True, blocks=blocks)
     local = LocalServices().running()
     if local and "local services" in (settings.origins.get("redis.url"), settings.origins.get("s3.endpoint")):
         # each worker process resolves its settings again: the same local services, from the environment
@@ -75,3 +77,28 @@ def run_api(args: argparse.Namespace) -> int:
         server_header=False,
     )
     return 0
+
+
+def _api_block() -> dict[str, dict[str, object]]:
+    """The `bookwarm-api` block's values, when a Prefect API is configured and holds one. Every API
+    process (uvicorn's workers resolve their settings again, from the environment) gets them
+    through its environment: a block value wins over the variable, as everywhere in bookwarm."""
+    from blocks.loader import load_block_values, prefect_api_configured
+    from bookwarm.settings import ApiSettings, env_name
+
+    if not prefect_api_configured():
+        return {}
+    try:
+        values = load_block_values()
+    except Exception as exc:  # the Prefect API is down: the environment alone, said in one line
+        print(
+            f"bookwarm: the API's block could not be read ({type(exc).__name__}); using the environment",
+            file=sys.stderr,
+        )
+        return {}
+    known = {f.name for f in dataclasses.fields(ApiSettings)}
+    api = {k: v for k, v in values.get("api", {}).items() if v is not None and k in known}
+    for field_name, value in api.items():
+        raw = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+        os.environ[env_name("api", field_name)] = str(raw).lower() if isinstance(raw, bool) else str(raw)
+    return {"api": api} if api else {}
