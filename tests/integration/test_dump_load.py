@@ -328,7 +328,7 @@ async def test_a_run_reads_dumps_only_under_the_source_roots(dumps: Path, flow_e
     assert str(dumps) not in str(refused.value)
 
 
-WRITERS = 2_000
+WRITERS = 600
 
 
 async def test_a_load_killed_midway_writes_only_the_rest_when_run_again(
@@ -356,7 +356,7 @@ async def test_a_load_killed_midway_writes_only_the_rest_when_run_again(
     names = tmp_path / "writers.txt"
     names.write_text("\n".join(a.name for a in catalog.authors.values()), encoding="utf-8")
     cmd = [sys.executable, "-m", "bookwarm", "dump", "load", str(tmp_path / "dumps"), "--authors", str(names)]
-    # 200 chunks of 10, a task run each, 2 in flight: seconds of writing, so the pause lands midway
+    # 60 chunks of 10, a task run each, 2 in flight: seconds of writing, so the pause lands midway
     cmd += ["--chunk-size", "10"]
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "BOOKWARM_HOME": str(tmp_path / "home")}
     proc = subprocess.Popen(
