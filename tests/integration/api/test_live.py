@@ -83,7 +83,8 @@ def test_past_the_wait_it_is_202_and_the_fetch_still_lands(api: Api, fake_provid
             if served.status_code == 200:
                 break
             time.sleep(0.05)  # polling for the fetch's result, not a guess at its duration
-    assert served.status_code == 200 and served.headers["x-bookwarm-tier"] in ("hot", "live")
+    # a write puts the object first, then the hot tier (commit): a read between them finds it cold
+    assert served.status_code == 200 and served.headers["x-bookwarm-tier"] in ("hot", "live", "cold")
     assert list(works_asked(fake_providers, before).values()) == [1]
 
 
