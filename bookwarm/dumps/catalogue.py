@@ -33,8 +33,8 @@ import polars as pl
 
 from bookwarm.dumps import records
 from bookwarm.dumps.files import DumpFiles
-from bookwarm.dumps.rows import ReadCounts, estimate_rows, read_chunks
-from bookwarm.dumps.scan import ScanCounts, isbn13s
+from bookwarm.dumps.rows import ReadCounts, estimate_rows
+from bookwarm.dumps.scan import ScanCounts, frames
 from bookwarm.parsing.names import author_key, is_junk
 from bookwarm.providers.openlibrary import choose_identity
 from bookwarm.providers.openlibrary_batch import KeyWorks
@@ -109,7 +109,7 @@ class CatalogueSpill:
         frames = []
         redirects: dict[str, str] = {}
         for frame in self._frames("authors", self.files.authors):
-            _count_other_rows(frame, self.counts, redirects)
+            self.counts.other_rows(frame, redirects)
             authors = frame.filter(pl.col("type") == "/type/author").select(
                 pl.col("key").str.strip_prefix("/authors/").alias("ol"),
                 pl.col("json").str.json_path_match("$.name").str.strip_chars().alias("name"),
@@ -129,7 +129,7 @@ class CatalogueSpill:
         names.write_parquet(self.directory / "names.parquet")
         if self.files.redirects is not None:
             for frame in self._frames("redirects", self.files.redirects):
-                _count_other_rows(frame, self.counts, redirects)
+                self.counts.other_rows(frame, redirects)
         self._save_redirects(redirects)
 
     # 2. and 3. works and editions, spilled by work key --------------------------------------
@@ -139,7 +139,7 @@ class CatalogueSpill:
         pairs = 0
         with _Spill(self.directory / "works", self.work_partitions, _WORK_SCHEMA, "work") as spill:
             for frame in self._frames("works", self.files.works):
-                _count_other_rows(frame, self.counts, redirects)  # the works' own: editions follow them
+                self.counts.other_rows(frame, redirects)  # the works' own: editions follow them
                 for key, text in (
                     frame.filter(pl.col("type") == "/type/work").select("key", "json").iter_rows()
                 ):
@@ -147,7 +147,9 @@ class CatalogueSpill:
                     if record is None:
                         self.counts.malformed_json += 1
                         continue
-                    authors = list(dict.fromkeys(_final(k, redirects) for k in records.author_keys(record)))
+                    authors = list(
+                        dict.fromkeys(records.final(k, redirects) for k in records.author_keys(record))
+                    )
                     title = records.text(record, "title")
                     if not authors:
                         self.counts.works_without_authors += 1
@@ -166,7 +168,7 @@ class CatalogueSpill:
             if self.files.editions is None:
                 return
             for frame in self._frames("editions", self.files.editions):
-                _count_other_rows(frame, self.counts, {})
+                self.counts.other_rows(frame, {})
                 for text in frame.filter(pl.col("type") == "/type/edition").get_column("json"):
                     record = records.parse(text)
                     if record is None:
@@ -176,15 +178,10 @@ class CatalogueSpill:
                     if not works:
                         self.counts.editions_without_work += 1
                         continue
-                    raw = [v for f in ("isbn_13", "isbn_10", "isbn") for v in _strings(record.get(f))]
-                    languages = [
-                        e["key"].rsplit("/", 1)[-1]
-                        for e in record.get("languages") or []
-                        if isinstance(e, dict) and isinstance(e.get("key"), str)
-                    ]
+                    isbns, languages = records.edition_isbns(record), records.languages(record)
                     year = records.year(record.get("publish_date"))
                     for work in dict.fromkeys(moves.get(w, w) for w in works):
-                        spill.add((work, isbn13s(raw), languages, year, records.cover(record)))
+                        spill.add((work, isbns, languages, year, records.cover(record)))
 
     # 4. works with their editions and named authors, spilled by author ------------------------
 
@@ -297,16 +294,10 @@ class CatalogueSpill:
     def _work_moves(self) -> dict[str, str]:
         """Merged work -> the work it now is (editions of a merged work count for that one)."""
         moves = self._redirects()
-        return {k: _final(v, moves) for k, v in moves.items() if k.endswith("W")}
+        return {k: records.final(v, moves) for k, v in moves.items() if k.endswith("W")}
 
     def _frames(self, label: str, path: Path) -> Iterator[pl.DataFrame]:
-        def shown(counts: ReadCounts) -> None:
-            self.counts.read(label, counts)
-            if self.progress is not None:
-                self.progress(label, counts)
-
-        for frame, _ in read_chunks(path, progress=shown):
-            yield frame
+        return frames(label, path, self.counts, self.progress)
 
 
 class _Spill:
@@ -354,29 +345,3 @@ def _read_part(root: Path, partition: int, schema: dict[str, Any] | None) -> pl.
     if not files:
         return pl.DataFrame(schema=schema or {"bw": pl.String})
     return pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed")
-
-
-def _count_other_rows(frame: pl.DataFrame, counts: ScanCounts, redirects: dict[str, str]) -> None:
-    """Redirects (kept in ``redirects``, by bare key) and deletes: counted, never bibliographies."""
-    counts.deletes += frame.filter(pl.col("type") == "/type/delete").height
-    moved = frame.filter(pl.col("type") == "/type/redirect")
-    counts.redirects += moved.height
-    for key, text in moved.select("key", "json").iter_rows():
-        record = records.parse(text)
-        target = records.redirect_target(record) if record else None
-        if target:
-            redirects[key.rsplit("/", 1)[-1]] = target
-
-
-def _final(key: str, moves: dict[str, str]) -> str:
-    seen = {key}
-    while key in moves and moves[key] not in seen:
-        key = moves[key]
-        seen.add(key)
-    return key
-
-
-def _strings(value: object) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []

@@ -12,6 +12,8 @@ import json
 import re
 from typing import Any
 
+from bookwarm.parsing import isbn as isbnlib
+
 _AUTHOR_KEY = re.compile(r"^(?:/authors/)?(OL\d+A)$")
 _WORK_KEY = re.compile(r"^(?:/works/)?(OL\d+W)$")
 _YEAR = re.compile(r"(?<!\d)(\d{4})(?!\d)")
@@ -89,3 +91,43 @@ def redirect_target(record: dict[str, Any]) -> str | None:
     if not isinstance(location, str):
         return None
     return location.rsplit("/", 1)[-1] or None
+
+
+def final(key: str, moves: dict[str, str]) -> str:
+    """A key after its redirects (a few hops at most; a loop stops where it started)."""
+    seen = {key}
+    while key in moves and moves[key] not in seen:
+        key = moves[key]
+        seen.add(key)
+    return key
+
+
+def isbn13s(raw: list[str]) -> list[str]:
+    """Valid ISBNs as ISBN-13, each once, in order."""
+    found = []
+    for value in raw:
+        isbn13, _ = isbnlib.normalise(value)
+        if isbn13 and isbn13 not in found:
+            found.append(isbn13)
+    return found
+
+
+def edition_isbns(record: dict[str, Any]) -> list[str]:
+    """An edition's ISBNs (``isbn_13``, ``isbn_10`` and the legacy ``isbn``) as ISBN-13."""
+    return isbn13s([v for field in ("isbn_13", "isbn_10", "isbn") for v in _strings(record.get(field))])
+
+
+def languages(record: dict[str, Any]) -> list[str]:
+    """An edition's language codes (``languages: [{key: "/languages/eng"}]``)."""
+    entries = record.get("languages")
+    if not isinstance(entries, list):
+        return []
+    return [
+        e["key"].rsplit("/", 1)[-1] for e in entries if isinstance(e, dict) and isinstance(e.get("key"), str)
+    ]
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []

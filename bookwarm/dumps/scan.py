@@ -22,7 +22,7 @@ for among the works of the authors the name found (the API asks OpenLibrary for 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,6 @@ import polars as pl
 from bookwarm.dumps import records
 from bookwarm.dumps.files import DumpFiles
 from bookwarm.dumps.rows import ReadCounts, read_chunks
-from bookwarm.parsing import isbn as isbnlib
 from bookwarm.parsing.names import author_key
 from bookwarm.providers.openlibrary import choose_identity
 from bookwarm.providers.openlibrary_batch import (
@@ -66,6 +65,18 @@ class ScanCounts:
         if counts.newest > self.newest:
             self.newest = counts.newest
 
+    def other_rows(self, frame: pl.DataFrame, redirects: dict[str, str]) -> None:
+        """Redirects (kept in ``redirects``, bare key -> bare key: authors and works alike, their
+        keys never collide) and deletes: counted, never bibliographies."""
+        self.deletes += frame.filter(pl.col("type") == "/type/delete").height
+        moved = frame.filter(pl.col("type") == "/type/redirect")
+        self.redirects += moved.height
+        for key, text in moved.select("key", "json").iter_rows():
+            record = records.parse(text)
+            target = records.redirect_target(record) if record else None
+            if target:
+                redirects[key.rsplit("/", 1)[-1]] = target
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScanCounts:
         return cls(**{k: v for k, v in data.items() if k != "wrong_columns"})
@@ -94,13 +105,17 @@ class AuthorScan:
         self.progress = progress
         self.counts = ScanCounts()
         self.wanted = [
-            _Wanted(a["name"], a["key"], _words(a["name"]), isbn13s(a.get("isbns") or [])[:ISBNS_PER_AUTHOR])
+            _Wanted(
+                a["name"],
+                a["key"],
+                _words(a["name"]),
+                records.isbn13s(a.get("isbns") or [])[:ISBNS_PER_AUTHOR],
+            )
             for a in authors
         ]
         self.candidates: dict[str, str] = {}  # OpenLibrary key -> name, for authors a wanted name may be
         self.matches: dict[str, list[str]] = defaultdict(list)  # wanted key -> candidate OL keys
-        self.redirects: dict[str, str] = {}  # merged author OL key -> the author it now is
-        self.work_redirects: dict[str, str] = {}  # merged work OL key -> the work it now is
+        self.redirects: dict[str, str] = {}  # merged author or work OL key -> the one it now is
         self.works: dict[str, dict[str, Any]] = {}  # OL…W -> its search.json-shaped doc
         self.names: dict[str, str] = {}  # OL…A -> name, for every author the kept works name
 
@@ -121,7 +136,7 @@ class AuthorScan:
                 by_word[max(wanted.words, key=len)].append(wanted)
         patterns = sorted(by_word)
         for frame in self._frames("authors (names)", self.files.authors):
-            self._note_redirects(frame)
+            self.counts.other_rows(frame, self.redirects)
             if not patterns:
                 continue
             rows = frame.filter(
@@ -156,28 +171,7 @@ class AuthorScan:
                             self.candidates[ol_key] = name
         if self.files.redirects is not None:
             for frame in self._frames("redirects", self.files.redirects):
-                self._note_redirects(frame)
-
-    def _note_redirects(self, frame: pl.DataFrame) -> None:
-        moved = frame.filter(pl.col("type") == "/type/redirect")
-        self.counts.deletes += frame.filter(pl.col("type") == "/type/delete").height
-        if moved.is_empty():
-            return
-        self.counts.redirects += moved.height
-        for key, text in moved.select("key", "json").iter_rows():
-            record = records.parse(text)
-            target = records.redirect_target(record) if record else None
-            source = key.rsplit("/", 1)[-1]
-            if target is None:
-                continue
-            if (
-                key.startswith("/authors/")
-                and records.author_key_of(source)
-                and records.author_key_of(target)
-            ):
-                self.redirects[source] = target
-            elif key.startswith("/works/") and target.endswith("W"):
-                self.work_redirects[source] = target
+                self.counts.other_rows(frame, self.redirects)
 
     # pass 2 ---------------------------------------------------------------------------------
 
@@ -189,7 +183,9 @@ class AuthorScan:
             return
         wanted_series = pl.Series(sorted(wanted)).implode()
         for frame in self._frames("works", self.files.works):
-            self._note_redirects(frame)  # counted; work redirects wait for the editions (their works)
+            self.counts.other_rows(
+                frame, self.redirects
+            )  # counted; work redirects wait for the editions (their works)
             works = frame.filter(pl.col("type") == "/type/work")
             named = works.get_column("json").str.contains(r"/authors/OL\d+A")
             self.counts.works_without_authors += int((~named).sum())
@@ -230,23 +226,15 @@ class AuthorScan:
             doc["cover_i"] = cover
         self.works[work_key] = doc
 
-    def _final(self, key: str, redirects: dict[str, str] | None = None) -> str:
-        """A key after its redirects (a few hops at most; a loop stops where it started)."""
-        moved = self.redirects if redirects is None else redirects
-        seen = {key}
-        while key in moved and moved[key] not in seen:
-            key = moved[key]
-            seen.add(key)
-        return key
+    def _final(self, key: str) -> str:
+        return records.final(key, self.redirects)
 
     # pass 4 ---------------------------------------------------------------------------------
 
     def _read_editions(self) -> None:
         if self.files.editions is None or not self.works:
             return
-        wanted = set(self.works) | {
-            s for s, t in self.work_redirects.items() if self._final(t, self.work_redirects) in self.works
-        }
+        wanted = set(self.works) | {s for s, t in self.redirects.items() if self._final(t) in self.works}
         wanted_series = pl.Series(sorted(wanted)).implode()
         years: dict[str, list[int]] = defaultdict(list)
         for frame in self._frames("editions", self.files.editions):
@@ -266,7 +254,7 @@ class AuthorScan:
                     self.counts.malformed_json += 1
                     continue
                 for work_key in records.work_keys(record):
-                    doc = self.works.get(self._final(work_key, self.work_redirects))
+                    doc = self.works.get(self._final(work_key))
                     if doc is not None:
                         _add_edition(doc, record, years)
         for work_key, found in years.items():
@@ -312,48 +300,33 @@ class AuthorScan:
         own = [d for d in docs if identity.openlibrary_key in d["author_key"]]
         return Fetched(identity, KeyWorks(sorted(own, key=lambda d: d["key"])))
 
-    def _frames(self, label: str, path: Path) -> Any:
-        def shown(counts: ReadCounts) -> None:
-            self.counts.read(label, counts)
-            if self.progress is not None:
-                self.progress(label, counts)
+    def _frames(self, label: str, path: Path) -> Iterator[pl.DataFrame]:
+        return frames(label, path, self.counts, self.progress)
 
-        for frame, _ in read_chunks(path, progress=shown):
-            yield frame
+
+def frames(label: str, path: Path, counts: ScanCounts, progress: Progress | None) -> Iterator[pl.DataFrame]:
+    """A dump file's chunks, its read counts kept in ``counts`` and shown to ``progress``."""
+
+    def shown(read: ReadCounts) -> None:
+        counts.read(label, read)
+        if progress is not None:
+            progress(label, read)
+
+    for frame, _ in read_chunks(path, progress=shown):
+        yield frame
 
 
 def _add_edition(doc: dict[str, Any], record: dict[str, Any], years: dict[str, list[int]]) -> None:
     """One edition's ISBNs (as ISBN-13), language and year onto its work's doc."""
-    raw = [v for field in ("isbn_13", "isbn_10", "isbn") for v in _strings(record.get(field))]
     isbns = doc.setdefault("isbn", [])
-    for value in isbn13s(raw):
-        if value not in isbns:
-            isbns.append(value)
+    isbns += [i for i in records.edition_isbns(record) if i not in isbns]
     languages = doc.setdefault("language", [])
-    for entry in record.get("languages") or []:
-        code = entry.get("key", "").rsplit("/", 1)[-1] if isinstance(entry, dict) else None
-        if code and code not in languages:
-            languages.append(code)
+    languages += [code for code in records.languages(record) if code not in languages]
     published = records.year(record.get("publish_date"))
     if published is not None:
         years[doc["key"].removeprefix("/works/")].append(published)
     if "cover_i" not in doc and (cover := records.cover(record)) is not None:
         doc["cover_i"] = cover
-
-
-def _strings(value: object) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
-
-
-def isbn13s(raw: list[str]) -> list[str]:
-    found = []
-    for value in raw:
-        isbn13, _ = isbnlib.normalise(value)
-        if isbn13 and isbn13 not in found:
-            found.append(isbn13)
-    return found
 
 
 def _words(name: str) -> frozenset[str]:
