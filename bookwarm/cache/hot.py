@@ -67,9 +67,7 @@ class HotCache:
 
     async def claim(self, author_key: str, ttl_s: int) -> str | None:
         """Claim an author for this worker (SET NX EX); the token to release it, or None if taken."""
-        token = uuid.uuid4().hex
-        ok = await self._call(self.client.set(self.keys.claim(author_key), token, nx=True, ex=ttl_s))
-        return token if ok else None
+        return (await self.claim_many([author_key], ttl_s))[author_key]
 
     async def claim_many(self, author_keys: list[str], ttl_s: int) -> dict[str, str | None]:
         """Claim a shard's authors in one round trip: key -> token, or None where another run holds it."""
@@ -78,7 +76,17 @@ class HotCache:
         for key, token in tokens.items():
             pipe.set(self.keys.claim(key), token, nx=True, ex=ttl_s)
         results = await self._call(pipe.execute())
-        return {k: (t if ok else None) for (k, t), ok in zip(tokens.items(), results, strict=True)}
+        claimed: dict[str, str | None] = dict(tokens)
+        refused = [k for k, ok in zip(tokens, results, strict=True) if not ok]
+        if refused:
+            # The client runs a pipeline again when Redis drops the connection (a blip, a failover):
+            # a SET that landed the first time is refused the second, by our own claim. The token
+            # tells ours (which would otherwise be left to lapse, its author waited on) from another's.
+            held = await self._call(self.client.mget([self.keys.claim(k) for k in refused]))
+            for key, value in zip(refused, held, strict=True):
+                if value not in (tokens[key], tokens[key].encode()):
+                    claimed[key] = None
+        return claimed
 
     async def extend_many(self, claims: dict[str, str], ttl_s: int) -> None:
         pipe = self.client.pipeline(transaction=False)

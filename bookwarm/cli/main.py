@@ -65,9 +65,20 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 def hand_sigterm_to_prefect() -> None:
-    """Give SIGTERM back its default before a flow runs in this process: Prefect's engine installs
-    its own handler then (a job stopped by it says which job, and how to resume it)."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    """Before a flow runs in this process: SIGTERM raises Prefect's own TerminationSignal, which
+    the job's flow turns into its interrupted record and the CLI into one line naming the job.
+
+    Not SIG_DFL: Prefect's engine installs its handler over the one it finds, and when the signal
+    leaves the outermost flow engine it restores that handler and sends the signal again (so "the
+    previous handler gets called as well"). Over SIG_DFL that killed the CLI silently (exit -15, no
+    line) whenever the signal reached the flow's outermost scope, a race seen under load. Over
+    this handler, the second delivery raises TerminationSignal again, and the CLI reports it."""
+    from prefect.exceptions import TerminationSignal
+
+    def raise_termination(signum: int, frame: object) -> None:
+        raise TerminationSignal(signal=signum)
+
+    signal.signal(signal.SIGTERM, raise_termination)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,6 +99,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bookwarm: interrupted", file=sys.stderr)
         return 130
+    except BaseException as exc:  # SIGTERM after a flow ran, outside any job (hand_sigterm_to_prefect)
+        if type(exc).__name__ != "TerminationSignal":
+            raise
+        print("bookwarm: stopped by SIGTERM", file=sys.stderr)
+        return 143
 
 
 def _fail(exc: Exception, code: int) -> int:

@@ -311,12 +311,15 @@ def _http_failure(exc: Exception) -> str:
 
 def run_to_state(flow: AsyncFlow, **parameters: Any) -> State[Any]:
     """Run an async flow to its final state. Prefect types the call as an ``Awaitable``, where
-    ``asyncio.run`` wants a coroutine."""
+    ``asyncio.run`` wants a coroutine. A SIGTERM meanwhile stops the job as interrupted, however
+    Prefect's handler raised it (``sigterm_stops_jobs``)."""
 
     from bookwarm.cli.main import hand_sigterm_to_prefect
+    from bookwarm.warming.stop import sigterm_stops_jobs
 
     async def run() -> State[Any]:
-        state: State[Any] = await flow(**parameters, return_state=True)
+        async with sigterm_stops_jobs():
+            state: State[Any] = await flow(**parameters, return_state=True)
         return state
 
     hand_sigterm_to_prefect()

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal as signals
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
@@ -103,6 +106,57 @@ def running_here(job_id: str) -> None:
 
 def jobs_here() -> list[str]:
     return list(_jobs_here)
+
+
+def stop_every_job_here(status: str, why: str) -> None:
+    """Set the signal of every job this process runs (a SIGTERM to the process stops them all)."""
+    for job_signal in list(_signals.values()):
+        job_signal.set(status, why)
+
+
+@contextlib.asynccontextmanager
+async def sigterm_stops_jobs() -> AsyncIterator[None]:
+    """While this block runs on the main thread's loop, a SIGTERM to the process also stops every
+    job here as ``interrupted`` ("stopped by SIGTERM"), whatever Prefect's handler does with it.
+
+    Why: Prefect's SIGTERM bridge raises ``TerminationSignal`` in whatever code runs on the main
+    thread when the signal lands. In the job's flow that is the right place; in one of the job's
+    own asyncio tasks (its watchdog, heartbeat, an enrichment lane) the exception is stored in
+    that task and never seen, and the job ran on to its end. The C-level signal handler also writes
+    the signal's number to the wakeup fd, whichever Python handler is installed (Prefect's nested
+    engines reinstall theirs), so reading that fd on the loop is a second, reliable path that
+    touches no handler. Off the main thread (no wakeup fd there) this does nothing."""
+    loop = asyncio.get_running_loop()
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    try:
+        previous = signals.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    except ValueError:  # not the main thread
+        reader.close()
+        writer.close()
+        yield
+        return
+
+    def woken() -> None:
+        try:
+            data = reader.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        if previous != -1:  # whoever listened before (an asyncio signal handler) still hears it
+            with contextlib.suppress(OSError):
+                os.write(previous, data)
+        if signals.SIGTERM in data:
+            stop_every_job_here("interrupted", "stopped by SIGTERM")
+
+    loop.add_reader(reader.fileno(), woken)
+    try:
+        yield
+    finally:
+        loop.remove_reader(reader.fileno())
+        signals.set_wakeup_fd(previous)
+        reader.close()
+        writer.close()
 
 
 class Watchdog:

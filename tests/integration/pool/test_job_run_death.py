@@ -1,7 +1,9 @@
 """A job's own run whose worker dies: not a shard, yet ended like one. A pool of this file's own
 (PostgreSQL, a Prefect server, real `bookwarm workers start` processes), so it runs beside the
 other pool files; the kill waits for Prefect itself (heartbeats stop, bookwarm's automation marks
-the run Crashed)."""
+the job's run and its shard's Crashed). It is the suite's one wait on Prefect's heartbeats (every
+30 s at the least, the automation's window 45 s): the pool's other worker deaths force the
+automation's Crashed through the API and prove what follows."""
 
 from __future__ import annotations
 
@@ -38,8 +40,8 @@ def test_a_worker_killed_under_a_job_run_frees_its_slot_and_resume_finishes(
     pool_server, pool_providers, tmp_path
 ):
     """Not only shards: a `warm-library` run whose worker is SIGKILLed (with the job's own process
-    and its shard's) is marked Crashed by bookwarm's automation when its heartbeats stop, so no run
-    is left Running holding a `jobs` slot; the job's record reads interrupted; and a `resume` run,
+    and its shard's) is marked Crashed by bookwarm's automation when its heartbeats stop, as is the
+    shard run that died with it, so no run is left Running holding a `jobs` slot; the job's record reads interrupted; and a `resume` run,
     on a queue that takes one job at a time, gets the freed slot and finishes the job."""
     port, csv_path = pool_providers
     hold_midway(port, authors=4)
@@ -53,7 +55,7 @@ def test_a_worker_killed_under_a_job_run_frees_its_slot_and_resume_finishes(
             deployment_run(api, "warm-library/warm-library", {"source": source, "max_depth": 1})
         )
         job_id = str(job.id)
-        wait_for("a shard of the job held midway", lambda: shard_midway(settings, api, job_id), 150)
+        victim = wait_for("a shard of the job held midway", lambda: shard_midway(settings, api, job_id), 150)
         first.kill("w0-0")
     finally:
         release_holds(port)
@@ -70,6 +72,9 @@ def test_a_worker_killed_under_a_job_run_frees_its_slot_and_resume_finishes(
         lambda: all(r.state_type and r.state_type.value in FINAL for r in runs_of_job(api, job_id)),
         120,
     )
+    # the shard run killed with it, by the same automation (the pool's other tests force this state)
+    shard = next(r for r in runs_of_job(api, job_id) if r.id == victim.id)
+    assert shard.state_name == "Crashed" and "heartbeat" in (shard.state.message or ""), shard.state
     record = wait_for(
         "the job's record to read interrupted",
         lambda: (r := asyncio.run(record_of(settings, job_id))[0]).get("status") == "interrupted" and r,

@@ -4,8 +4,9 @@ Prefect server on PostgreSQL, with the deployments registered from deployments/p
 Each worker is a separate process with its own PREFECT_HOME. The job is a `bookwarm warm` CLI
 process with BOOKWARM_WORK_POOL set; the fake providers count how often each author was asked for.
 Here: workers sharing a job, a cancel, and `bookwarm workers start 3` with one worker SIGKILLed
-midway (its runs marked Crashed through the API, as bookwarm's automation does). Runs that nobody
-will end are in test_worker_death.py (a pool of its own: the two files run side by side).
+midway (its runs marked Crashed through the API, as bookwarm's automation does: the automation
+itself is waited for once, in test_job_run_death.py). A pool with no live worker is in
+test_worker_death.py (a pool of its own: the files run side by side).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from tests.integration.pool.pool import (
     record_of,
     runs_of_job,
     shard_midway,
+    slugs,
     wait_for,
     warm,
     works_asked,
@@ -157,7 +159,9 @@ def test_one_dead_worker_of_three_the_others_go_on_and_the_job_completes(
 ):
     """`bookwarm workers start 3`, one worker SIGKILLed while its shard is midway (with the shard's
     process, as a machine that dies, or alone): the other two keep running, the dead one is
-    started again, and the job completes by itself with every author cached."""
+    started again, and the job completes by itself with every author cached. With its shard's
+    process dead, the job runs the shard's authors again once the dead worker's claims have
+    lapsed, and authors finished before the kill are not asked again."""
     port, csv_path = pool_providers
     hold_midway(port, authors=4)
     prefix = f"wp5{'c' if with_children else 'w'}:"
@@ -170,6 +174,7 @@ def test_one_dead_worker_of_three_the_others_go_on_and_the_job_completes(
             "three workers started", lambda: (lambda p: p if len(p) == 3 else None)(workers.pids()), 60
         )
         assert len(set(pids)) == 3 and all(str(workers.proc.pid) in name for name in pids), pids
+        before = asked(port)
         job = warm(env, csv_path, "--shard-size", "12")
         job_id = wait_for("the job's record", lambda: asyncio.run(job_ids(settings)), 120)[0]
 
@@ -183,6 +188,7 @@ def test_one_dead_worker_of_three_the_others_go_on_and_the_job_completes(
         for member in family:
             with contextlib.suppress(psutil.NoSuchProcess):
                 member.send_signal(signal.SIGKILL)
+        counted_at_kill = asyncio.run(record_of(settings, job_id))[1]
         # What bookwarm does to the dead worker's runs, without its waits: one it took but never started
         # (Pending) is Crashed after BOOKWARM_SHARD_START_TIMEOUT_S (120 s); with its children dead,
         # one Running stops beating and its automation crashes it (45 s). A Running one whose process
@@ -199,6 +205,17 @@ def test_one_dead_worker_of_three_the_others_go_on_and_the_job_completes(
         assert result["status"] == "completed" and result["authors_not_started"] == 0, result
         assert result["authors_failed"] == 0, result
         assert {r["openlibrary_key"] for r in asyncio.run(processed(settings)).values()} == ALL_KEYS
+        if with_children:  # its shard ran again, elsewhere
+            assert result["shard_retries"] >= 1, result
+            crashed = next(r for r in runs_of_job(api, job_id) if r.id == victim.id)
+            assert crashed.state_name == "Crashed", crashed.state
+        # works asked again only for the dead shard's authors in flight, never for one done before
+        shard_keys = set(victim.parameters["author_keys"])
+        in_flight, done_before = shard_keys - counted_at_kill, shard_keys & counted_at_kill
+        slug = {v: k for k, v in slugs(settings).items()}
+        repeated = {slug.get(k, k) for k, n in works_asked(before, asked(port)).items() if n > 1}
+        print(f"killed {name}: {len(in_flight)} authors in flight, works asked again for {len(repeated)}")
+        assert repeated <= in_flight and not repeated & done_before, (repeated, in_flight)
         # the supervisor never stopped, the other two workers never died, the dead one came back
         assert workers.proc.poll() is None, workers.said()[-2000:]
         for other, other_pid in pids.items():

@@ -1,10 +1,7 @@
-"""Runs nobody will end: a worker SIGKILLed under a shard, and a pool with no live worker. Real
-`bookwarm workers start` processes on a Prefect server on PostgreSQL of this module's own.
-
-OpenLibrary answers for a few authors and holds the rest (`hold_midway`), so "midway" is a state
-the test waits for, not a moment it guesses; the holds end once the worker is dead. The kill waits
-for Prefect itself to find the dead run: its heartbeats stop and bookwarm's automation marks it
-Crashed (test_work_pool.py marks such runs through the API, as that automation does).
+"""Runs nobody will start: a pool with no live worker. Real `bookwarm workers start` processes
+(for the resume) on a Prefect server on PostgreSQL of this module's own. A worker SIGKILLed
+under a shard is in test_work_pool.py (its runs forced Crashed, as bookwarm's automation does)
+and test_job_run_death.py (the automation itself, through Prefect's heartbeats).
 """
 
 from __future__ import annotations
@@ -17,80 +14,25 @@ import time
 
 import pytest
 
-from bookwarm.providers.fake.runner import release_holds, set_faults
+from bookwarm.providers.fake.runner import set_faults
 from bookwarm.providers.fake.server import PROVIDERS, Faults
 from bookwarm.settings import resolve
 from bookwarm.warming.jobs import summary
 from tests.conftest import PROJECT
-from tests.integration.conftest import hold_midway, processed
 from tests.integration.pool.pool import (
-    ALL_KEYS,
     FINAL,
-    MIDWAY,
     Workers,
-    asked,
     dead_letters,
     env_for,
     force_state,
     job_ids,
     record_of,
     runs_of_job,
-    shard_midway,
-    slugs,
     wait_for,
     warm,
-    works_asked,
 )
 
 pytestmark = pytest.mark.long  # a pool of its own: PostgreSQL, a Prefect server, workers
-
-
-def test_a_worker_killed_mid_shard_loses_nothing(pool_server, pool_providers, tmp_path):
-    """SIGKILL a worker (and its shard's process) in the middle of a shard: Prefect's automation
-    marks the run Crashed when its heartbeats stop, the job runs the shard's authors again once the
-    dead worker's claims have lapsed, and authors finished before the kill are not asked again."""
-    port, csv_path = pool_providers
-    hold_midway(port, authors=4)
-    env = env_for(pool_server, port, "wp2:", tmp_path, **MIDWAY)
-    settings = resolve(env)
-    api = pool_server["PREFECT_API_URL"]
-    workers = Workers(env, tmp_path)
-    try:
-        job = warm(env, csv_path, "--shard-size", "12")
-        job_id = wait_for("the job's record", lambda: asyncio.run(job_ids(settings)), 120)[0]
-        victim = wait_for("a shard run midway", lambda: shard_midway(settings, api, job_id), 120)
-        worker = victim.labels["prefect.worker.name"]
-        workers.kill(worker)
-        counted_at_kill = asyncio.run(record_of(settings, job_id))[1]
-        release_holds(port)
-        shard_keys = set(victim.parameters["author_keys"])
-        in_flight = shard_keys - counted_at_kill
-        done_before = shard_keys & counted_at_kill
-
-        out, err = job.communicate(timeout=200)
-        assert job.returncode == 0, err[-3000:]
-        result = json.loads(out)
-        assert result["status"] == "completed", result
-        assert result["shard_retries"] >= 1
-        crashed = next(r for r in runs_of_job(api, job_id) if r.id == victim.id)
-        assert crashed.state_name == "Crashed", crashed.state
-        # every author cached, none lost, and the summary adds up
-        record, counted = asyncio.run(record_of(settings, job_id))
-        s = summary(record)
-        assert s["authors_not_started"] == 0 and s["authors_failed"] == 0, s
-        assert len(counted) == len(ALL_KEYS)
-        assert {r["openlibrary_key"] for r in asyncio.run(processed(settings)).values()} == ALL_KEYS
-        # works asked again: only for the killed shard's authors that were in flight
-        works = works_asked({}, asked(port))
-        repeated = {k for k, n in works.items() if n > 1}
-        slug = {v: k for k, v in slugs(settings).items()}
-        repeated_authors = {slug.get(k, k) for k in repeated}
-        print(f"killed {worker}: {len(in_flight)} authors in flight, works asked again for {len(repeated)}")
-        assert repeated_authors <= in_flight, (repeated_authors, in_flight)
-        assert not repeated_authors & done_before
-    finally:
-        release_holds(port)
-        workers.close()
 
 
 def test_a_pool_with_no_live_worker_stops_the_job_within_the_bound(pool_server, pool_providers, tmp_path):
