@@ -2,11 +2,14 @@
 (`LocalServices.up(postgres=True)`, as `bookwarm services up --postgres`), with the deployments
 registered by `bookwarm deployments deploy`, and fake providers over a generated catalog.
 
-Module-scoped, so each test file here has its own pool and the files run side by side.
+Module-scoped, so each test file here has its own pool and the files run side by side. Each
+pool's PostgreSQL starts on a copy of one data folder that Prefect migrated once for the run
+(`postgres_template`), as the flows' SQLite servers do (`prefect_db_template`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -17,15 +20,52 @@ import pytest
 
 from bookwarm.providers.fake.runner import FakeProviders
 from bookwarm.services.local import LocalServices
+from bookwarm.services.postgres import postgres_url, start_postgres
+from bookwarm.services.process import free_port, stop
 from tests.bench.bench_warm import make_catalog, write_library
 from tests.conftest import PROJECT
 from tests.integration.pool.pool import LIBRARY_AUTHORS
 
 
+@pytest.fixture(scope="session")
+def postgres_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A PostgreSQL data folder with Prefect's schema, made once for the whole run, every xdist
+    worker included (the first to come makes it under a lock). A pool's server started on a copy
+    skips initdb and Prefect's migrations, the larger part of a pool's set-up."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's, not older runs'
+    folder = shared / "postgres-template"
+    folder.mkdir(exist_ok=True)
+    data = folder / "data"
+    with (folder / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "ready").exists():
+            port = free_port()
+            pid, _ = start_postgres(data, folder / "postgres.log", port)
+            try:
+                env = {**os.environ, "PREFECT_HOME": str(folder / "prefect")}
+                env["PREFECT_API_DATABASE_CONNECTION_URL"] = postgres_url(port)
+                subprocess.run(
+                    [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                    timeout=180,
+                )
+            finally:
+                stop(pid, 30.0)  # a clean shutdown: the copies start without recovery
+            (folder / "ready").touch()
+    return data
+
+
 @pytest.fixture(scope="module")
-def pool_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def pool_server(
+    tmp_path_factory: pytest.TempPathFactory, postgres_template: Path
+) -> Iterator[dict[str, str]]:
     """Redis, S3 and a Prefect server on PostgreSQL of this module's own, the deployments deployed."""
     home = tmp_path_factory.mktemp("pool-services")
+    # cp -a keeps the owner: as root, PostgreSQL runs as a system user of its own
+    subprocess.run(["cp", "-a", str(postgres_template), str(home / "postgres")], check=True)
     local = LocalServices(home, stop_grace_s=5.0)
     try:
         state = local.up(postgres=True)
