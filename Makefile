@@ -17,7 +17,7 @@ DEPTH ?= 2
 TEST_WORKERS ?= 4
 PYTEST_ARGS ?=
 
-.PHONY: api bench-api serve-deployments install run test lint typecheck format bench-parse bench-providers bench-warm bench-gemini bench-read bench-dump bench-demand bench-sweep bench-scale bench-big chaos services-up services-down clean
+.PHONY: api bench-api serve-deployments install run test lint typecheck format bench-parse bench-providers bench-warm bench-gemini bench-read bench-dump bench-demand bench-sweep bench-scale bench-big bench-retention chaos services-up services-down clean
 
 install: $(STAMP)
 
@@ -74,6 +74,9 @@ bench-demand: install
 
 bench-big: install
 	$(BIN)/python -m tests.bench.bench_big
+
+bench-retention: install
+	$(BIN)/python -m tests.bench.bench_retention
 
 bench-scale: install
 	$(BIN)/python -m tests.bench.bench_scale

@@ -118,6 +118,17 @@ class BookwarmOrchestration(Block):
     author_retry_delay_s: float = Field(
         1.0, ge=0, description="first delay between an author's retries (doubles, plus jitter)"
     )
+    prefect_run_retention_s: int = Field(
+        8 * 24 * 3600,
+        gt=3600,
+        description="the local Prefect server deletes runs ended longer ago (at least the job records' TTL)",
+    )
+    prefect_event_retention_s: int = Field(
+        3 * 24 * 3600, gt=3600, description="the local Prefect server deletes events older than this"
+    )
+    prefect_vacuum_batch: int = Field(
+        200, ge=1, description="rows the server's clean-up deletes per transaction"
+    )
     demand_max_authors: int = Field(500, ge=1, description="authors one warm-demand run warms at most")
     demand_openlibrary_share: float = Field(
         0.1, gt=0, le=1, description="share of a day's OpenLibrary calls warm-demand runs may spend"

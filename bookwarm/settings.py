@@ -214,6 +214,23 @@ class OrchestrationSettings:
         1.0,
         doc="first delay between an author's retries (doubles, plus jitter)",
     )
+    prefect_run_retention_s: int = _f(
+        "BOOKWARM_PREFECT_RUN_RETENTION_S",
+        8 * 24 * 3600,
+        doc="the local Prefect server deletes runs (with their task runs, dead letters and logs) ended "
+        "longer ago than this; at least BOOKWARM_JOB_TTL_S, so dead letters stay while redrive can act",
+    )
+    prefect_event_retention_s: int = _f(
+        "BOOKWARM_PREFECT_EVENT_RETENTION_S",
+        3 * 24 * 3600,
+        doc="the local Prefect server deletes events older than this (the UI's event feed; automations "
+        "need minutes)",
+    )
+    prefect_vacuum_batch: int = _f(
+        "BOOKWARM_PREFECT_VACUUM_BATCH",
+        200,
+        doc="rows the Prefect server's clean-up deletes per transaction (measured: docs/decisions.md)",
+    )
     demand_max_authors: int = _f(
         "BOOKWARM_DEMAND_MAX_AUTHORS", 500, doc="authors one warm-demand run warms at most"
     )
@@ -338,6 +355,7 @@ def resolve(
         built[section] = cls(**values)
     settings = Settings(**built, origins=origins)
     _check_budgets(settings)
+    _check_retention(settings)
     _check_bucket(settings.s3.bucket)
     if (
         not 0 < settings.api.live_share <= 1
@@ -349,6 +367,22 @@ def resolve(
             "BOOKWARM_API_LIVE_DAILY_CALLS not negative"
         )
     return settings
+
+
+def _check_retention(settings: Settings) -> None:
+    """Prefect's clean-up must never delete a job's runs (its dead letters in the UI) while the job's
+    record, which `bookwarm redrive` acts on, still lives; Prefect refuses a retention of an hour or less."""
+    orchestration, job_ttl_s = settings.orchestration, settings.redis.job_ttl_s
+    if orchestration.prefect_run_retention_s < max(job_ttl_s, 3601):
+        raise ConfigError(
+            f"BOOKWARM_PREFECT_RUN_RETENTION_S ({orchestration.prefect_run_retention_s}) must be at least "
+            f"BOOKWARM_JOB_TTL_S ({job_ttl_s}) and over an hour: a job's dead letters would leave the "
+            "Prefect UI while `bookwarm redrive` can still act on them"
+        )
+    if orchestration.prefect_event_retention_s <= 3600 or orchestration.prefect_vacuum_batch < 1:
+        raise ConfigError(
+            "BOOKWARM_PREFECT_EVENT_RETENTION_S must be over an hour and BOOKWARM_PREFECT_VACUUM_BATCH at least 1"
+        )
 
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")

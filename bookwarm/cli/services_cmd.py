@@ -1,4 +1,5 @@
-"""`bookwarm services up|down|status`: the embedded local Redis and S3 servers."""
+"""`bookwarm services up|down|status|clean`: the embedded local Redis, S3 and Prefect servers
+(`clean` runs the Prefect server's clean-up of old runs and events now)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,12 @@ import argparse
 import shlex
 
 from bookwarm.errors import InputError
-from bookwarm.services.local import LocalServices
+from bookwarm.services.local import LocalServices, ServicesState
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("services", help="start/stop local Redis and S3-compatible servers")
-    p.add_argument("action", choices=("up", "down", "status"))
+    p.add_argument("action", choices=("up", "down", "status", "clean"))
     p.add_argument(
         "--no-prefect", action="store_true", help="up: do not start the local Prefect server (UI + API)"
     )
@@ -46,11 +47,48 @@ def run(args: argparse.Namespace) -> int:
         print("stopped" if services.down() or fake_stopped or api_stopped else "not running")
         return 0
     running = services.running()
+    if args.action == "clean":
+        return _clean(services, running)
     if running is None:
         print("not running")
         return 3
     print(f"# running: redis pid {running.redis_pid}, s3 pid {running.s3_pid} (data in {services.home})")
     _print_env(running.env())
+    return 0
+
+
+def _clean(services: LocalServices, running: ServicesState | None) -> int:
+    """Prefect's own clean-up (old runs with their task runs and logs, old events), now, in a
+    process with the local server's environment; the database's size before and after."""
+    import json
+    import subprocess
+    import sys
+
+    from bookwarm.errors import ServiceError
+    from bookwarm.services.local import prefect_server_env
+    from bookwarm.services.postgres import postgres_url
+
+    if running is None or not running.prefect_pid:
+        raise ServiceError("no local Prefect server runs: `bookwarm services up` starts one")
+    database = postgres_url(running.postgres_port) if running.postgres_pid else None
+    done = subprocess.run(
+        [sys.executable, "-m", "tasks.prefect_retention"],
+        env=prefect_server_env(services.home / "prefect", database),
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ServiceError(f"the Prefect server's clean-up failed: {last[:300]}")
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    mb = 1024 * 1024
+    print(
+        f"Prefect database: {report['database_bytes_before'] / mb:.1f} MB -> "
+        f"{report['database_bytes_after'] / mb:.1f} MB in {report['clean_up_s']} s (runs kept "
+        f"{report['run_retention_s'] / 86400:g} days, events {report['event_retention_s'] / 86400:g} days, "
+        f"batches of {report['batch_size']})"
+    )
     return 0
 
 

@@ -28,6 +28,8 @@ from bookwarm.services.process import (
     stop,
     wait_for_port,
 )
+from bookwarm.services.retention import prefect_retention_env
+from bookwarm.settings import resolve
 
 STATE_FILE = "services.json"
 T = TypeVar("T")
@@ -369,7 +371,8 @@ def start_prefect_server(
     """`prefect server start` on a free loopback port: (pid, port).
 
     Its own PREFECT_HOME (database included, unless ``database_url`` names another), a UI that talks
-    to its own port, telemetry off, and PREFECT_SERVER_TUNING unless the environment says otherwise.
+    to its own port, telemetry off, and PREFECT_SERVER_TUNING and the clean-up of old runs and events
+    (``prefect_retention_env``) unless the environment says otherwise.
     A free port taken before the server binds it (see ``_start_s3``) is replaced, up to 3 times;
     a port asked for is never replaced.
     """
@@ -380,23 +383,30 @@ def start_prefect_server(
     )
 
 
-def _start_prefect_server_once(
-    home: Path, log: Path, stop_grace_s: float, database_url: str | None, timeout_s: float, port: int | None
-) -> tuple[int, int]:
-    port = port if port is not None and port_is_free(port, reusable=True) else free_port()
+def prefect_server_env(home: Path, database_url: str | None) -> dict[str, str]:
+    """The environment of the local Prefect server's processes (the server, and `bookwarm services
+    clean`, which runs its clean-up now): its home and database, quiet, and its tuning."""
     env = {
         **os.environ,
         "PREFECT_HOME": str(home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
-        "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",
         "PREFECT_LOGGING_LEVEL": "WARNING",
     }
-    for name, value in PREFECT_SERVER_TUNING.items():
+    for name, value in {**PREFECT_SERVER_TUNING, **prefect_retention_env(resolve())}.items():
         env.setdefault(name, value)
     if database_url:
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
     env.pop("PREFECT_API_URL", None)
+    return env
+
+
+def _start_prefect_server_once(
+    home: Path, log: Path, stop_grace_s: float, database_url: str | None, timeout_s: float, port: int | None
+) -> tuple[int, int]:
+    port = port if port is not None and port_is_free(port, reusable=True) else free_port()
+    env = prefect_server_env(home, database_url)
+    env["PREFECT_UI_API_URL"] = f"http://127.0.0.1:{port}/api"
     argv = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     proc = spawn(argv, log, env=env)
     try:

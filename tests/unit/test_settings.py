@@ -94,3 +94,25 @@ def test_a_url_is_shown_with_its_password_masked(url, shown):
     assert redact_url(url) == shown
     rows = {row[0]: row[2] for row in describe(resolve({"BOOKWARM_REDIS_URL": url}))}
     assert rows["redis.url"] == shown
+
+
+def test_prefect_retention_never_shorter_than_a_job_record() -> None:
+    """A job's runs (its dead letters in the UI) must outlive its record, which redrive acts on."""
+    settings = resolve({})
+    assert settings.orchestration.prefect_run_retention_s >= settings.redis.job_ttl_s
+    with pytest.raises(ConfigError, match=r"BOOKWARM_PREFECT_RUN_RETENTION_S .* BOOKWARM_JOB_TTL_S"):
+        resolve({"BOOKWARM_JOB_TTL_S": "86400", "BOOKWARM_PREFECT_RUN_RETENTION_S": "86399"})
+    with pytest.raises(ConfigError, match="over an hour"):
+        resolve({"BOOKWARM_JOB_TTL_S": "60", "BOOKWARM_PREFECT_RUN_RETENTION_S": "3600"})
+    assert resolve({"BOOKWARM_JOB_TTL_S": "86400", "BOOKWARM_PREFECT_RUN_RETENTION_S": "86400"})
+
+
+def test_the_prefect_servers_clean_up_follows_the_settings() -> None:
+    from bookwarm.services.retention import prefect_retention_env
+
+    env = prefect_retention_env(
+        resolve({"BOOKWARM_PREFECT_RUN_RETENTION_S": "900000", "BOOKWARM_PREFECT_EVENT_RETENTION_S": "7200"})
+    )
+    assert env["PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD"] == "900000"
+    assert env["PREFECT_SERVER_EVENTS_RETENTION_PERIOD"] == "PT7200S"
+    assert "flow_runs" in env["PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED"].split(",")
