@@ -18,7 +18,7 @@ from bookwarm.api import errors
 from bookwarm.api.access import Access
 from bookwarm.api.limits import RequestLimits
 from bookwarm.api.metrics import MetricsMiddleware
-from bookwarm.api.routes import authors, health, isbn, jobs, metrics, search
+from bookwarm.api.routes import authors, docs, health, isbn, jobs, metrics, search
 from bookwarm.runtime import load_settings
 from bookwarm.settings import Settings
 from bookwarm.warming.context import WarmContext
@@ -53,12 +53,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Book metadata from bookwarm's cache: authors' bibliographies, ISBNs, titles.",
         version="1",
         lifespan=lifespan,
+        docs_url=None,  # /docs is rendered here, offline (routes/docs.py); Swagger UI at /docs/swagger
+        redoc_url=None,
     )
     errors.install(app)
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_ABOVE_BYTES)
     app.add_middleware(RequestLimits)
     app.add_middleware(MetricsMiddleware)  # outermost: every request counted, refused ones too
-    for module in (authors, isbn, search, jobs, health, metrics):
+    for module in (authors, isbn, search, jobs, health, metrics, docs):
         app.include_router(module.router)
     return app
 
