@@ -12,56 +12,13 @@ from urllib.parse import urlsplit
 from bookwarm.cache.hot import HotCache
 from bookwarm.cache.redis_client import make_redis
 from bookwarm.keys import Keys
-
-
-class DropsTheFirstClaimReply:
-    """A TCP proxy to Redis: relays everything, except that the first reply after a client sent a
-    SET ... NX is swallowed and both connections closed (the SET has reached Redis)."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.dropped = 0
-        self.server: asyncio.Server | None = None
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return int(self.server.sockets[0].getsockname()[1])
-
-    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        server_r, server_w = await asyncio.open_connection(*self.target)
-        sent_claim = asyncio.Event()
-
-        async def upstream() -> None:
-            while data := await client_r.read(65536):
-                if b"SET" in data and b"NX" in data:
-                    sent_claim.set()
-                server_w.write(data)
-                await server_w.drain()
-
-        async def downstream() -> None:
-            while data := await server_r.read(65536):
-                if sent_claim.is_set() and self.dropped == 0:
-                    self.dropped += 1
-                    break  # the reply is lost with the connection
-                client_w.write(data)
-                await client_w.drain()
-
-        pumps = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
-        await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
-        for pump in pumps:
-            pump.cancel()
-        for writer in (client_w, server_w):
-            writer.close()
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
+from tests.fakes.tcp_proxy import TcpProxy
 
 
 def test_a_claim_whose_reply_was_lost_is_still_ours(settings) -> None:
     async def run() -> tuple[str | None, bytes | None, dict[str, str | None], int]:
         real = urlsplit(settings.redis.url)
-        proxy = DropsTheFirstClaimReply(real.hostname or "127.0.0.1", real.port or 6379)
+        proxy = TcpProxy(real.hostname or "127.0.0.1", real.port or 6379, drop_reply_after=b"NX")
         port = await proxy.start()
         url = settings.redis.url.replace(f"{real.hostname}:{real.port}", f"127.0.0.1:{port}")
         keys = Keys("claims-on-a-blip:")

@@ -336,12 +336,14 @@ async def test_a_load_killed_midway_writes_only_the_rest_when_run_again(
 ) -> None:
     import asyncio
     import os
+    import re
     import signal
     import subprocess
     import sys
+    from urllib.parse import urlsplit
 
-    from bookwarm.cache.redis_client import make_redis
     from flows.warm_from_dump import warm_from_dump
+    from tests.fakes.tcp_proxy import TcpProxy
     from tests.integration.conftest import processed
 
     catalog = load_catalog(
@@ -356,25 +358,30 @@ async def test_a_load_killed_midway_writes_only_the_rest_when_run_again(
     names = tmp_path / "writers.txt"
     names.write_text("\n".join(a.name for a in catalog.authors.values()), encoding="utf-8")
     cmd = [sys.executable, "-m", "bookwarm", "dump", "load", str(tmp_path / "dumps"), "--authors", str(names)]
-    # 60 chunks of 10, a task run each, 2 in flight: seconds of writing, so the pause lands midway
-    cmd += ["--chunk-size", "10"]
-    env = {**os.environ, "PREFECT_API_URL": prefect_api, "BOOKWARM_HOME": str(tmp_path / "home")}
+    cmd += ["--chunk-size", "10"]  # 60 chunks of 10, a task run each, 2 in flight
+    # The load's Redis is reached through a proxy that stops forwarding once 15 processed markers
+    # went through (a partition, at a known point): at least one chunk is written, never all.
+    real = urlsplit(flow_env.redis.url)
+    marker_set = re.compile(rb"SET\r\n\$\d+\r\n[^\r]*:warming:processed:")  # a marker written, not read
+    proxy = TcpProxy(real.hostname or "127.0.0.1", real.port or 6379, hold_after=(marker_set, 15))
+    port = await proxy.start()
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": prefect_api,
+        "BOOKWARM_HOME": str(tmp_path / "home"),
+        "BOOKWARM_REDIS_URL": f"redis://127.0.0.1:{port}{real.path}",
+    }
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
-    watcher = make_redis(flow_env.redis.url)
     try:
-        while not await processed(flow_env):  # the first chunk is written: stop the writes there
+        while not proxy.holding.is_set():
             assert proc.poll() is None, proc.communicate()[1][-2000:]
-            await asyncio.sleep(0.02)
-        await watcher.execute_command("CLIENT", "PAUSE", "20000", "WRITE")
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate(timeout=30)
-        finally:
-            await watcher.execute_command("CLIENT", "UNPAUSE")
+            await asyncio.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)  # killed with its writes cut off midway
+        proc.communicate(timeout=30)
     finally:
-        await watcher.aclose()
+        await proxy.stop()
     written = len(await processed(flow_env))
     assert 0 < written < WRITERS  # killed midway
     again = await warm_from_dump(paths=[str(tmp_path / "dumps")], authors_file=str(names), chunk_size=500)

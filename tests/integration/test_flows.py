@@ -19,6 +19,7 @@ from bookwarm.keys import Keys
 from bookwarm.providers.fake.runner import release_holds, stats
 from flows.redrive import redrive
 from flows.warm_library import warm_library
+from tests.fakes.refusing_s3 import refusing_s3
 from tests.integration.conftest import hold_midway, processed
 
 # Eight authors of the demo catalog, for runs that are stopped midway.
@@ -70,18 +71,16 @@ async def test_concurrent_runs_fetch_each_author_once(flow_env, tmp_path, fake_p
 
 
 async def test_dead_letters_then_redrive(flow_env, tmp_path, monkeypatch):
-    """The object store refuses one author's bibliography: the task retries, fails, and is a dead letter."""
-    from bookwarm.errors import CacheError
+    """The object store refuses one author's bibliography (S3's own 403 AccessDenied, as a bucket
+    policy would): the task retries, fails, and is a dead letter; once writes are allowed, redrive
+    finishes it."""
+    refused = {f"/{flow_env.s3.bucket}/authors/terry-pratchett.json"}
+    with refusing_s3(flow_env.s3.endpoint, refused) as endpoint:
+        monkeypatch.setenv("BOOKWARM_S3_ENDPOINT", endpoint)
+        await _dead_letter_then_redrive(flow_env, tmp_path, refused)
 
-    real_put = ObjectStore.put_json_sync
-    refused = {"authors/terry-pratchett.json"}
 
-    def flaky_put(self, key, value):
-        if key in refused:
-            raise CacheError(f"object store: cannot write {key} (AccessDenied)")
-        return real_put(self, key, value)
-
-    monkeypatch.setattr(ObjectStore, "put_json_sync", flaky_put)
+async def _dead_letter_then_redrive(flow_env, tmp_path, refused: set[str]) -> None:
     state = await warm_library(
         library(tmp_path, "Neil Gaiman", "Ursula K. Le Guin"), max_depth=1, return_state=True
     )
