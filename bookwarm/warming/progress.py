@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -35,8 +36,18 @@ def has_listeners() -> bool:
 
 
 def notify(job_id: str, outcome: AuthorOutcome) -> None:
+    """Each listener hears the outcome. One that fails (a closed terminal, a bug in a display) is
+    logged and unsubscribed: showing progress must never fail the batch that made it, whose
+    authors are written and counted already (it did: the batch's later outcomes were dropped)."""
     for listener in list(_listeners):
-        listener(job_id, outcome)
+        try:
+            listener(job_id, outcome)
+        except Exception:
+            logging.getLogger("bookwarm").warning(
+                "a progress listener failed; it hears no more", exc_info=True
+            )
+            with contextlib.suppress(ValueError):
+                _listeners.remove(listener)
 
 
 class OutcomePublisher:
