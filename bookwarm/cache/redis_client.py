@@ -87,4 +87,6 @@ def make_redis(
         health_check_interval=30,
         retry=RideOut(ride_out_s),
     )
-    return aioredis.Redis(connection_pool=pool)
+    # from_pool: the client owns its pool, so aclose() closes its connections. Redis(connection_pool=)
+    # does not, and every shard's context left up to 128 connections open for the job's life.
+    return aioredis.Redis.from_pool(pool)
