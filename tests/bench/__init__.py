@@ -23,3 +23,9 @@ def reference_ms() -> float:
             digest = hashlib.sha1(digest + i.to_bytes(4, "little")).digest()
         best = min(best, time.perf_counter() - start)
     return best * 1000
+
+
+def target(label: str, figure: str, ok: bool) -> bool:
+    """One target beside its figure, PASS or FAIL, so a reader needs no prose to know."""
+    print(f"target: {label}: {figure} {'PASS' if ok else 'FAIL'}", flush=True)
+    return ok

@@ -39,7 +39,7 @@ from bookwarm.providers.fake.catalog import isbn13_for
 from bookwarm.providers.fake.runner import FakeProviders, provider_env, set_faults, stats
 from bookwarm.providers.fake.server import PROVIDERS
 from bookwarm.services.local import LocalServices
-from tests.bench import exit_cleanly_on_sigterm
+from tests.bench import exit_cleanly_on_sigterm, target
 from tests.bench.bench_warm import benchmark_faults
 
 DAY = 86400
@@ -271,6 +271,30 @@ def main() -> int:
                 f"{day.calls['google_books']:>8} {day.calls['isbndb']:>6}"
             )
     print()
+    for strategy, days in results.items():
+        last = days[-1]
+        hit = 100 * (last.hot + last.cold) / max(1, last.reads)
+        target(
+            f"({strategy}) last day's hit rate >= 85 % (the original system's promise)",
+            f"{hit:.1f} %",
+            hit >= 85,
+        )
+    if "d" in results:
+        last = results["d"][-1]
+        stale = 100 * last.stale / max(1, last.reads)
+        target(
+            "(d) stale reads on the last day <= 0.5 % (refresh follows OpenLibrary)",
+            f"{stale:.2f} %",
+            stale <= 0.5,
+        )
+    if "a" in results and "c" in results:
+        a, c = (results[k][-1] for k in ("a", "c"))
+        gained = 100 * ((c.hot + c.cold) / max(1, c.reads) - (a.hot + a.cold) / max(1, a.reads))
+        target(
+            "(c) warm-demand lifts the last day's hit rate over uploads alone",
+            f"{gained:+.1f} points",
+            gained > 0,
+        )
     for strategy, calls in WARM_CALLS.items():
         print(
             f"({strategy}) the initial warm cost {calls} OpenLibrary calls: what re-warming those authors when "

@@ -72,6 +72,8 @@ def main() -> int:
             f"bookwarm: {calls} calls, {rows} rows returned, {rejected} rejected, wall {wall:.2f} s, "
             f"{rows / wall:.0f} rows/s; ideal {ideal:.2f} s, ratio {wall / ideal:.3f}"
         )
+        target("every row returned", f"{rows} + {rejected} rejected of {ROWS}", rows + rejected == ROWS)
+        target(f"wall within 1.2x the ideal {ideal:.2f} s", f"{wall / ideal:.3f}x", wall <= 1.2 * ideal)
         truncated_rows = _single_call_rows(path)
         print(
             f"original design: 1 call, answer cut at 8,192 tokens: {truncated_rows} of {ROWS} rows "
@@ -96,7 +98,7 @@ def _single_call_rows(path: Path) -> int:
 
 
 if __name__ == "__main__":
-    from tests.bench import exit_cleanly_on_sigterm
+    from tests.bench import exit_cleanly_on_sigterm, target
 
     exit_cleanly_on_sigterm()
     raise SystemExit(main())

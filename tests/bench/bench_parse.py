@@ -20,7 +20,7 @@ from bookwarm.parsing import isbn as isbnlib
 from bookwarm.parsing.formats import COMMA
 from bookwarm.parsing.ingest import parse_library
 from bookwarm.parsing.names import DEFAULT_WARM_ROLES, parse_cell
-from tests.bench import reference_ms
+from tests.bench import reference_ms, target
 
 HEADER = (
     "Book Id,Title,Author,Author l-f,Additional Authors,ISBN,ISBN13,My Rating,Average Rating,Publisher,"
@@ -201,6 +201,8 @@ def main() -> int:
     print(f"bookwarm (polars): {t_bw:.3f} s  {rows / t_bw:>12,.0f} rows/s")
     print(f"csv module       : {t_csv:.3f} s  {rows / t_csv:>12,.0f} rows/s")
     print(f"speed-up         : {t_csv / t_bw:.1f}x")
+    target("parse under 1 s", f"{t_bw:.3f} s", t_bw < 1.0)
+    target("at least 10x the csv module doing the same", f"{t_csv / t_bw:.1f}x", t_csv >= 10 * t_bw)
     return 0
 
 

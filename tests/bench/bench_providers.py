@@ -115,6 +115,9 @@ def main() -> int:
             for b, _ in results:
                 statuses[b.status] = statuses.get(b.status, 0) + 1
             print(f"statuses: {statuses}")
+            received = sum(served[p]["limit_429"] + served[p]["served_429"] for p in PROVIDERS)
+            target("no 429 at the real limits", str(received), received == 0)
+            target("within 1.1x the providers' bound", f"{wall / bound:.3f}x", wall <= 1.1 * bound)
 
             set_faults(port, {p: Faults(latency_ms=LATENCY_MS) for p in PROVIDERS})
             env2 = {
@@ -137,7 +140,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    from tests.bench import exit_cleanly_on_sigterm
+    from tests.bench import exit_cleanly_on_sigterm, target
 
     exit_cleanly_on_sigterm()
     raise SystemExit(main())

@@ -28,7 +28,7 @@ from bookwarm.keys import Keys
 from bookwarm.providers.fake.catalog import isbn13_for
 from bookwarm.services.local import LocalServices
 from bookwarm.settings import resolve
-from tests.bench import reference_ms
+from tests.bench import reference_ms, target
 
 WORKS = 12
 
@@ -135,11 +135,18 @@ async def run(env: dict[str, str], authors: int, samples: int) -> None:
         entry, tier = await cache.read_isbn(isbn)
         cold_isbn.append(time.perf_counter() - t)
         assert entry is not None and tier == "cold" and entry["author"]["key"] == key
-    print(f"hot author lookup:    {percentiles(hot_author)}   (target p50 <= 1 ms)")
+    print(f"hot author lookup:    {percentiles(hot_author)}")
     print(f"hot ISBN lookup:      {percentiles(hot_isbn)}")
-    print(f"cold author, promoted: {percentiles(cold_author)}   (target p50 <= 20 ms)")
-    print(f"cold ISBN, via index: {percentiles(cold_isbn)}   (target p50 <= 20 ms)")
+    print(f"cold author, promoted: {percentiles(cold_author)}")
+    print(f"cold ISBN, via index: {percentiles(cold_isbn)}")
     print(f"miss, demand recorded: {percentiles(missed)}")
+    for label, samples_s, bound_ms in (
+        ("hot author lookup p50 <= 1 ms", hot_author, 1.0),
+        ("cold author (promoted) p50 <= 20 ms", cold_author, 20.0),
+        ("cold ISBN (via its index) p50 <= 20 ms", cold_isbn, 20.0),
+    ):
+        p50 = statistics.median(samples_s) * 1000
+        target(label, f"{p50:.3f} ms", p50 <= bound_ms)
     await client.aclose()
     cold.close()
 

@@ -31,6 +31,7 @@ from bookwarm.providers.fake.runner import FakeProviders, provider_env, set_faul
 from bookwarm.providers.fake.server import PROVIDERS
 from bookwarm.services.local import LocalServices
 from bookwarm.services.process import stop
+from tests.bench import target
 from tests.bench.bench_warm import benchmark_faults, make_catalog, quota_used, write_library
 from tests.conftest import PROJECT
 
@@ -176,6 +177,15 @@ def run_job(
         )
         used = quota_used(env["BOOKWARM_REDIS_URL"], env["BOOKWARM_REDIS_PREFIX"])
         print(f"  quota units used: {used}")
+        target(
+            f"[{label}] no 429 across {workers} worker(s)",
+            str(sum(limited_429.values())),
+            not any(limited_429.values()),
+        )
+        target(
+            f"[{label}] within 1.1x OpenLibrary's bound", f"{seconds / bound:.2f}x", seconds <= 1.1 * bound
+        )
+    target(f"[{label}] no author failed", str(summary["authors_failed"]), summary["authors_failed"] == 0)
     rows = {k: after[k] - before[k] for k in processes} | {"job (bookwarm warm)": job_cpu}
     for name, seconds_cpu in rows.items():
         print(f"  {name:22s} {seconds_cpu:7.1f} CPU s = {1000 * seconds_cpu / authors:6.1f} ms/author")

@@ -30,9 +30,11 @@ from bookwarm.providers.fake.catalog import isbn13_for
 from bookwarm.providers.fake.runner import FakeProviders, provider_env, set_faults, stats
 from bookwarm.providers.fake.server import PROVIDERS, Faults
 from bookwarm.services.local import LocalServices
-from tests.bench import exit_cleanly_on_sigterm
+from bookwarm.settings import resolve
+from tests.bench import exit_cleanly_on_sigterm, target
 
 # (authors per batch, ISBNs asked per author, names per name query); the first is today's default
+DEFAULT_ISBNS_PER_AUTHOR = openlibrary_batch.ISBNS_PER_AUTHOR  # before the sweep changes it
 SETTINGS = [(25, 3, 10), (50, 3, 10), (100, 3, 10), (25, 1, 10), (50, 1, 10), (50, 3, 25), (100, 1, 25)]
 
 
@@ -64,7 +66,10 @@ def make_library(home: Path, count: int) -> tuple[Path, Path, dict[str, str]]:
     return catalog, library, expected
 
 
-def run_one(setting: tuple[int, int, int], library: Path, port: int, base: dict, expected: dict) -> str:
+def run_one(
+    setting: tuple[int, int, int], library: Path, port: int, base: dict, expected: dict
+) -> tuple[str, float, int]:
+    """The setting's row, its OpenLibrary calls per author, and the identities it found right."""
     from flows.warm_library import warm_library
 
     key_batch, isbns_per_author, name_batch = setting
@@ -85,10 +90,11 @@ def run_one(setting: tuple[int, int, int], library: Path, port: int, base: dict,
         right += bool(raw and json.loads(raw).get("openlibrary_key") == ol_key)
     client.close()
     authors = summary["authors_queued"]
-    return (
+    row = (
         f"{key_batch:>6} {isbns_per_author:>6} {name_batch:>6} {calls:>7} {calls / authors:>9.3f} "
         f"{right:>5}/{len(expected):<5} {wall:>7.1f}"
     )
+    return row, calls / authors, right
 
 
 def main() -> int:
@@ -120,8 +126,26 @@ def main() -> int:
             print(
                 f"{'batch':>6} {'isbns':>6} {'names':>6} {'calls':>7} {'per auth':>9} {'right':>11} {'wall s':>7}"
             )
+            measured = {}
             for setting in SETTINGS:
-                print(run_one(setting, library, port, base, expected), flush=True)
+                row, per_author, right = run_one(setting, library, port, base, expected)
+                measured[setting] = (per_author, right)
+                print(row, flush=True)
+            # the defaults bookwarm ships: the batch the resolver gives, the module's ISBNs and names per query
+            shipped = (
+                resolve({}).openlibrary.batch,
+                DEFAULT_ISBNS_PER_AUTHOR,
+                openlibrary_batch.NAME_BATCH,
+            )
+            if shipped in measured:
+                most_right = max(r for _, r in measured.values())
+                best = min(c for c, r in measured.values() if r == most_right)
+                per_author, right = measured[shipped]
+                target(
+                    f"the shipped setting {shipped} finds every identity the best does, within 5 % of its calls",
+                    f"{per_author:.3f} calls/author (best {best:.3f}), {right} right",
+                    right == most_right and per_author <= 1.05 * best,
+                )
         finally:
             fake.down()
             services.down()

@@ -30,7 +30,7 @@ from bookwarm.providers.fake.runner import FakeProviders, provider_env, set_faul
 from bookwarm.providers.fake.server import PROVIDERS, REAL_BURSTS, REAL_LIMITS, Faults
 from bookwarm.services.local import LocalServices, start_prefect_server
 from bookwarm.services.process import stop
-from tests.bench import cpu, reference_ms
+from tests.bench import cpu, reference_ms, target
 
 LATENCY_MS = 150
 PER_DOC_MS = 0.5
@@ -140,6 +140,16 @@ def phase(
     if limited:
         bound = calls["openlibrary"] / rates["openlibrary"]
         print(f"  OpenLibrary lower bound {bound:.1f} s, ratio {bibliographies_s / bound:.2f}")
+        target(
+            "bibliographies within 1.1x OpenLibrary's bound",
+            f"{bibliographies_s / bound:.2f}x",
+            bibliographies_s <= 1.1 * bound,
+        )
+        target(
+            "no 429 from any provider",
+            str(sum(served[p]["limit_429"] for p in PROVIDERS)),
+            sum(served[p]["limit_429"] for p in PROVIDERS) == 0,
+        )
         used = quota_used(base_env["BOOKWARM_REDIS_URL"], env["BOOKWARM_REDIS_PREFIX"])
         for provider in ("google_books", "isbndb"):
             counts = summary["enrichment"][provider]
@@ -149,6 +159,7 @@ def phase(
             )
     else:
         print(f"  time per author {bibliographies_s / authors * 1000:.1f} ms (providers instant)")
+        target("no author failed, limits off", str(summary["authors_failed"]), summary["authors_failed"] == 0)
     print(f"  peak RSS of this process {peak_mb:.0f} MB")
     if cpu_report:
         print("  CPU by process:\n" + cpu_report)
