@@ -100,7 +100,7 @@ class ProviderSettings:
     batch: int = _f(
         "",
         100,
-        doc="OpenLibrary: authors per batched query (25); ISBNdb: ISBNs per POST /books (10/100/1000 by plan)",
+        doc="OpenLibrary: authors per batched query (50); ISBNdb: ISBNs per POST /books (10/100/1000 by plan)",
     )
 
 
