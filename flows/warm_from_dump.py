@@ -3,7 +3,8 @@
 One task run reads the dumps (three streamed passes: bookwarm.dumps.scan), then a task run per
 chunk of authors writes them through the warm's own write path. The run's page shows the rows read
 and skipped, and a progress artifact of authors written. A re-run writes only the authors no
-earlier run wrote from this dump (their processed markers say so).
+earlier run wrote from this dump (their processed markers say so), and reads no dump file again:
+what a run read is kept under BOOKWARM_HOME/dumps until every author is written.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from bookwarm.errors import InputError
 from bookwarm.warming.context import WarmContext
 from flows.params import PersonNames, Source
 from tasks.dump import (
+    drop_plan_task,
     drop_spill_task,
     plan_partition_task,
     read_catalogue_task,
@@ -86,6 +88,8 @@ async def warm_from_dump(
         handed_over = not written.failed and await hand_over_task(ctx, plan.as_of[:10])
         if all_authors and not written.failed:
             await drop_spill_task(spill)
+        elif not written.failed:
+            await drop_plan_task(plan)  # a list load's reading, kept for a re-run after a kill
     for name, why in written.failed[:20]:
         logger.warning("not written (a re-run writes it): %s: %s", name, why)
     if handed_over:

@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 from bookwarm.dumps.catalogue import CatalogueSpill
 from bookwarm.dumps.load import ChunkResult, write_chunk
-from bookwarm.dumps.plan import DumpPlan, partition_plan, plan_catalogue, plan_dump_load
+from bookwarm.dumps.plan import DumpPlan, drop_plan, partition_plan, plan_catalogue, plan_dump_load
 from bookwarm.services.local import default_home
 from bookwarm.settings import Settings
 from bookwarm.sources import SourcePolicy
@@ -38,8 +38,15 @@ async def read_dumps_task(
             library_authors=library_authors,
             max_authors=settings.ingest.max_job_authors,
             policy=SourcePolicy.from_settings(settings),
+            work_dir=default_home() / "dumps",
         )
     )
+
+
+@task(name="drop-dump-plan", cache_policy=NO_CACHE)
+async def drop_plan_task(plan: DumpPlan) -> None:
+    """Every author was written: what the list load read is not needed any more."""
+    await asyncio.to_thread(drop_plan, plan, default_home() / "dumps")
 
 
 @task(name="write-dump-chunk", cache_policy=NO_CACHE)

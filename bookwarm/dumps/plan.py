@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import time
 from pathlib import Path
 from typing import Any
 
 from bookwarm.dumps.catalogue import CatalogueSpill
-from bookwarm.dumps.files import DumpFiles, find_files
+from bookwarm.dumps.files import KINDS, DumpFiles, find_files
 from bookwarm.dumps.load import as_of, wanted_authors
 from bookwarm.dumps.progress import DumpProgress, notify
 from bookwarm.dumps.rows import ReadCounts
@@ -54,9 +55,11 @@ def plan_dump_load(
     library_authors: list[dict[str, Any]] | None = None,
     max_authors: int,
     policy: SourcePolicy,
+    work_dir: Path | None = None,
 ) -> DumpPlan:
     """The wanted authors (names, a file of names, a parsed library's authors with their ISBNs) and
-    what the dumps say of each. Every local path must be under the operator's source roots."""
+    what the dumps say of each. Every local path must be under the operator's source roots. With a
+    ``work_dir``, what was read is kept there until ``drop_plan``: a re-run reads no dump again."""
     files = find_files([check_local_path(p, policy, DUMP_HINT) for p in paths])
     listed = [
         *(names or []),
@@ -70,6 +73,14 @@ def plan_dump_load(
         )
     if len(authors) > max_authors:
         raise InputError(f"{len(authors):,} authors is more than BOOKWARM_MAX_JOB_AUTHORS ({max_authors:,})")
+    kept = plan_path(work_dir, files, authors) if work_dir else None
+    if kept is not None and kept.is_file():
+        try:
+            plan = pickle.loads(kept.read_bytes())  # our own file, written below by this function
+            if isinstance(plan, DumpPlan):
+                return plan
+        except Exception:  # a partial or older file: read the dumps again
+            kept.unlink(missing_ok=True)
     started: dict[str, float] = {}
 
     def shown(stage: str, counts: ReadCounts) -> None:
@@ -79,7 +90,31 @@ def plan_dump_load(
     scan = AuthorScan(files, authors, progress=shown)
     fetched = scan.run()
     newest = scan.counts.newest or (f"{files.date}T00:00:00" if files.date else "")
-    return DumpPlan(files, authors, fetched, scan.counts, as_of(newest))
+    plan = DumpPlan(files, authors, fetched, scan.counts, as_of(newest))
+    if kept is not None:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        partial = kept.with_suffix(".partial")
+        partial.write_bytes(pickle.dumps(plan, protocol=pickle.HIGHEST_PROTOCOL))
+        partial.replace(kept)  # whole or absent: a kill while writing leaves no half plan
+    return plan
+
+
+def plan_path(work_dir: Path, files: DumpFiles, authors: list[dict[str, Any]]) -> Path:
+    """Where a list load keeps what it read, so a re-run after a kill reads no dump file again: named
+    by the dump files (path, size, time: a newer dump in their place is read afresh) and the
+    wanted authors."""
+    stamps = {}
+    for kind in KINDS:
+        path = getattr(files, kind)
+        stamps[kind] = [str(path), path.stat().st_size, path.stat().st_mtime_ns] if path else None
+    wanted = [[a["key"], a.get("name"), sorted(a.get("isbns") or [])] for a in authors]
+    signature = hashlib.sha256(json.dumps([stamps, wanted], sort_keys=True).encode()).hexdigest()[:24]
+    return work_dir / f"plan-{signature}.pickle"
+
+
+def drop_plan(plan: DumpPlan, work_dir: Path) -> None:
+    """Every author of the plan is written: what was read is not needed any more."""
+    plan_path(work_dir, plan.files, plan.authors).unlink(missing_ok=True)
 
 
 def plan_catalogue(paths: list[str], *, policy: SourcePolicy, work_dir: Path) -> CatalogueSpill:

@@ -332,8 +332,10 @@ WRITERS = 600
 
 
 async def test_a_load_killed_midway_writes_only_the_rest_when_run_again(
-    flow_env, prefect_api: str, tmp_path: Path
+    flow_env, prefect_api: str, tmp_path: Path, monkeypatch
 ) -> None:
+    """Killed while writing: the re-run writes only the authors not written, and reads no dump file
+    again (what the first run read is kept until every author is written)."""
     import asyncio
     import os
     import re
@@ -384,9 +386,20 @@ async def test_a_load_killed_midway_writes_only_the_rest_when_run_again(
         await proxy.stop()
     written = len(await processed(flow_env))
     assert 0 < written < WRITERS  # killed midway
-    again = await warm_from_dump(paths=[str(tmp_path / "dumps")], authors_file=str(names), chunk_size=500)
+    kept = list((tmp_path / "home" / "dumps").glob("plan-*.pickle"))
+    assert len(kept) == 1, kept  # what the killed run read
+    monkeypatch.setenv("BOOKWARM_HOME", str(tmp_path / "home"))
+    works = tmp_path / "dumps" / f"ol_dump_works_{DATE}.txt.gz"
+    original, stamp = works.read_bytes(), works.stat()
+    works.write_bytes(b"\0" * len(original))  # unreadable, yet the same file by size and time
+    os.utime(works, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    try:
+        again = await warm_from_dump(paths=[str(tmp_path / "dumps")], authors_file=str(names), chunk_size=500)
+    finally:
+        works.write_bytes(original)
     assert again["written"] == {"skipped": written, "warmed": WRITERS - written}
     assert len(await processed(flow_env)) == WRITERS
+    assert not kept[0].exists()  # every author written: the reading is dropped
 
 
 async def test_every_author_of_the_dump_in_partitions_as_a_list_would_give_it(
