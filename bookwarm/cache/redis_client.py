@@ -74,6 +74,22 @@ class RideOut(Retry):
                 return result
 
 
+class OwnedPoolRedis(aioredis.Redis):
+    """A client that owns its pool: ``aclose()`` closes its connections (``Redis(connection_pool=)``
+    does not, and every shard's context left up to 128 connections open for the job's life).
+
+    A connection opened on an event loop that has since closed (a client used inside an
+    ``asyncio.run`` of its own, then closed from another loop) cannot be closed through that loop;
+    its socket goes with the loop's objects, so that one failure is not the caller's."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        try:
+            await super().aclose(close_connection_pool)
+        except RuntimeError as exc:
+            if "Event loop is closed" not in str(exc):
+                raise
+
+
 def make_redis(
     url: str | None, *, max_connections: int = 64, ride_out_s: float = RIDE_OUT_S
 ) -> aioredis.Redis:
@@ -87,6 +103,4 @@ def make_redis(
         health_check_interval=30,
         retry=RideOut(ride_out_s),
     )
-    # from_pool: the client owns its pool, so aclose() closes its connections. Redis(connection_pool=)
-    # does not, and every shard's context left up to 128 connections open for the job's life.
-    return aioredis.Redis.from_pool(pool)
+    return OwnedPoolRedis.from_pool(pool)
