@@ -20,14 +20,13 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from bookwarm.providers.fake.runner import FakeProviders, provider_env, set_faults
-from bookwarm.providers.fake.server import PROVIDERS
+from bookwarm.providers.fake.runner import FakeProviders, set_faults
 from bookwarm.services.local import LocalServices
 from bookwarm.services.process import stop
 from bookwarm.settings import resolve
 from tests.bench import cpu, reference_ms
 from tests.bench.bench_retention import age_everything, clean
-from tests.bench.bench_warm import benchmark_faults, make_catalog, write_library
+from tests.bench.bench_warm import benchmark_faults, limits_off_env, make_catalog, write_library
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -100,18 +99,7 @@ def main() -> int:
                 "s3 (seaweedfs)": state.s3_pid,
                 "fake providers": fake_state.pid,
             }
-            os.environ.update(
-                {
-                    **state.env(),
-                    **provider_env(fake_state.port),
-                    "PREFECT_HOME": str(home / "client"),
-                    "BOOKWARM_REDIS_PREFIX": "big:",
-                    "BOOKWARM_SOURCE_ROOTS": str(home),
-                    "BOOKWARM_GOOGLE_BOOKS_DAILY_QUOTA": "0",
-                    "BOOKWARM_ISBNDB_DAILY_QUOTA": "0",
-                    **{f"BOOKWARM_{p.upper()}_RPS": "100000" for p in PROVIDERS},
-                }
-            )
+            os.environ.update(limits_off_env(state.env(), fake_state.port, home, "big:"))
             from flows.warm_library import warm_library
 
             print(

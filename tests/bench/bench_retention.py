@@ -24,13 +24,12 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bookwarm.providers.fake.runner import FakeProviders, provider_env, set_faults
-from bookwarm.providers.fake.server import PROVIDERS
+from bookwarm.providers.fake.runner import FakeProviders, set_faults
 from bookwarm.services.local import LocalServices, prefect_server_env
 from bookwarm.services.process import stop
 from bookwarm.settings import resolve
 from tests.bench import reference_ms
-from tests.bench.bench_warm import benchmark_faults, make_catalog, write_library
+from tests.bench.bench_warm import benchmark_faults, limits_off_env, make_catalog, write_library
 
 BATCHES = (50, 200, 1000)
 TARGET_BATCH_S = 2.0  # one batch's transaction: short enough not to hold SQLite's lock against the API
@@ -97,18 +96,7 @@ def main() -> int:
             empty = data_bytes(home / "prefect" / "prefect.db")  # the server's own rows before any run
             fake_state = fake.up(catalog, real_limits=False)
             set_faults(fake_state.port, benchmark_faults(limited=False))
-            os.environ.update(
-                {
-                    **state.env(),
-                    **provider_env(fake_state.port),
-                    "PREFECT_HOME": str(home / "client"),
-                    "BOOKWARM_REDIS_PREFIX": "retention:",
-                    "BOOKWARM_SOURCE_ROOTS": str(home),
-                    "BOOKWARM_GOOGLE_BOOKS_DAILY_QUOTA": "0",
-                    "BOOKWARM_ISBNDB_DAILY_QUOTA": "0",
-                    **{f"BOOKWARM_{p.upper()}_RPS": "100000" for p in PROVIDERS},
-                }
-            )
+            os.environ.update(limits_off_env(state.env(), fake_state.port, home, "retention:"))
             from flows.warm_library import warm_library
 
             print(

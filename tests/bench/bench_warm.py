@@ -240,3 +240,18 @@ if __name__ == "__main__":
 
     exit_cleanly_on_sigterm()
     raise SystemExit(main())
+
+
+def limits_off_env(services_env: dict[str, str], fake_port: int, home: Path, prefix: str) -> dict[str, str]:
+    """What a job run in this process needs to warm through the fake providers with no limit and no
+    enrichment quota: the local services, the fakes, a Redis prefix of its own, sources under ``home``."""
+    return {
+        **services_env,
+        **provider_env(fake_port),
+        "PREFECT_HOME": str(home / "client"),
+        "BOOKWARM_REDIS_PREFIX": prefix,
+        "BOOKWARM_SOURCE_ROOTS": str(home),
+        "BOOKWARM_GOOGLE_BOOKS_DAILY_QUOTA": "0",
+        "BOOKWARM_ISBNDB_DAILY_QUOTA": "0",
+        **{f"BOOKWARM_{p.upper()}_RPS": "100000" for p in PROVIDERS},
+    }

@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,31 +75,45 @@ def provider_settings(
     )
 
 
+def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
+    """A folder of this run's, shared by every xdist worker: ``make(folder)`` runs once, by the first
+    worker to come, under a lock the others wait on."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's, not older runs'
+    folder = shared / name
+    folder.mkdir(exist_ok=True)
+    with (folder / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "ready").exists():
+            make(folder)
+            (folder / "ready").touch()
+    return folder
+
+
+def migrate_prefect(env: dict[str, str]) -> None:
+    """Prefect's migrations on the database ``env`` names (PREFECT_HOME's SQLite, or its URL)."""
+    subprocess.run(
+        [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
+
+
 @pytest.fixture(scope="session")
 def prefect_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Prefect SQLite database migrated once for the whole run, every xdist worker included (the
     first to come migrates it under a lock): a server started on a copy skips its migrations
     (5.8 s to start here instead of 12.1 s; docs/decisions.md)."""
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's, not older runs'
-    folder = shared / "prefect-db-template"
-    folder.mkdir(exist_ok=True)
-    database = folder / "prefect.db"
-    with (folder / "lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not database.exists():
-            home = folder / "migrating"
-            env = {**os.environ, "PREFECT_HOME": str(home)}
-            env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
-            subprocess.run(
-                [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
-                env=env,
-                check=True,
-                capture_output=True,
-                timeout=180,
-            )
-            (home / "prefect.db").rename(database)
-    return database
+
+    def make(folder: Path) -> None:
+        env = {**os.environ, "PREFECT_HOME": str(folder / "migrating")}
+        env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
+        migrate_prefect(env)
+        (folder / "migrating" / "prefect.db").rename(folder / "prefect.db")
+
+    return made_once(tmp_path_factory, "prefect-db-template", make) / "prefect.db"
 
 
 def seeded_prefect_home(home: Path, template: Path) -> Path:

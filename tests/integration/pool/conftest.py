@@ -9,7 +9,6 @@ pool's PostgreSQL starts on a copy of one data folder that Prefect migrated once
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from bookwarm.services.postgres import postgres_url, start_postgres
 from bookwarm.services.process import free_port, stop
 from tests.bench.bench_warm import make_catalog, write_library
 from tests.conftest import PROJECT
+from tests.integration.conftest import made_once, migrate_prefect
 from tests.integration.pool.pool import LIBRARY_AUTHORS
 
 
@@ -32,30 +32,17 @@ def postgres_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A PostgreSQL data folder with Prefect's schema, made once for the whole run, every xdist
     worker included (the first to come makes it under a lock). A pool's server started on a copy
     skips initdb and Prefect's migrations, the larger part of a pool's set-up."""
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's, not older runs'
-    folder = shared / "postgres-template"
-    folder.mkdir(exist_ok=True)
-    data = folder / "data"
-    with (folder / "lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (folder / "ready").exists():
-            port = free_port()
-            pid, _ = start_postgres(data, folder / "postgres.log", port)
-            try:
-                env = {**os.environ, "PREFECT_HOME": str(folder / "prefect")}
-                env["PREFECT_API_DATABASE_CONNECTION_URL"] = postgres_url(port)
-                subprocess.run(
-                    [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
-                    env=env,
-                    check=True,
-                    capture_output=True,
-                    timeout=180,
-                )
-            finally:
-                stop(pid, 30.0)  # a clean shutdown: the copies start without recovery
-            (folder / "ready").touch()
-    return data
+
+    def make(folder: Path) -> None:
+        port = free_port()
+        pid, _ = start_postgres(folder / "data", folder / "postgres.log", port)
+        try:
+            env = {**os.environ, "PREFECT_HOME": str(folder / "prefect")}
+            migrate_prefect({**env, "PREFECT_API_DATABASE_CONNECTION_URL": postgres_url(port)})
+        finally:
+            stop(pid, 30.0)  # a clean shutdown: the copies start without recovery
+
+    return made_once(tmp_path_factory, "postgres-template", make) / "data"
 
 
 @pytest.fixture(scope="module")
