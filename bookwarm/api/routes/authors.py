@@ -30,10 +30,10 @@ async def get_author(name: str, request: Request, wait: Wait = None) -> Response
     """200 with the bibliography (the cache contract's author value); on a miss it is fetched from
     OpenLibrary while the reader waits (``wait``), written to both tiers as a warm writes it; past
     the wait, or with the readers' share of OpenLibrary spent, 202 (recorded as demand); 404 when
-    OpenLibrary knows nobody by that name; 409 for namesakes.
-
-    The hot path of the whole API: what the other routes take as dependencies it reads from the
-    app's state itself (FastAPI's dependency solving cost 18 % of a request here)."""
+    OpenLibrary knows nobody by that name; 409 for namesakes."""
+    # The hot path of the whole API: what the other routes take as dependencies it reads from the
+    # app's state itself (FastAPI's dependency solving cost 18 % of a request here). A comment, not
+    # the docstring: the docstring is the route's description on /docs, read by an app's developer.
     state = request.app.state
     state.access.check(request, write=False)
     ctx: WarmContext = state.ctx
