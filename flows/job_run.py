@@ -24,7 +24,18 @@ from prefect.states import Cancelled
 
 from bookwarm.errors import InputError, JobStopped
 from bookwarm.warming.context import WarmContext
-from bookwarm.warming.stop import CANCELLING, Watchdog, forget, notify_stopped, running_here, stop_signal
+from bookwarm.warming.stop import (
+    CANCELLED_WHY,
+    CANCELLING,
+    SIGTERM_GRACE_S,
+    SIGTERM_WHY,
+    Watchdog,
+    forget,
+    notify_stopped,
+    running_here,
+    sigterm_stops_jobs,
+    stop_signal,
+)
 from flows.levels import SHARD_SIZE, warm_levels
 from tasks.jobs import finish_job, start_job
 from tasks.prefect_api import end_unstarted_subflow_runs, flow_run_probe, report_earlier_run_ends
@@ -91,15 +102,22 @@ async def run_job(
     signal = stop_signal(job_id)
     running_here(job_id)
     await report_earlier_run_ends(ctx)
+    loop = asyncio.get_running_loop()
     try:
         async with (
             ctx.jobs.heartbeat(job_id),
             Watchdog(job_id, probe, grace_s=ctx.settings.redis.prefect_grace_s),
+            asyncio.timeout(None) as overdue,
+            sigterm_stops_jobs(lambda: overdue.reschedule(loop.time() + SIGTERM_GRACE_S)),
         ):
             await warm()
         status = "completed"
     except JobStopped as stopped:
         status = stopped.status
+    except TimeoutError:
+        if not overdue.expired():
+            raise
+        status = "interrupted"  # SIGTERM, and authors in flight were cancelled at the bound
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
             cancelled = False
@@ -115,6 +133,13 @@ async def run_job(
         raise
     finally:
         forget(job_id)
+    if status == "interrupted" and signal.why == SIGTERM_WHY:
+        # A runner's or worker's cancel is a SIGTERM to this process (the UI's Cancel, a work
+        # pool's): Prefect says which it was. The signal can land in one of the job's own asyncio
+        # tasks, where Prefect's TerminationSignal is lost; the wakeup-fd relay stopped the job.
+        with contextlib.suppress(Exception):
+            if await _is_cancelling(probe):
+                status, signal.why = "cancelled", CANCELLED_WHY
     if status in ("cancelled", "interrupted") and signal.trouble_since is None:
         await _end_unstarted_shards(ctx, flow_run, signal.why)
     if status == "interrupted":

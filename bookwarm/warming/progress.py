@@ -27,8 +27,15 @@ FLUSH_S = 0.5
 
 
 def subscribe(listener: Listener) -> Callable[[], None]:
+    """Returns the unsubscribe: safe to call after `notify` dropped a failing listener (it was called
+    in a `finally` and turned a job's one-line stop into a traceback) and safe to call twice."""
     _listeners.append(listener)
-    return lambda: _listeners.remove(listener)
+
+    def unsubscribe() -> None:
+        with contextlib.suppress(ValueError):
+            _listeners.remove(listener)
+
+    return unsubscribe
 
 
 def has_listeners() -> bool:

@@ -114,8 +114,13 @@ def stop_every_job_here(status: str, why: str) -> None:
         job_signal.set(status, why)
 
 
+SIGTERM_WHY = "stopped by SIGTERM"
+CANCELLED_WHY = "cancelled from the Prefect UI or API"
+SIGTERM_GRACE_S = 10.0  # after a SIGTERM, authors in flight get this long before they are cancelled
+
+
 @contextlib.asynccontextmanager
-async def sigterm_stops_jobs() -> AsyncIterator[None]:
+async def sigterm_stops_jobs(on_sigterm: Callable[[], None] | None = None) -> AsyncIterator[None]:
     """While this block runs on the main thread's loop, a SIGTERM to the process also stops every
     job here as ``interrupted`` ("stopped by SIGTERM"), whatever Prefect's handler does with it.
 
@@ -125,7 +130,10 @@ async def sigterm_stops_jobs() -> AsyncIterator[None]:
     that task and never seen, and the job ran on to its end. The C-level signal handler also writes
     the signal's number to the wakeup fd, whichever Python handler is installed (Prefect's nested
     engines reinstall theirs), so reading that fd on the loop is a second, reliable path that
-    touches no handler. Off the main thread (no wakeup fd there) this does nothing."""
+    touches no handler. Off the main thread (no wakeup fd there) this does nothing.
+
+    ``on_sigterm`` is called on the loop as well: the job uses it to bound how long its authors in
+    flight may take (a Prefect runner or Kubernetes kills the process 30 s after its SIGTERM)."""
     loop = asyncio.get_running_loop()
     reader, writer = socket.socketpair()
     reader.setblocking(False)
@@ -147,7 +155,9 @@ async def sigterm_stops_jobs() -> AsyncIterator[None]:
             with contextlib.suppress(OSError):
                 os.write(previous, data)
         if signals.SIGTERM in data:
-            stop_every_job_here("interrupted", "stopped by SIGTERM")
+            stop_every_job_here("interrupted", SIGTERM_WHY)
+            if on_sigterm is not None:
+                on_sigterm()
 
     loop.add_reader(reader.fileno(), woken)
     try:
@@ -200,4 +210,4 @@ class Watchdog:
                 continue
             signal.trouble_since = None
             if state == CANCELLING:
-                signal.set("cancelled", "cancelled from the Prefect UI or API")
+                signal.set("cancelled", CANCELLED_WHY)

@@ -90,3 +90,70 @@ def test_a_sigterm_raised_inside_a_background_task_still_stops_the_job(prefect_a
     status, why, in_task = done.stdout.strip().splitlines()[-1].split("|")
     assert in_task == "TerminationSignal", done.stdout  # the signal did land in the background task
     assert (status, why) == ("interrupted", "stopped by SIGTERM"), done.stdout
+
+
+IN_FLIGHT_FOR_EVER = textwrap.dedent(
+    """
+    import asyncio, os, signal, threading, time
+    from prefect import flow
+    from prefect.runtime import flow_run
+    import flows.job_run
+    from bookwarm.errors import JobStopped
+    from bookwarm.settings import resolve
+    from bookwarm.warming.context import WarmContext
+    from bookwarm.warming.shard import ClaimKeeper
+    from bookwarm.warming.stop import stop_signal
+
+    flows.job_run.SIGTERM_GRACE_S = 1.0  # the bound under test, shortened (10 s by default)
+
+    @flow
+    async def job():
+        job_id = "job-held"
+        async with WarmContext(resolve()) as ctx:
+            await ctx.jobs.start(job_id, source="t", max_depth=0, authors=[{"name": "A", "key": "a"}], force=False)
+
+            async def warm():
+                spinning = threading.Event()
+
+                async def background():  # one of the job's own tasks, busy when the signal lands
+                    spinning.set()
+                    deadline = time.monotonic() + 20
+                    while time.monotonic() < deadline and not stop_signal(job_id).is_set:
+                        pass
+
+                token = await ctx.hot.claim("a", 600)
+                async with ClaimKeeper(ctx, {"a": token}):
+                    threading.Thread(target=lambda: (spinning.wait(), os.kill(os.getpid(), signal.SIGTERM))).start()
+                    lost = asyncio.create_task(background())
+                    await asyncio.Event().wait()  # an author whose provider never answers
+
+            try:
+                await flows.job_run.run_job(ctx, job_id, None, warm, run_id=str(flow_run.id))
+                print("returned", flush=True)
+            except JobStopped as stopped:
+                record = await ctx.jobs.get(job_id)
+                free = await ctx.hot.claim("a", 60)
+                print(f"{stopped.status}|{record['status']}|{bool(free)}", flush=True)
+
+    asyncio.run(job())
+    """
+)
+
+
+def test_a_sigterm_lost_in_a_task_ends_the_job_even_with_an_author_that_never_answers(
+    flow_env, tmp_path
+) -> None:
+    """A job run by a runner or a worker (not the CLI): the same SIGTERM, lost in one of its tasks,
+    stops it, and an author in flight is cancelled at the bound (a runner kills the process 30 s
+    after its SIGTERM): the record says interrupted, not running, and the claim is released."""
+    env = {**os.environ, "PREFECT_LOGGING_LEVEL": "ERROR"}
+    done = subprocess.run(
+        [sys.executable, "-c", IN_FLIGHT_FOR_EVER],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "interrupted|interrupted|True", done.stdout
