@@ -69,9 +69,10 @@ class Keys:
         return f"{self.prefix}warming:job:{job_id}:counted"
 
     def job_found(self, job_id: str, pass_id: str, depth: int) -> str:
-        """Hash: co-author key -> the co-author, as found at ``depth`` by the shards of one pass over
-        the job (its first run, a resume, a redrive). Shards on other machines hand their co-authors
-        to the job here, not through a worker's memory."""
+        """List: the co-authors each batch found at ``depth`` (a JSON array an entry), written by the
+        shards of one pass over the job (its first run, a resume, a redrive) as each batch ends.
+        Shards on other machines hand their co-authors to the job here, not through a worker's
+        memory, and the job reads them while the level still runs."""
         return f"{self.prefix}warming:job:{job_id}:found:{pass_id}:{depth}"
 
     def job_outcomes(self, job_id: str) -> str:

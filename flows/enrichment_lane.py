@@ -1,7 +1,9 @@
 """Enrichment beside a shard's bibliographies: warmed authors are noted as pending enrichment and
 fed to one worker per provider, each running `enrich` provider tasks over small chunks. When the
-shard's last bibliography is cached the lane stops taking chunks (a chunk in flight finishes), so
-enrichment never makes a job longer; what is left stays pending for the `enrich` flow."""
+shard's last bibliography is cached the lane stops: no further chunk, and the chunk in flight asks
+no further author and gives up a call not answered within half a second (bookwarm.warming.
+enrichment.enrich_chunk), so enrichment never makes a job longer; what is left stays pending for
+the `enrich` flow."""
 
 from __future__ import annotations
 
@@ -61,7 +63,7 @@ class EnrichmentLane:
     ) -> None:
         self.stopping.set()
         self.wakeup.set()
-        # A chunk in flight finishes, within a bound: enrichment never holds a shard's end (a shard
+        # The chunk in flight stops (enrich_chunk), within a bound: enrichment never holds a shard's end (a shard
         # once sat 150 s after its last bibliography with its ISBNdb lane stuck between two chunks).
         # What a cancelled chunk did not do stays pending for the `enrich` flow: nothing is lost.
         _, late = await asyncio.wait(self.workers, timeout=LANE_EXIT_S)
@@ -92,7 +94,7 @@ class EnrichmentLane:
             entries = await self._take(queue, chunk_size(getattr(self.ctx.settings, provider).rate_per_s))
             if not entries:
                 return
-            result = await enrich_authors(self.ctx, provider, entries, self.depth, chunk_no)
+            result = await enrich_authors(self.ctx, provider, entries, self.depth, chunk_no, self.stopping)
             chunk_no += 1
             if result["stopped"]:
                 return  # quota spent or provider down: the rest waits in the pending set

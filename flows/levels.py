@@ -1,19 +1,31 @@
-"""Level-by-level recursion over co-authors, shared by the library, popular-authors, redrive and
-resume flows.
+"""Levels of co-authors, shared by the library, popular-authors, redrive and resume flows.
 
-Depth 0 is the given authors; each level's co-authors not seen before become the next level,
-while depth < max_depth. Each level runs as shards (the unit of distribution: subflows here, or
-deployment runs on a work pool's workers, flows.shards). A job that
-was told to stop (bookwarm.warming.stop) starts no further shard and raises JobStopped at the end
-of its level: what it did not start stays queued in its record for `bookwarm resume`. A shard the
-Prefect API fails to start under load (503) is run again after a pause, with fewer shards at once.
+Depth 0 is the given authors; the co-authors they name that were not seen before are depth 1, and
+so on while depth < max_depth. Each level runs as shards (the unit of distribution: subflows here,
+or deployment runs on a work pool's workers, flows.shards).
+
+Levels overlap: each batch of a shard hands its co-authors to the job's pass in Redis as it ends,
+and the next level starts shards on them while its own level still runs, so OpenLibrary's rate is
+spent on the next level instead of idling through a level's tail and the next one's start. Each
+author is still taken once, at its shallowest depth: the co-authors found at depth d are admitted
+(as depth d+1) only once depth d is closed, that is once depth d-1 has ended and everything it
+found has been admitted. Every author at depth d is found at depth d-1, so by then every author of
+depth <= d is known (seen), and one not seen is truly at depth d+1: no author is ever admitted
+deeper than its shallowest depth, and at most two levels run at once.
+
+A job that was told to stop (bookwarm.warming.stop) starts no further shard and raises JobStopped
+once its running shards end: what it did not start stays queued in its record for `bookwarm
+resume`. A shard the Prefect API fails to start under load (503) is run again after a pause, with
+fewer shards at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -22,7 +34,7 @@ from prefect.logging import get_run_logger
 from bookwarm.errors import JobStopped
 from bookwarm.warming.context import WarmContext
 from bookwarm.warming.progress import OutcomeFollower
-from bookwarm.warming.stop import stop_signal
+from bookwarm.warming.stop import StopSignal, stop_signal
 from flows.shards import ShardRunner
 
 MAX_PARALLEL_SHARDS = (
@@ -34,6 +46,11 @@ MAX_PARALLEL_SHARDS = (
 SHARD_SIZE = 1000
 LEVEL_ROUNDS = 5  # passes over a level's authors not yet counted (shards the API failed to start)
 ROUND_BACKOFF_S = 2.0  # pause before the next pass, doubling
+# A level still being found starts a shard on what it has once its oldest author waited this long
+# and none of its shards is running: one partial shard at a time, the next gathering meanwhile
+# (a shard per batch found would pay a subflow's start for every few authors).
+FLUSH_S = 0.5
+FOUND_POLL_S = 0.25  # how often co-authors found by a running level are read
 
 
 async def warm_levels(
@@ -66,6 +83,43 @@ async def warm_levels(
         )
 
 
+class _Level:
+    """One depth of the job: the authors admitted to it so far, those no shard has taken yet, and
+    whether more may come (``closed``) and whether it is done (``ended``)."""
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        self.authors: list[dict[str, str]] = []
+        self.buffer: list[dict[str, str]] = []
+        self.buffered_since = 0.0
+        self.closed = asyncio.Event()
+        self.ended = asyncio.Event()  # set once its shards and rounds are over, or the job stopped
+        self.changed = asyncio.Event()
+        self.shards = 0  # started in its first round
+
+    def admit(self, people: list[dict[str, str]]) -> None:
+        if not self.buffer:
+            self.buffered_since = time.monotonic()
+        self.authors += people
+        self.buffer += people
+        self.changed.set()
+
+    def close(self) -> None:
+        self.closed.set()
+        self.changed.set()
+
+    def take(self, shard_size: int, *, shard_running: bool) -> list[dict[str, str]]:
+        """Authors for the next shard, or [] to wait for more (see FLUSH_S)."""
+        waited = time.monotonic() - self.buffered_since >= FLUSH_S
+        if len(self.buffer) >= shard_size or (
+            self.buffer and (self.closed.is_set() or (waited and not shard_running))
+        ):
+            taken, self.buffer = self.buffer[:shard_size], self.buffer[shard_size:]
+            self.buffered_since = time.monotonic()
+            return taken
+        return []
+
+
 async def _levels(
     ctx: WarmContext,
     runner: ShardRunner,
@@ -78,57 +132,156 @@ async def _levels(
     done: frozenset[str],
     exclude: frozenset[str],
 ) -> None:
-    job_id, pass_id = runner.job_id, runner.pass_id
+    job_id = runner.job_id
     signal = stop_signal(job_id)
     seen = {a["key"] for a in authors} | exclude
-    frontier = [a for a in authors if a["key"] not in exclude]
+    levels = {depth: _Level(depth) for depth in range(start_depth, max_depth + 1)}
+    levels[start_depth].admit([a for a in authors if a["key"] not in exclude])
+    levels[start_depth].close()
     gate = AdaptiveGate(MAX_PARALLEL_SHARDS)
-    for depth in range(start_depth, max_depth + 1):
-        if not frontier:
-            return
-        pending = frontier
+
+    async def admit(depth: int) -> None:
+        """Co-authors found at ``depth`` into the next level, once ``depth`` is closed: every author
+        found at depth - 1 admitted (so in ``seen``), not only depth - 1 ended."""
+        source, target = levels[depth], levels[depth + 1]
+        await source.closed.wait()
+        offset = 0
+        while not signal.is_set:
+            ended = source.ended.is_set()
+            people, offset = await ctx.jobs.found_since(job_id, runner.pass_id, depth, offset)
+            fresh = [p for p in people if p["key"] not in seen]
+            if fresh and not signal.is_set:
+                seen.update(p["key"] for p in fresh)
+                await ctx.jobs.enqueue(job_id, fresh, depth + 1, queued_field)
+                target.admit(fresh)
+            if ended:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(source.ended.wait(), FOUND_POLL_S)
+        target.close()
+
+    async def level(depth: int) -> None:
+        try:
+            await _run_level(ctx, runner, levels[depth], force, shard_size, done, gate)
+        except JobStopped as stopped:  # its rounds gave up: the other levels start nothing more either
+            signal.set(stopped.status, stopped.why)
+            raise
+        finally:
+            levels[depth].ended.set()
+
+    work = [asyncio.ensure_future(level(depth)) for depth in levels]
+    work += [asyncio.ensure_future(admit(depth)) for depth in levels if depth < max_depth]
+    try:
+        await asyncio.wait(work, return_when=asyncio.FIRST_EXCEPTION)
+        failed = [t for t in work if t.done() and not t.cancelled() and t.exception() is not None]
+        if any(not isinstance(t.exception(), JobStopped) for t in failed):
+            raise next(t.exception() for t in failed if not isinstance(t.exception(), JobStopped))  # type: ignore[misc]
+        # A level that stopped: the job is stopping, and the other levels end as they see it
+        await asyncio.wait(work)
+        for task in work:
+            if task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        for task in work:
+            task.cancel()
+        await asyncio.gather(*work, return_exceptions=True)
+
+
+async def _run_level(
+    ctx: WarmContext,
+    runner: ShardRunner,
+    level: _Level,
+    force: bool,
+    shard_size: int,
+    done: frozenset[str],
+    gate: AdaptiveGate,
+) -> None:
+    """A level's first round as its authors arrive, then rounds over those not yet counted."""
+    job_id, depth = runner.job_id, level.depth
+    signal = stop_signal(job_id)
+    unfinished = await _first_round(runner, level, force, shard_size, done, gate)
+    if level.authors:
         get_run_logger().info(
             "depth %d: %d authors in %d shard(s) of up to %d%s",
             depth,
-            len(frontier),
-            -(-len(frontier) // shard_size),
+            len(level.authors),
+            level.shards,
             shard_size,
             f", on work pool {ctx.settings.orchestration.work_pool!r}" if runner.on_pool else "",
         )
-        for attempt in range(LEVEL_ROUNDS):
+    pending = level.authors
+    for attempt in range(LEVEL_ROUNDS):
+        if attempt:
             unfinished = await _round(runner, pending, depth, attempt, force, done, shard_size, gate)
-            if signal.is_set:
-                raise JobStopped(job_id, signal.status or "interrupted", signal.why)
-            left = await ctx.jobs.uncounted(job_id, [a["key"] for a in pending])
-            # A shard that did not run to its end handed over no co-authors: its authors already
-            # counted run again as done (skipped, read from the cache) to give theirs. Dead letters
-            # have none to give, and are redrive's.
-            regive = unfinished - left
-            if regive:
-                regive -= {entry["key"] for entry in await ctx.jobs.dead_letters(job_id)}
-            if not left and not regive:
-                break
-            # Shards the orchestrator could not start or report (a 503 under load), or whose worker
-            # was lost: again, fewer at once, after a pause; authors counted by then are not fetched again.
-            pending = [a for a in pending if a["key"] in left or a["key"] in regive]
-            done = done | regive
-            await asyncio.sleep(ROUND_BACKOFF_S * 2**attempt)
-        else:
-            raise JobStopped(
-                job_id,
-                "interrupted",
-                f"{len(pending)} authors at depth {depth} could not be warmed in {LEVEL_ROUNDS} rounds: "
-                "the Prefect API or its workers kept failing",
-            )
-        if depth == max_depth:
+        if signal.is_set:
+            raise JobStopped(job_id, signal.status or "interrupted", signal.why)
+        if not pending:
             return
-        frontier = []
-        for person in await ctx.jobs.found(job_id, pass_id, depth):
-            if person["key"] not in seen:
-                seen.add(person["key"])
-                frontier.append(person)
-        if frontier:
-            await ctx.jobs.enqueue(job_id, frontier, depth + 1, queued_field)
+        left = await ctx.jobs.uncounted(job_id, [a["key"] for a in pending])
+        # A shard that did not run to its end handed over only the co-authors of its finished
+        # batches: its authors already counted run again as done (skipped, read from the cache) to
+        # give theirs. Dead letters have none to give, and are redrive's.
+        regive = unfinished - left
+        if regive:
+            regive -= {entry["key"] for entry in await ctx.jobs.dead_letters(job_id)}
+        if not left and not regive:
+            return
+        # Shards the orchestrator could not start or report (a 503 under load), or whose worker
+        # was lost: again, fewer at once, after a pause; authors counted by then are not fetched again.
+        pending = [a for a in pending if a["key"] in left or a["key"] in regive]
+        done = done | regive
+        await asyncio.sleep(ROUND_BACKOFF_S * 2**attempt)
+    raise JobStopped(
+        job_id,
+        "interrupted",
+        f"{len(pending)} authors at depth {depth} could not be warmed in {LEVEL_ROUNDS} rounds: "
+        "the Prefect API or its workers kept failing",
+    )
+
+
+def _shards(
+    authors: list[dict[str, str]], force: bool, done: frozenset[str], shard_size: int
+) -> list[tuple[list[dict[str, str]], bool]]:
+    """Authors in shards, those already done apart (never forced: they only give co-authors)."""
+    groups = [[a for a in authors if a["key"] in done], [a for a in authors if a["key"] not in done]]
+    return [
+        (group[i : i + shard_size], force and group is groups[1])
+        for group in groups
+        for i in range(0, len(group), shard_size)
+    ]
+
+
+async def _first_round(
+    runner: ShardRunner,
+    level: _Level,
+    force: bool,
+    shard_size: int,
+    done: frozenset[str],
+    gate: AdaptiveGate,
+) -> set[str]:
+    """Shards on the level's authors as they are admitted, until it is closed and all are taken.
+    Returns the keys of the authors of shards that did not run to their end."""
+    signal = stop_signal(runner.job_id)
+    running: list[tuple[list[dict[str, str]], asyncio.Future[bool]]] = []
+    index = 0
+    while not signal.is_set:
+        in_flight = any(not task.done() for _, task in running)
+        taken = level.take(shard_size, shard_running=in_flight)
+        if taken:
+            for shard, forced in _shards(taken, force, done, shard_size):
+                task = asyncio.ensure_future(_run_shard(runner, shard, level.depth, 0, index, forced, gate))
+                running.append((shard, task))
+                index += 1
+                level.shards += 1
+            continue
+        if level.closed.is_set() and not level.buffer:
+            break
+        level.changed.clear()
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(level.changed.wait())]
+        waits += [task for _, task in running if not task.done()]
+        await asyncio.wait(waits, timeout=FLUSH_S, return_when=asyncio.FIRST_COMPLETED)
+        waits[0].cancel()
+    return await _settle(signal, runner.job_id, running)
 
 
 async def _round(
@@ -141,59 +294,74 @@ async def _round(
     shard_size: int,
     gate: AdaptiveGate,
 ) -> set[str]:
-    """One pass over a level's authors in shards. Returns the keys of the authors of shards that did
-    not run to their end (their co-authors, if any, never reached Redis)."""
-    job_id = runner.job_id
-    signal = stop_signal(job_id)
-    groups = [[a for a in authors if a["key"] in done], [a for a in authors if a["key"] not in done]]
-    shards = [
-        (group[i : i + shard_size], force and group is groups[1])
-        for group in groups
-        for i in range(0, len(group), shard_size)
+    """A later pass over a level's authors in shards. Returns the keys of the authors of shards that
+    did not run to their end (their co-authors, if any, never reached Redis)."""
+    running = [
+        (shard, asyncio.ensure_future(_run_shard(runner, shard, depth, round_no, i, forced, gate)))
+        for i, (shard, forced) in enumerate(_shards(authors, force, done, shard_size))
     ]
+    return await _settle(stop_signal(runner.job_id), runner.job_id, running)
 
-    async def run(index: int, shard: list[dict[str, str]], forced: bool) -> bool:
-        """True when the shard ran to its end (and so handed over its co-authors)."""
-        try:
-            async with gate:  # in process: the whole shard; on a pool: its submission only
-                if signal.is_set:  # stopping: this shard is not started, its authors stay queued
-                    return False
-                if not runner.on_pool:
-                    await runner.run_here(shard, depth, index, forced)
-                    return True
-                run_id = await runner.submit(shard, depth, round_no, index, forced)
-            return await runner.wait(run_id, shard, depth, index)
-        except httpx.HTTPError as exc:  # the Prefect API failed the subflow (provider errors are mapped)
-            gate.shrink()
-            await runner.ctx.jobs.incr(job_id, shard_retries=1)
-            get_run_logger().warning(
-                "shard %d at depth %d: the Prefect API failed it (%s: %.200s); its authors not yet counted run "
-                "again, %d shard(s) at once",
-                index,
-                depth,
-                type(exc).__name__,
-                exc,
-                gate.capacity,
-            )
-            return False
-        except Exception:
-            if signal.api_in_trouble:  # the subflow could not be created or reported
-                return False
-            raise
 
-    level = asyncio.ensure_future(asyncio.gather(*(run(i, s, f) for i, (s, f) in enumerate(shards))))
+async def _settle(
+    signal: StopSignal, job_id: str, running: Sequence[tuple[list[dict[str, str]], asyncio.Future[bool]]]
+) -> set[str]:
+    """Waits for the shards; the keys of the authors of those that did not run to their end."""
+    if not running:
+        return set()
+    gathered: asyncio.Future[list[bool]] = asyncio.gather(*(task for _, task in running))
     abandon = asyncio.ensure_future(signal.abandoned())
-    either: set[asyncio.Future[Any]] = {level, abandon}
+    either: set[asyncio.Future[Any]] = {gathered, abandon}
     await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
     abandon.cancel()
-    if not level.done():  # interrupted, no author in flight here: the subflows wait on a lost API
+    if not gathered.done():  # interrupted, no author in flight here: the subflows wait on a lost API
         raise JobStopped(job_id, signal.status or "interrupted", signal.why)
     return {
         a["key"]
-        for (shard, _), finished in zip(shards, level.result(), strict=True)
+        for (shard, _), finished in zip(running, gathered.result(), strict=True)
         if not finished
         for a in shard
     }
+
+
+async def _run_shard(
+    runner: ShardRunner,
+    shard: list[dict[str, str]],
+    depth: int,
+    round_no: int,
+    index: int,
+    forced: bool,
+    gate: AdaptiveGate,
+) -> bool:
+    """True when the shard ran to its end (and so handed over all its co-authors)."""
+    job_id = runner.job_id
+    signal = stop_signal(job_id)
+    try:
+        async with gate:  # in process: the whole shard; on a pool: its submission only
+            if signal.is_set:  # stopping: this shard is not started, its authors stay queued
+                return False
+            if not runner.on_pool:
+                await runner.run_here(shard, depth, index, forced)
+                return True
+            run_id = await runner.submit(shard, depth, round_no, index, forced)
+        return await runner.wait(run_id, shard, depth, index)
+    except httpx.HTTPError as exc:  # the Prefect API failed the subflow (provider errors are mapped)
+        gate.shrink()
+        await runner.ctx.jobs.incr(job_id, shard_retries=1)
+        get_run_logger().warning(
+            "shard %d at depth %d: the Prefect API failed it (%s: %.200s); its authors not yet counted run "
+            "again, %d shard(s) at once",
+            index,
+            depth,
+            type(exc).__name__,
+            exc,
+            gate.capacity,
+        )
+        return False
+    except Exception:
+        if signal.api_in_trouble:  # the subflow could not be created or reported
+            return False
+        raise
 
 
 class AdaptiveGate:

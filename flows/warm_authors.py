@@ -1,4 +1,4 @@
-"""Subflow: warm one shard of authors at one depth, and return the co-authors found.
+"""Subflow: warm one shard of authors at one depth, and hand the co-authors found to the job.
 
 The unit Prefect schedules and a deployment can run on another machine. Its authors are known up
 front, so it claims them all, then asks OpenLibrary in batches (one provider task per batch: ISBN
@@ -86,7 +86,7 @@ async def warm_authors(
         stopped: str | None = None  # how this shard's own run was stopped, run by a worker
         if signal.watched:
             found = await _warm_shard(
-                ctx, authors, depth, job_id, force, concurrency, progress_artifact_id, shard
+                ctx, authors, depth, job_id, pass_id, force, concurrency, progress_artifact_id, shard
             )
         else:
             probe = flow_run_probe(str(flow_run.id))
@@ -96,17 +96,16 @@ async def warm_authors(
                     OutcomePublisher(ctx.redis, ctx.keys.job_outcomes(job_id), job_id),
                 ):
                     found = await _warm_shard(
-                        ctx, authors, depth, job_id, force, concurrency, progress_artifact_id, shard
+                        ctx, authors, depth, job_id, pass_id, force, concurrency, progress_artifact_id, shard
                     )
             finally:
                 stopped = signal.status
                 forget(job_id)
-        await ctx.jobs.add_found(job_id, pass_id, depth, found)
         if stopped == "cancelled":
             # Its run is Cancelling, from which Prefect takes no end but Cancelled: say it here, where
             # the shard stopped, rather than leave the run Cancelling until a worker notices.
             return Cancelled(message=f"stopped with its job: {signal.why}")  # type: ignore[return-value]
-    return len(found)
+    return found
 
 
 async def _warm_shard(
@@ -114,12 +113,15 @@ async def _warm_shard(
     authors: list[dict[str, Any]],
     depth: int,
     job_id: str,
+    pass_id: str,
     force: bool,
     concurrency: int,
     progress_artifact_id: str | None,
     shard: int,
-) -> list[dict[str, Any]]:
-    """The shard's authors, claimed, fetched in batches and written; the co-authors they name."""
+) -> int:
+    """The shard's authors, claimed, fetched in batches and written. Each batch hands the
+    co-authors its authors name to the job's pass as it ends, so the next level can start on them
+    while this one runs (flows.levels). Returns how many co-authors it found."""
     signal = stop_signal(job_id)
     gate = asyncio.Semaphore(concurrency)
     last_update = [0.0]
@@ -129,6 +131,7 @@ async def _warm_shard(
     lane = EnrichmentLane(ctx, job_id, depth)
     outcomes: list[AuthorOutcome] = []
     failures: list[Failure] = []
+    coauthors_found: set[str] = set()
     batch_numbers = itertools.count()
 
     async def write(items: list[Item], keeper: ClaimKeeper, upstream: list[Any]) -> None:
@@ -155,6 +158,9 @@ async def _warm_shard(
             return
         result: BatchResult = await state.aresult()
         outcomes.extend(result.outcomes)
+        coauthors = {p["key"]: p for o in result.outcomes for p in o.coauthors}
+        await ctx.jobs.add_found(job_id, pass_id, depth, list(coauthors.values()))
+        coauthors_found.update(coauthors)
         for outcome in result.outcomes:
             await lane.offer(outcome.to_dict())
             outcome.bibliography = None  # handed over: a shard keeps only the outcome
@@ -227,11 +233,7 @@ async def _warm_shard(
                 type(exc).__name__,
                 exc,
             )
-    discovered: dict[str, dict[str, Any]] = {}
-    for outcome in outcomes:
-        for person in outcome.coauthors:
-            discovered.setdefault(person["key"], person)
-    return list(discovered.values())
+    return len(coauthors_found)
 
 
 async def _dead_letter(ctx: WarmContext, job_id: str, failure: Failure, depth: int) -> None:

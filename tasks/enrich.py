@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict
 from typing import Any
 
@@ -16,7 +17,13 @@ from bookwarm.warming.enrichment import Pending, enrich_chunk
     name="enrich", task_run_name="enrich-{provider}/d{depth}/chunk-{chunk}", cache_policy=NO_CACHE, retries=0
 )
 async def enrich_authors(
-    ctx: WarmContext, provider: str, entries: list[Pending], depth: int, chunk: int
+    ctx: WarmContext,
+    provider: str,
+    entries: list[Pending],
+    depth: int,
+    chunk: int,
+    stop: asyncio.Event | None = None,
 ) -> dict[str, Any]:
-    """{done, filled, calls, stopped}: a spent quota stops the chunk; the rest stays pending."""
-    return asdict(await enrich_chunk(ctx, provider, entries))
+    """{done, filled, calls, stopped}: a spent quota stops the chunk; the rest stays pending, as
+    does what ``stop`` (the shard's bibliographies are done) leaves."""
+    return asdict(await enrich_chunk(ctx, provider, entries, stop))

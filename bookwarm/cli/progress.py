@@ -3,9 +3,10 @@ and how many were warmed, skipped, partial, review, unknown or failed: the job s
 only by authors the job counted (an author re-run as done is not shown twice).
 
 On a terminal it is a rich live display; otherwise (a log file, a pipe, CI) a plain line every few
-seconds, so logs stay readable, and each level's last line when the job ends. Fed by finished authors (in-process listeners) and the job's record
-in Redis (how many authors each level queued: levels run one after the other, so a level's total is
-what was queued when its first author finished, minus the levels before it).
+seconds, so logs stay readable, and each level's last line when the job ends. Fed by finished
+authors (in-process listeners) and the job's record in Redis: how many authors each depth has
+queued so far (levels overlap, and a level grows while the one before it runs), read again at most
+every TOTALS_EVERY_S.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from bookwarm.keys import Keys
+from bookwarm.warming.jobs import queued_at
 from bookwarm.warming.outcome import AuthorOutcome
 
 SHOWN = ("warmed", "skipped", "partial", "review", "unknown", "failed")  # the summary's, by the same names
 PLAIN_EVERY_S = 5.0
+TOTALS_EVERY_S = 1.0
 
 
 class _Level:
@@ -31,7 +34,7 @@ class _Level:
         self.total = total
         self.done = 0
         self.counts: Counter[str] = Counter()
-        self.started = started  # when the level began: the previous level's last author, or the run's start
+        self.started = started  # its first author's end: levels overlap, so no earlier moment is its own
         self.task: TaskID | None = None
 
     def counts_text(self) -> str:
@@ -50,7 +53,7 @@ class ProgressBar:
         self.tty = stream.isatty()
         self.levels: dict[int, _Level] = {}
         self.last_plain = 0.0
-        self.last_outcome = time.monotonic()
+        self.totals_read = 0.0
         self.progress: Progress | None = None
         self.closed = False
         if self.tty:
@@ -69,26 +72,37 @@ class ProgressBar:
     def __call__(self, job_id: str, outcome: AuthorOutcome) -> None:
         level = self.levels.get(outcome.depth)
         if level is None:
-            level = self.levels[outcome.depth] = _Level(self._level_total(job_id), self.last_outcome)
+            level = self.levels[outcome.depth] = _Level(1, time.monotonic())
+            self.totals_read = 0.0  # a new depth: its total now
             if self.progress is not None:
                 level.task = self.progress.add_task(
                     "", total=level.total, depth=outcome.depth, rate=0.0, counts=level.counts_text()
                 )
-        self.last_outcome = time.monotonic()
+        self._read_totals(job_id)
         level.done += 1
         level.counts[outcome.status] += 1
         if self.progress is not None and level.task is not None:
             self.progress.update(
-                level.task, completed=level.done, rate=level.rate(), counts=level.counts_text()
+                level.task,
+                completed=level.done,
+                total=max(level.total, level.done),
+                rate=level.rate(),
+                counts=level.counts_text(),
             )
         elif time.monotonic() - self.last_plain >= PLAIN_EVERY_S:
             self.last_plain = time.monotonic()
             self._plain(outcome.depth, level)
 
-    def _level_total(self, job_id: str) -> int:
-        queued = int(self.client.hget(self.keys.job(job_id), "authors_queued") or 0)
-        earlier = sum(level.total for level in self.levels.values())
-        return max(1, queued - earlier)
+    def _read_totals(self, job_id: str) -> None:
+        """Each shown depth's total: what the job has queued at it so far."""
+        if time.monotonic() - self.totals_read < TOTALS_EVERY_S:
+            return
+        self.totals_read = time.monotonic()
+        depths = sorted(self.levels)
+        queued = self.client.hmget(self.keys.job(job_id), [queued_at(d) for d in depths])
+        for depth, total in zip(depths, queued, strict=True):
+            if total is not None:
+                self.levels[depth].total = max(1, int(total))
 
     def _plain(self, depth: int, level: _Level) -> None:
         rate = level.rate()

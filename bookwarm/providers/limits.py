@@ -11,6 +11,7 @@ call is made, so failed calls count too, and it lives in Redis, so restarts do n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import UTC, datetime
 
@@ -178,20 +179,32 @@ class RedisLimiter:
         """
         issued = time.monotonic()
         wait_us, used, redis_now = await self._reserve(count=True, units=units)
-        for fresh in (False, True):  # at most one fresh slot: on a saturated loop every slot runs late
-            received = time.monotonic()
-            self.clock.observe(issued, received, redis_now)
-            if self.clock.known:
-                slot = self.clock.to_local(redis_now + wait_us)
-            else:  # never early: the slot is at most `wait` after the reply arrived
-                slot = received + wait_us / 1_000_000
-            if slot > received:
-                await asyncio.sleep(slot - received)
-            if fresh or time.monotonic() - slot <= self.late_s:
-                break
-            issued = time.monotonic()
-            wait_us, _, redis_now = await self._reserve(count=False)
+        try:
+            for fresh in (False, True):  # at most one fresh slot: on a saturated loop every slot runs late
+                received = time.monotonic()
+                self.clock.observe(issued, received, redis_now)
+                if self.clock.known:
+                    slot = self.clock.to_local(redis_now + wait_us)
+                else:  # never early: the slot is at most `wait` after the reply arrived
+                    slot = received + wait_us / 1_000_000
+                if slot > received:
+                    await asyncio.sleep(slot - received)
+                if fresh or time.monotonic() - slot <= self.late_s:
+                    break
+                issued = time.monotonic()
+                wait_us, _, redis_now = await self._reserve(count=False)
+        except asyncio.CancelledError:
+            # Given up before its slot (enrichment stopped at a shard's end): no call is made, so
+            # the units go back; the slot itself stays spent, which only spaces later calls more.
+            await self.refund(units)
+            raise
         return used
+
+    async def refund(self, units: int) -> None:
+        """Give back the quota units of a call acquired but never made (best effort)."""
+        if self.daily_quota:
+            with contextlib.suppress(Exception):
+                await self.client.decrby(self.keys.quota(self.provider, utc_day()), units)
 
     async def _reserve(self, *, count: bool, units: int = 1) -> tuple[int, int, int]:
         """(microseconds to the reserved slot, calls counted today, Redis's time in microseconds)."""
@@ -234,4 +247,8 @@ class CappedLimiter:
 
     async def acquire(self, units: int = 1) -> int:
         await self.cap.acquire(units)
-        return await self.shared.acquire(units)
+        try:
+            return await self.shared.acquire(units)
+        except asyncio.CancelledError:
+            await self.cap.refund(units)
+            raise

@@ -13,11 +13,13 @@ ISBNs (up to `batch` per call; one unit per call, or per ISBN where the plan cou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import time
+from collections.abc import Awaitable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from bookwarm.cache.hot import HotCache, dumps
 from bookwarm.errors import ProviderError
@@ -31,6 +33,7 @@ ENRICHERS = ("google_books", "isbndb")
 # latency (5/s at 150 ms is under 1), few enough that, with the limits off, enrichment does not
 # crowd the shard's bibliographies out of the event loop.
 IN_FLIGHT = 4
+T = TypeVar("T")
 LOCK_WAIT_S = 10.0  # how long an enrichment waits for a warm of the same author to finish
 WANTS = {"google_books": ("description", "categories", "cover"), "isbndb": ("cover", "description")}
 
@@ -116,9 +119,16 @@ class EnrichResult:
     stopped: str | None = None  # why the chunk stopped early (quota spent, provider down)
 
 
-async def enrich_chunk(ctx: WarmContext, provider: str, entries: list[Pending]) -> EnrichResult:
+async def enrich_chunk(
+    ctx: WarmContext, provider: str, entries: list[Pending], stop: asyncio.Event | None = None
+) -> EnrichResult:
     """Enrich these authors with one provider, side by side (the shared limiter paces the calls),
-    until its budget refuses a call: then the rest of the chunk stays pending."""
+    until its budget refuses a call: then the rest of the chunk stays pending.
+
+    ``stop`` (set when the shard's last bibliography is written): authors not asked yet are left
+    pending, and one whose call has not answered within STOP_GRACE_S is given up (pending too).
+    Waiting on them held each shard's end, and the job's, by up to 5 s: their calls mostly wait on
+    the provider's rate (ISBNdb 1/s, shared by every shard's enrichment)."""
     store = PendingStore(ctx)
     result = EnrichResult()
     in_flight = asyncio.Semaphore(IN_FLIGHT)
@@ -128,7 +138,7 @@ async def enrich_chunk(ctx: WarmContext, provider: str, entries: list[Pending]) 
             await enrich(entry)
 
     async def enrich(entry: Pending) -> None:
-        if result.stopped:
+        if result.stopped or (stop is not None and stop.is_set()):
             return
         cached, _ = await ctx.cache.read_author(entry.key)
         if not cached or cached.get("status") not in ("ok", "partial") or not cached.get("works"):
@@ -136,7 +146,10 @@ async def enrich_chunk(ctx: WarmContext, provider: str, entries: list[Pending]) 
             return
         stats = CallStats()
         try:
-            found = await _ask(ctx, provider, cached, stats)
+            asked = await _unless_stopped(_ask(ctx, provider, cached, stats), stop)
+            if asked is None:
+                return  # stopped: it stays pending for the `enrich` flow
+            found = asked[0]
         except ProviderError as exc:  # a spent budget (QuotaExhausted) or the provider down
             result.stopped = result.stopped or str(exc)
             return
@@ -154,6 +167,31 @@ async def enrich_chunk(ctx: WarmContext, provider: str, entries: list[Pending]) 
 
     await asyncio.gather(*(one(e) for e in entries))
     return result
+
+
+STOP_GRACE_S = 0.5  # a call already answering when enrichment is stopped may finish (its quota is spent)
+
+
+async def _unless_stopped(work: Awaitable[T], stop: asyncio.Event | None) -> tuple[T] | None:
+    """``work``'s result (as a 1-tuple), or None if ``stop`` was set and it did not end within
+    STOP_GRACE_S after (then it is cancelled)."""
+    if stop is None:
+        return (await work,)
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            await asyncio.wait({task}, timeout=STOP_GRACE_S)
+        if task.done():
+            return (task.result(),)
+        return None
+    finally:
+        stopped.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def _fill_and_write(ctx: WarmContext, key: str, found: list[Work], provider: str) -> int | None:

@@ -63,12 +63,21 @@ return 0
 # KEYS: queued hash, job hash. ARGV: counter field, then (author key, author json) pairs.
 _ENQUEUE = """
 local added = 0
-for i = 2, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   added = added + redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
 end
-if added > 0 then redis.call('HINCRBY', KEYS[2], ARGV[1], added) end
+if added > 0 then
+  redis.call('HINCRBY', KEYS[2], ARGV[1], added)
+  redis.call('HINCRBY', KEYS[2], ARGV[2], added)
+end
 return added
 """
+
+
+def queued_at(depth: int) -> str:
+    """The job record's field counting authors queued at ``depth``: levels overlap, so a depth's
+    total (the progress display's row) cannot be read off the job's total any more."""
+    return f"queued_d{depth}"
 
 
 def now_iso() -> str:
@@ -163,7 +172,7 @@ class JobStore:
         """Queue authors at ``depth``; only those the job never queued add to ``field``. Returns how many."""
         added = 0
         for start in range(0, len(authors), 1000):  # bounded script arguments
-            argv: list[Any] = [field]
+            argv: list[Any] = [field, queued_at(depth)]
             for author in authors[start : start + 1000]:
                 argv += [author["key"], dumps({**author, "depth": depth})]
             added += int(
@@ -216,24 +225,32 @@ class JobStore:
         return authors
 
     async def add_found(self, job_id: str, pass_id: str, depth: int, people: list[dict[str, Any]]) -> None:
-        """Co-authors a shard found at ``depth`` (the job's pass reads them once the level is done)."""
+        """Co-authors a batch of a shard found at ``depth``, appended as one entry: the job's pass
+        reads them while the level still runs, from where it last read (``found_since``)."""
         if not people:
             return
         key = self.keys.job_found(job_id, pass_id, depth)
 
         def write() -> Any:
             pipe = self.client.pipeline(transaction=True)
-            pipe.hset(key, mapping={p["key"]: dumps(p) for p in people})
+            pipe.rpush(key, dumps(people))
             pipe.expire(key, self.ttl_s)
             return pipe.execute()
 
         await self._patiently(write)
 
-    async def found(self, job_id: str, pass_id: str, depth: int) -> list[dict[str, Any]]:
-        """Every co-author the pass's shards found at ``depth``, in a stable order."""
-        raw = await self._patiently(lambda: self.client.hgetall(self.keys.job_found(job_id, pass_id, depth)))
-        people = [json.loads(v) for v in raw.values()]
-        return sorted(people, key=lambda p: p["key"])
+    async def found_since(
+        self, job_id: str, pass_id: str, depth: int, offset: int = 0
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Co-authors found at ``depth`` from entry ``offset`` on (each once, first found first),
+        and the offset to read from next."""
+        key = self.keys.job_found(job_id, pass_id, depth)
+        raw = await self._patiently(lambda: self.client.lrange(key, offset, -1))
+        people: dict[str, dict[str, Any]] = {}
+        for entry in raw:
+            for person in json.loads(entry):
+                people.setdefault(person["key"], person)
+        return list(people.values()), offset + len(raw)
 
     async def queued(self, job_id: str) -> dict[int, list[dict[str, Any]]]:
         """Every author the job queued, by depth (what a resume starts from)."""
@@ -330,8 +347,13 @@ class JobStore:
         if not raw:
             return None
         record: dict[str, Any] = {text(k): text(v) for k, v in raw.items()}
-        for name in (*COUNTERS, *ENRICHMENT, "max_depth", "force"):
-            if name in record:
+        for name in list(record):
+            if (
+                name in COUNTERS
+                or name in ENRICHMENT
+                or name in ("max_depth", "force")
+                or name.startswith("queued_d")
+            ):
                 record[name] = int(record[name])
         beat = float(record.get("heartbeat_ts") or record.get("started_ts") or 0)
         if record.get("status") == "running" and time.time() - beat > STALE_BEATS * self.heartbeat_s:

@@ -119,6 +119,66 @@ CANCELLED_WHY = "cancelled from the Prefect UI or API"
 SIGTERM_GRACE_S = 10.0  # after a SIGTERM, authors in flight get this long before they are cancelled
 
 
+class _SigtermRelay:
+    """One per process: the wakeup fd is the process's, and jobs run together in one process (two
+    flows gathered, the CLI's runner around a job's). The first user installs it, the last one out
+    restores what was there; each user's ``on_sigterm`` is called while it is in."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.previous = -1
+        self.callbacks: list[Callable[[], None]] = []
+        self.sockets: tuple[socket.socket, socket.socket] | None = None
+
+    def enter(self, callback: Callable[[], None]) -> bool:
+        """False where no relay can be (off the main thread, or another loop holds it)."""
+        loop = asyncio.get_running_loop()
+        if self.sockets is None:
+            reader, writer = socket.socketpair()
+            reader.setblocking(False)
+            writer.setblocking(False)
+            try:
+                self.previous = signals.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+            except ValueError:  # not the main thread
+                reader.close()
+                writer.close()
+                return False
+            self.sockets, self.loop = (reader, writer), loop
+            loop.add_reader(reader.fileno(), self._woken)
+        elif loop is not self.loop:
+            return False
+        self.callbacks.append(callback)
+        return True
+
+    def leave(self, callback: Callable[[], None]) -> None:
+        self.callbacks.remove(callback)
+        if self.callbacks or self.sockets is None or self.loop is None:
+            return
+        reader, writer = self.sockets
+        self.loop.remove_reader(reader.fileno())
+        signals.set_wakeup_fd(self.previous)
+        reader.close()
+        writer.close()
+        self.sockets = self.loop = None
+
+    def _woken(self) -> None:
+        assert self.sockets is not None
+        try:
+            data = self.sockets[0].recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        if self.previous != -1:  # whoever listened before (an asyncio signal handler) still hears it
+            with contextlib.suppress(OSError):
+                os.write(self.previous, data)
+        if signals.SIGTERM in data:
+            stop_every_job_here("interrupted", SIGTERM_WHY)
+            for callback in list(self.callbacks):
+                callback()
+
+
+_relay = _SigtermRelay()
+
+
 @contextlib.asynccontextmanager
 async def sigterm_stops_jobs(on_sigterm: Callable[[], None] | None = None) -> AsyncIterator[None]:
     """While this block runs on the main thread's loop, a SIGTERM to the process also stops every
@@ -130,43 +190,23 @@ async def sigterm_stops_jobs(on_sigterm: Callable[[], None] | None = None) -> As
     that task and never seen, and the job ran on to its end. The C-level signal handler also writes
     the signal's number to the wakeup fd, whichever Python handler is installed (Prefect's nested
     engines reinstall theirs), so reading that fd on the loop is a second, reliable path that
-    touches no handler. Off the main thread (no wakeup fd there) this does nothing.
+    touches no handler. Off the main thread (no wakeup fd there) this does nothing. Blocks may
+    nest and overlap (jobs run together): one relay serves them all.
 
     ``on_sigterm`` is called on the loop as well: the job uses it to bound how long its authors in
     flight may take (a Prefect runner or Kubernetes kills the process 30 s after its SIGTERM)."""
-    loop = asyncio.get_running_loop()
-    reader, writer = socket.socketpair()
-    reader.setblocking(False)
-    writer.setblocking(False)
-    try:
-        previous = signals.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
-    except ValueError:  # not the main thread
-        reader.close()
-        writer.close()
+
+    def callback() -> None:
+        if on_sigterm is not None:
+            on_sigterm()
+
+    if not _relay.enter(callback):
         yield
         return
-
-    def woken() -> None:
-        try:
-            data = reader.recv(4096)
-        except (BlockingIOError, InterruptedError):
-            return
-        if previous != -1:  # whoever listened before (an asyncio signal handler) still hears it
-            with contextlib.suppress(OSError):
-                os.write(previous, data)
-        if signals.SIGTERM in data:
-            stop_every_job_here("interrupted", SIGTERM_WHY)
-            if on_sigterm is not None:
-                on_sigterm()
-
-    loop.add_reader(reader.fileno(), woken)
     try:
         yield
     finally:
-        loop.remove_reader(reader.fileno())
-        signals.set_wakeup_fd(previous)
-        reader.close()
-        writer.close()
+        _relay.leave(callback)
 
 
 class Watchdog:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import resource
@@ -140,6 +141,14 @@ def phase(
     if limited:
         bound = calls["openlibrary"] / rates["openlibrary"]
         print(f"  OpenLibrary lower bound {bound:.1f} s, ratio {bibliographies_s / bound:.2f}")
+        times = served["openlibrary"]["times"]
+        if times:
+            gaps = [(b - a, a) for a, b in itertools.pairwise(times) if b - a > 0.6]
+            print(
+                f"  OpenLibrary calls from first to last {times[-1]:.1f} s; the rest of the job's time is its start "
+                f"and end; gaps over 0.6 s: "
+                + (", ".join(f"{gap:.1f} s at {at:.1f} s" for gap, at in gaps) or "none")
+            )
         target(
             "bibliographies within 1.1x OpenLibrary's bound",
             f"{bibliographies_s / bound:.2f}x",

@@ -12,7 +12,7 @@ import pytest
 
 from bookwarm.cache.redis_client import make_redis
 from bookwarm.keys import Keys
-from bookwarm.providers.limits import RedisClock, RedisLimiter
+from bookwarm.providers.limits import RedisClock, RedisLimiter, utc_day
 
 RATE = 2.0  # slots 0.65 s apart: two slots span 1 s plus two send allowances of 0.15 s
 
@@ -85,3 +85,19 @@ async def test_at_high_rates_a_busy_loops_lag_costs_no_second_reservation(redis)
     await limiter.acquire()
 
     assert busy.calls == 1
+
+
+async def test_a_caller_given_up_before_its_slot_gives_its_quota_units_back(redis):
+    """Enrichment stopped at a shard's end cancels calls still waiting for their slot: no call is
+    made, so the day's quota must not count it (it did: 15 ISBNdb units for 9 calls)."""
+    keys = Keys(f"t{uuid.uuid4().hex[:8]}:")
+    limiter = RedisLimiter(redis, keys, "isbndb", rate_per_s=RATE, daily_quota=100)
+    assert await limiter.acquire() == 1  # made: counted
+    waiting = asyncio.ensure_future(limiter.acquire(units=3))  # its slot is 1/RATE away
+    while await redis.get(keys.quota("isbndb", utc_day())) != b"4":  # reserved (counted) first
+        await asyncio.sleep(0.01)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert await redis.get(keys.quota("isbndb", utc_day())) == b"1"
+    assert await limiter.acquire() == 2  # the next call is counted after the one made only

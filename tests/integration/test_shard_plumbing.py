@@ -44,14 +44,28 @@ async def test_a_shard_reads_its_authors_by_key_and_a_missing_one_is_an_error(jo
         await jobs.queued_authors("job1", ["terry-pratchett", "nobody-at-all"])
 
 
-async def test_co_authors_found_by_a_pass_are_that_pass_s_only(jobs):
+async def test_co_authors_found_by_a_pass_are_that_pass_s_only_and_read_on_from_an_offset(jobs):
     neil = {"name": "Neil Gaiman", "key": "neil-gaiman"}
+    co = {"name": "Good Omens Co", "key": "a-co"}
     await jobs.add_found("job1", "pass-a", 0, [neil])
-    await jobs.add_found("job1", "pass-a", 0, [neil, {"name": "Good Omens Co", "key": "a-co"}])
+    first, offset = await jobs.found_since("job1", "pass-a", 0)
+    assert first == [neil]
+    await jobs.add_found("job1", "pass-a", 0, [neil, co])
     await jobs.add_found("job1", "pass-b", 0, [{"name": "Other", "key": "other"}])
-    assert [p["key"] for p in await jobs.found("job1", "pass-a", 0)] == ["a-co", "neil-gaiman"]
-    assert [p["key"] for p in await jobs.found("job1", "pass-b", 0)] == ["other"]
-    assert await jobs.found("job1", "pass-a", 1) == []
+    later, offset_after = await jobs.found_since("job1", "pass-a", 0, offset)
+    assert later == [neil, co]  # each entry's people once, in the order found
+    assert (await jobs.found_since("job1", "pass-a", 0, offset_after))[0] == []  # nothing new since
+    assert [p["key"] for p in (await jobs.found_since("job1", "pass-b", 0))[0]] == ["other"]
+    assert (await jobs.found_since("job1", "pass-a", 1))[0] == []
+
+
+async def test_authors_queued_are_counted_per_depth_and_once(jobs):
+    await jobs.start("job-d", source="t", max_depth=2, authors=[{"name": "A", "key": "a"}], force=False)
+    await jobs.enqueue("job-d", [{"name": "B", "key": "b"}, {"name": "C", "key": "c"}], 1)
+    await jobs.enqueue("job-d", [{"name": "C", "key": "c"}, {"name": "D", "key": "d"}], 1)
+    record = await jobs.get("job-d")
+    assert (record["queued_d0"], record["queued_d1"]) == (1, 3)
+    assert record["authors_queued"] == record["queued_d0"] + record["queued_d1"]
 
 
 async def test_outcomes_published_by_a_shard_reach_the_job_s_listeners(settings):
@@ -128,3 +142,38 @@ def test_bad_options_are_one_line_and_exit_2(argv, says, tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and says in lines[0], lines
     assert not (tmp_path / "services.json").exists()  # refused before anything started
+
+
+async def test_progress_rows_follow_each_depth_s_own_total_while_levels_overlap(jobs, settings):
+    """The CLI's plain progress lines on a real job record: depth 1 is queued and finishing while
+    depth 0 still runs, and each row counts against what its own depth has queued so far."""
+    import io
+
+    from bookwarm.cli.progress import ProgressBar
+    from bookwarm.warming.outcome import AuthorOutcome
+
+    people = [{"name": f"Author {i}", "key": f"author-{i}"} for i in range(7)]
+    await jobs.start("job-p", source="t", max_depth=1, authors=people[:4], force=False)
+    await jobs.enqueue("job-p", people[4:6], 1)
+    stream = io.StringIO()
+    bar = ProgressBar(settings.redis.url, jobs.keys, stream)
+    try:
+        for person, depth, status in (
+            (people[0], 0, "warmed"),
+            (people[4], 1, "failed"),
+            (people[1], 0, "warmed"),
+        ):
+            bar.last_plain = bar.totals_read = -1e9  # a line, and totals read afresh, at each author
+            bar("job-p", AuthorOutcome(person["name"], person["key"], depth, status))
+        await jobs.enqueue("job-p", people[6:], 1)  # depth 1 grows while depth 0 runs
+        bar.last_plain = bar.totals_read = -1e9
+        bar("job-p", AuthorOutcome(people[5]["name"], people[5]["key"], 1, "warmed"))
+    finally:
+        bar.close()
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("[depth 0] 1/4 authors") and "warmed 1" in lines[0], lines
+    assert lines[1].startswith("[depth 1] 1/2 authors") and "failed 1" in lines[1], lines
+    assert lines[2].startswith("[depth 0] 2/4 authors"), lines
+    assert lines[3].startswith("[depth 1] 2/3 authors") and "warmed 1" in lines[3], lines
+    # closing: each depth's last line, as the job's summary counts it
+    assert [line.split("  ")[0] for line in lines[-2:]] == ["[depth 0] 2/4 authors", "[depth 1] 2/3 authors"]

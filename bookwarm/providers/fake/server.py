@@ -372,6 +372,7 @@ def build_app(
                     "errors": c.errors,
                     "held": c.held,
                     "asked": c.asked,
+                    "times": [round(t - c.times[0], 3) for t in c.times] if c.times else [],
                 }
                 for p, c in state["counters"].items()
             }

@@ -1,0 +1,105 @@
+"""Levels overlap, and each author is still taken at its shallowest depth (flows.levels).
+
+A catalog of five authors where one (Yan Yu) is both the co-author of a depth-1 author (Xena Xu,
+found early) and of a depth-0 author (Bo Beta) whose OpenLibrary answer is held: Xena is warmed
+while Bo is still waiting (the levels overlap), Yan waits for depth 0 to end and is taken at
+depth 1, not 2, and so her own co-author (Zed Zhao) is reached at max_depth 2. Had Yan been taken
+at depth 2, Zed would never have been queued."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bookwarm.cache.redis_client import make_redis
+from bookwarm.keys import Keys
+from bookwarm.parsing.names import author_key
+from bookwarm.warming.jobs import JobStore
+from tests.integration.conftest import point_flows_at
+
+CATALOG = {
+    "authors": [
+        {
+            "key": "OL1A",
+            "name": "Ada Alpha",
+            "works": [{"title": "Alpha and Xi", "year": 2001, "coauthors": ["OL3A"]}],
+        },
+        {
+            "key": "OL2A",
+            "name": "Bo Beta",
+            "works": [{"title": "Beta and Yu", "year": 2002, "coauthors": ["OL4A"]}],
+        },
+        {
+            "key": "OL3A",
+            "name": "Xena Xu",
+            "works": [{"title": "Xu and Yu", "year": 2003, "coauthors": ["OL4A"]}],
+        },
+        {
+            "key": "OL4A",
+            "name": "Yan Yu",
+            "works": [{"title": "Yu and Zhao", "year": 2004, "coauthors": ["OL5A"]}],
+        },
+        {"key": "OL5A", "name": "Zed Zhao", "works": [{"title": "Zhao Alone", "year": 2005}]},
+    ]
+}
+
+
+@pytest.fixture(scope="module")
+def five_authors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    from bookwarm.providers.fake.runner import FakeProviders
+
+    home = tmp_path_factory.mktemp("five-authors")
+    catalog = home / "catalog.json"
+    catalog.write_text(json.dumps(CATALOG), encoding="utf-8")
+    runner = FakeProviders(home)
+    state = runner.up(catalog, real_limits=False)
+    try:
+        yield state.port
+    finally:
+        runner.down()
+
+
+async def test_the_next_level_runs_while_one_is_held_and_each_author_keeps_its_shallowest_depth(
+    five_authors, services, prefect_api, monkeypatch, request, tmp_path_factory, tmp_path: Path
+) -> None:
+    from bookwarm.providers.fake.runner import release_holds, set_faults
+    from bookwarm.providers.fake.server import PROVIDERS, Faults
+    from flows.warm_library import warm_library
+
+    settings = point_flows_at(five_authors, services, monkeypatch, request, tmp_path_factory, "o")
+    held = Faults(hold_when_asked=["Bo Beta", author_key("Bo Beta"), "OL2A"], hold_max_s=120)
+    set_faults(five_authors, {p: Faults() for p in PROVIDERS} | {"openlibrary": held})
+    source = tmp_path / "library.csv"
+    source.write_text("Title,Author,ISBN\nAlpha and Xi,Ada Alpha,\nBeta and Yu,Bo Beta,\n", encoding="utf-8")
+
+    client = make_redis(settings.redis.url)
+    keys = Keys(settings.redis.key_prefix)
+    jobs = JobStore(client, keys, 3600)
+    # one author a shard: Ada's shard ends, and hands over Xena, while Bo's is held
+    run = asyncio.ensure_future(warm_library(str(source), max_depth=2, shard_size=1))
+    try:
+        job_id = ""
+        deadline = time.monotonic() + 120
+        while not job_id or author_key("Xena Xu") not in await jobs.counted(job_id):
+            assert not run.done() and time.monotonic() < deadline, run.done() and run.result()
+            ids = [k.decode().removeprefix(keys.job("")) async for k in client.scan_iter(match=keys.job("*"))]
+            job_id = next((i for i in ids if ":" not in i), "")
+            await asyncio.sleep(0.05)
+        # Xena (depth 1) is done while Bo (depth 0) is held: the levels overlap
+        assert author_key("Bo Beta") not in await jobs.counted(job_id)
+        # Xena named Yan, but depth 0 has not ended: Yan is not taken yet (Bo may name her, shallower)
+        assert author_key("Yan Yu") not in {a["key"] for d in (await jobs.queued(job_id)).values() for a in d}
+    finally:
+        release_holds(five_authors)
+    summary = await run
+    queued = await jobs.queued(job_id)
+    await client.aclose()
+    depth_of = {a["name"]: depth for depth, authors in queued.items() for a in authors}
+    assert depth_of == {"Ada Alpha": 0, "Bo Beta": 0, "Xena Xu": 1, "Yan Yu": 1, "Zed Zhao": 2}
+    assert summary["status"] == "completed" and summary["authors_queued"] == len(depth_of)
+    assert summary["authors_warmed"] == len(depth_of)  # each once
