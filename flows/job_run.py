@@ -141,7 +141,7 @@ async def run_job(
             if await _is_cancelling(probe):
                 status, signal.why = "cancelled", CANCELLED_WHY
     if status in ("cancelled", "interrupted") and signal.trouble_since is None:
-        await _end_unstarted_shards(ctx, flow_run, signal.why)
+        await end_unstarted_shards(ctx, flow_run, signal.why)
     if status == "interrupted":
         summary = await ctx.jobs.finish(job_id, status)
         await _record_end(ctx, flow_run, job_id, summary, str(JobStopped(job_id, status, signal.why)))
@@ -156,9 +156,11 @@ async def run_job(
     return summary
 
 
-async def _end_unstarted_shards(ctx: WarmContext, flow_run: str, why: str) -> None:
+async def end_unstarted_shards(ctx: WarmContext, flow_run: str, why: str) -> None:
     """On a work pool, the stopped job's shard runs no worker has started are Cancelled now
-    (tasks.prefect_api.end_unstarted_subflow_runs). Bounded: the job's end must not wait on it."""
+    (tasks.prefect_api.end_unstarted_subflow_runs). Bounded: the job's end must not wait on it. A
+    resume or redrive calls it on the job's first run too: a job whose process died had shard runs
+    of its next depth waiting for a worker (levels overlap), and none of them must start later."""
     if not ctx.settings.orchestration.work_pool:
         return  # shards run in this process, and stop with it
     try:

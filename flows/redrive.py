@@ -10,7 +10,7 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
 from bookwarm.warming.context import WarmContext
-from flows.job_run import existing_job, flow_result, run_job
+from flows.job_run import end_unstarted_shards, existing_job, flow_result, run_job
 from flows.levels import SHARD_SIZE, warm_levels
 from flows.params import Concurrency, JobId
 from tasks.prefect_api import resolve_task_runs
@@ -27,6 +27,7 @@ async def redrive(job_id: JobId, concurrency: Concurrency = 32) -> Any:
         for entry in dead:
             await ctx.jobs.remove_dead_letter(job_id, entry["key"])
             by_depth[entry["depth"]].append({"name": entry["name"], "key": entry["key"]})
+        await end_unstarted_shards(ctx, job_id, "its job was redriven")
         await ctx.jobs.resumed(job_id)
 
         async def warm() -> None:

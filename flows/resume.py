@@ -15,7 +15,7 @@ from prefect.runtime import flow_run
 
 from bookwarm.errors import InputError
 from bookwarm.warming.context import WarmContext
-from flows.job_run import existing_job, flow_result, run_job
+from flows.job_run import end_unstarted_shards, existing_job, flow_result, run_job
 from flows.levels import SHARD_SIZE, warm_levels
 from flows.params import Concurrency, JobId
 from tasks.prefect_api import run_has_ended
@@ -40,6 +40,7 @@ async def resume(job_id: JobId, concurrency: Concurrency = 32) -> Any:
         # From the shallowest depth with work left; when every queued author is counted, the job
         # stopped between levels: its deepest level, all done, gives the next level's co-authors.
         start = left[0] if left else max(queued, default=0)
+        await end_unstarted_shards(ctx, job_id, "its job was resumed")
         await ctx.jobs.resumed(job_id)
         await ctx.jobs.incr(job_id, resumes=1)
 

@@ -141,12 +141,12 @@ IN_FLIGHT_FOR_EVER = textwrap.dedent(
 
 
 def test_a_sigterm_lost_in_a_task_ends_the_job_even_with_an_author_that_never_answers(
-    flow_env, tmp_path
+    flow_env, prefect_api: str, tmp_path
 ) -> None:
     """A job run by a runner or a worker (not the CLI): the same SIGTERM, lost in one of its tasks,
     stops it, and an author in flight is cancelled at the bound (a runner kills the process 30 s
     after its SIGTERM): the record says interrupted, not running, and the claim is released."""
-    env = {**os.environ, "PREFECT_LOGGING_LEVEL": "ERROR"}
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "PREFECT_LOGGING_LEVEL": "ERROR"}
     done = subprocess.run(
         [sys.executable, "-c", IN_FLIGHT_FOR_EVER],
         env=env,

@@ -104,6 +104,30 @@ class Workers:
                 stop(proc.pid, 10.0)
 
 
+def communicate_or_explain(
+    job: subprocess.Popen[str], api_url: str, timeout_s: float, said: str | Path = ""
+) -> tuple[str, str]:
+    """The job's output, or, when it does not end within ``timeout_s``, an AssertionError saying
+    what the job printed and where each shard run of the server stands (a hang is explained, not
+    only timed out)."""
+    try:
+        return job.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        job.kill()
+        _, err = job.communicate()
+        runs = asyncio.run(shard_runs(api_url))
+        states = sorted(
+            (r.name, r.state_name, r.labels.get("prefect.worker.name"), str(r.parameters.get("job_id"))[:8])
+            for r in runs
+        )
+        logs = ""
+        for path in Path(said).glob("w*/workers.err") if said else []:
+            logs += f"--- {path.parent.name}:\n{path.read_text(errors='replace')[-1500:]}\n"
+        raise AssertionError(
+            f"the job did not end in {timeout_s:g} s: {states}\n{err[-3000:]}\n{logs}"
+        ) from None
+
+
 def warm(env: dict[str, str], csv_path: Path, *more: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "bookwarm", "warm", str(csv_path), "--max-depth", "1", "--json", *more],

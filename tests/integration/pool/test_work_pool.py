@@ -36,6 +36,7 @@ from tests.integration.pool.pool import (
     Workers,
     asked,
     cancel_job,
+    communicate_or_explain,
     env_for,
     force_state,
     job_ids,
@@ -67,7 +68,7 @@ def test_three_workers_share_the_shards_of_one_job_and_warm_each_author_once(
     try:
         before = asked(port)
         job = warm(env, csv_path, "--shard-size", "8")
-        out, err = job.communicate(timeout=220)
+        out, err = communicate_or_explain(job, pool_server["PREFECT_API_URL"], 220, tmp_path)
         assert job.returncode == 0, err[-3000:]
         result = json.loads(out)
         assert result["status"] == "completed"
