@@ -47,10 +47,12 @@ SHARD_SIZE = 1000
 LEVEL_ROUNDS = 5  # passes over a level's authors not yet counted (shards the API failed to start)
 ROUND_BACKOFF_S = 2.0  # pause before the next pass, doubling
 # A level still being found starts a shard on what it has once its oldest author waited this long
-# and none of its shards is running: one partial shard at a time, the next gathering meanwhile
-# (a shard per batch found would pay a subflow's start for every few authors).
-FLUSH_S = 0.5
-FOUND_POLL_S = 0.25  # how often co-authors found by a running level are read
+# and fewer than PARTIAL_SHARDS of its shards are running; past that, the next gathers meanwhile
+# (a shard per batch found would pay a subflow's start for every few authors). One at a time made a
+# small library's second batch of co-authors wait for the first's shard to end (0.45 s a level).
+FLUSH_S = 0.2
+PARTIAL_SHARDS = 1
+FOUND_POLL_S = 0.1  # how often co-authors found by a running level are read
 
 
 async def warm_levels(
@@ -108,11 +110,11 @@ class _Level:
         self.closed.set()
         self.changed.set()
 
-    def take(self, shard_size: int, *, shard_running: bool) -> list[dict[str, str]]:
+    def take(self, shard_size: int, *, shards_running: int) -> list[dict[str, str]]:
         """Authors for the next shard, or [] to wait for more (see FLUSH_S)."""
         waited = time.monotonic() - self.buffered_since >= FLUSH_S
         if len(self.buffer) >= shard_size or (
-            self.buffer and (self.closed.is_set() or (waited and not shard_running))
+            self.buffer and (self.closed.is_set() or (waited and shards_running < PARTIAL_SHARDS))
         ):
             taken, self.buffer = self.buffer[:shard_size], self.buffer[shard_size:]
             self.buffered_since = time.monotonic()
@@ -265,8 +267,8 @@ async def _first_round(
     running: list[tuple[list[dict[str, str]], asyncio.Future[bool]]] = []
     index = 0
     while not signal.is_set:
-        in_flight = any(not task.done() for _, task in running)
-        taken = level.take(shard_size, shard_running=in_flight)
+        in_flight = sum(not task.done() for _, task in running)
+        taken = level.take(shard_size, shards_running=in_flight)
         if taken:
             for shard, forced in _shards(taken, force, done, shard_size):
                 task = asyncio.ensure_future(_run_shard(runner, shard, level.depth, 0, index, forced, gate))

@@ -169,7 +169,7 @@ async def enrich_chunk(
     return result
 
 
-STOP_GRACE_S = 0.5  # a call already answering when enrichment is stopped may finish (its quota is spent)
+STOP_GRACE_S = 0.2  # a call already answering when enrichment is stopped may finish (its quota is spent)
 
 
 async def _unless_stopped(work: Awaitable[T], stop: asyncio.Event | None) -> tuple[T] | None:
