@@ -315,9 +315,11 @@ def run_to_state(flow: AsyncFlow, **parameters: Any) -> State[Any]:
     Prefect's handler raised it (``sigterm_stops_jobs``)."""
 
     from bookwarm.cli.main import hand_sigterm_to_prefect
+    from bookwarm.cli.task_dump import dump_tasks_on_sigusr1
     from bookwarm.warming.stop import sigterm_stops_jobs
 
     async def run() -> State[Any]:
+        dump_tasks_on_sigusr1(asyncio.get_running_loop())
         async with sigterm_stops_jobs():
             state: State[Any] = await flow(**parameters, return_state=True)
         return state

@@ -68,15 +68,25 @@ def _add_up(s: dict) -> None:
 
 
 def _resume_cli(env: dict[str, str], job_id: str) -> subprocess.CompletedProcess[str]:
-    """`bookwarm resume JOB --json` as an operator runs it, with OpenLibrary's limit lifted."""
-    return subprocess.run(
-        [sys.executable, "-m", "bookwarm", "resume", job_id, "--json"],
+    """`bookwarm resume JOB --json` as an operator runs it, with OpenLibrary's limit lifted. If it
+    does not end, what each of its asyncio tasks waits on is in the failure (SIGUSR1)."""
+    cmd = [sys.executable, "-m", "bookwarm", "resume", job_id, "--json"]
+    proc = subprocess.Popen(
+        cmd,
         env={**env, "BOOKWARM_OPENLIBRARY_RPS": "500"},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=180,
-        check=False,
     )
+    try:
+        out, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(2)
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"the resume did not end in 180 s:\n{err[-12000:]}") from None
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def _openlibrary_calls(port: int) -> int:
