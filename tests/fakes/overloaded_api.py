@@ -1,7 +1,8 @@
 """A reverse proxy in front of a real Prefect API that answers 503, as an overloaded server does,
 to the first N creations of a subflow (``POST /api/task_runs/``), and with ``refuse_run_reads``
 422 to every read of flow runs (``POST /api/flow_runs/filter``), as Prefect does to a read of more
-than 200; everything else goes through.
+than 200, and with ``broken_run_creation`` 500 to every creation of a flow run (a server whose
+database is down); everything else goes through.
 
 Its websocket (events) is not proxied: events are dropped, which the runs tolerate, as they do when
 a real server sheds them. The tests read what happened from Redis.
@@ -21,12 +22,20 @@ from starlette.routing import Route
 
 
 class OverloadedApi:
-    def __init__(self, upstream: str, fail_first: int = 0, *, refuse_run_reads: bool = False) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        fail_first: int = 0,
+        *,
+        refuse_run_reads: bool = False,
+        broken_run_creation: bool = False,
+    ) -> None:
         from bookwarm.services.process import free_port
 
         self.upstream = upstream.rstrip("/")
         self.fail_first = fail_first
         self.refuse_run_reads = refuse_run_reads
+        self.broken_run_creation = broken_run_creation
         self.refused = 0
         self.failed = 0
         self.port = free_port()
@@ -47,6 +56,11 @@ class OverloadedApi:
         if request.method == "POST" and path == "/task_runs/" and self.failed < self.fail_first:
             self.failed += 1
             return JSONResponse({"exception_message": "Service Unavailable"}, status_code=503)
+        if request.method == "POST" and path == "/flow_runs/" and self.broken_run_creation:
+            # as a server whose database went away answers (its message, which may name the database)
+            return JSONResponse(
+                {"exception_message": "Internal Server Error: db-secret-dsn"}, status_code=500
+            )
         if request.method == "POST" and path == "/flow_runs/filter" and self.refuse_run_reads:
             self.refused += 1
             return JSONResponse(

@@ -73,6 +73,21 @@ def test_prefect_server_down_at_start_is_one_line(cli_env):
     )
 
 
+def test_a_prefect_api_that_answers_500_at_start_is_one_line_without_its_body(cli_env):
+    """The server answers, but its database is down: creating the run fails with a 500. One line
+    (status, method, path), no traceback, nothing of the server's message, and no job started."""
+    from tests.fakes.overloaded_api import OverloadedApi
+
+    with OverloadedApi(cli_env["PREFECT_API_URL"], broken_run_creation=True) as proxy:
+        result = warm({**cli_env, "PREFECT_API_URL": proxy.url})
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert len(lines) == 1 and lines[0].startswith(
+        "bookwarm: error: the Prefect API failed the run before its job started: HTTP 500 on POST /api/flow_runs/"
+    ), result.stderr[-3000:]
+    assert "db-secret-dsn" not in result.stderr
+
+
 def test_an_invalid_bucket_is_a_configuration_error(cli_env):
     result = warm({**cli_env, "BOOKWARM_S3_BUCKET": "Bad_Bucket"})
     lines = result.stderr.strip().splitlines()
