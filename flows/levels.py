@@ -52,6 +52,7 @@ ROUND_BACKOFF_S = 2.0  # pause before the next pass, doubling
 # small library's second batch of co-authors wait for the first's shard to end (0.45 s a level).
 FLUSH_S = 0.2
 PARTIAL_SHARDS = 1
+MIN_PARTIAL = 50  # a partial shard of fewer would pay a subflow's start for less than one OpenLibrary batch
 FOUND_POLL_S = 0.1  # how often co-authors found by a running level are read
 
 
@@ -114,7 +115,11 @@ class _Level:
         """Authors for the next shard, or [] to wait for more (see FLUSH_S)."""
         waited = time.monotonic() - self.buffered_since >= FLUSH_S
         if len(self.buffer) >= shard_size or (
-            self.buffer and (self.closed.is_set() or (waited and shards_running < PARTIAL_SHARDS))
+            self.buffer
+            and (
+                self.closed.is_set()
+                or (waited and shards_running < PARTIAL_SHARDS and len(self.buffer) >= MIN_PARTIAL)
+            )
         ):
             taken, self.buffer = self.buffer[:shard_size], self.buffer[shard_size:]
             self.buffered_since = time.monotonic()

@@ -4,7 +4,8 @@ A catalog of five authors where one (Yan Yu) is both the co-author of a depth-1 
 found early) and of a depth-0 author (Bo Beta) whose OpenLibrary answer is held: Xena is warmed
 while Bo is still waiting (the levels overlap), Yan waits for depth 0 to end and is taken at
 depth 1, not 2, and so her own co-author (Zed Zhao) is reached at max_depth 2. Had Yan been taken
-at depth 2, Zed would never have been queued."""
+at depth 2, Zed would never have been queued. Ada also names 49 others, so that her co-authors make
+a partial shard's worth (a depth starts one early only for at least one OpenLibrary batch)."""
 
 from __future__ import annotations
 
@@ -22,12 +23,20 @@ from bookwarm.parsing.names import author_key
 from bookwarm.warming.jobs import JobStore
 from tests.integration.conftest import point_flows_at
 
+FILLERS = 49  # Ada's other co-authors: with Xena, a partial shard's worth (flows.levels.MIN_PARTIAL)
 CATALOG = {
     "authors": [
         {
             "key": "OL1A",
             "name": "Ada Alpha",
-            "works": [{"title": "Alpha and Xi", "year": 2001, "coauthors": ["OL3A"]}],
+            "works": [
+                {"title": "Alpha and Xi", "year": 2001, "coauthors": ["OL3A"]},
+                {
+                    "title": "Alpha and Friends",
+                    "year": 2002,
+                    "coauthors": [f"OL{100 + i}A" for i in range(FILLERS)],
+                },
+            ],
         },
         {
             "key": "OL2A",
@@ -45,6 +54,14 @@ CATALOG = {
             "works": [{"title": "Yu and Zhao", "year": 2004, "coauthors": ["OL5A"]}],
         },
         {"key": "OL5A", "name": "Zed Zhao", "works": [{"title": "Zhao Alone", "year": 2005}]},
+        *(
+            {
+                "key": f"OL{100 + i}A",
+                "name": f"Filler Person{i:02d}",
+                "works": [{"title": f"Filler {i}", "year": 2006}],
+            }
+            for i in range(FILLERS)
+        ),
     ]
 }
 
@@ -100,6 +117,8 @@ async def test_the_next_level_runs_while_one_is_held_and_each_author_keeps_its_s
     queued = await jobs.queued(job_id)
     await client.aclose()
     depth_of = {a["name"]: depth for depth, authors in queued.items() for a in authors}
-    assert depth_of == {"Ada Alpha": 0, "Bo Beta": 0, "Xena Xu": 1, "Yan Yu": 1, "Zed Zhao": 2}
+    named = {"Ada Alpha": 0, "Bo Beta": 0, "Xena Xu": 1, "Yan Yu": 1, "Zed Zhao": 2}
+    assert {name: depth_of.get(name) for name in named} == named
+    assert sorted(d for name, d in depth_of.items() if name.startswith("Filler")) == [1] * FILLERS
     assert summary["status"] == "completed" and summary["authors_queued"] == len(depth_of)
     assert summary["authors_warmed"] == len(depth_of)  # each once
