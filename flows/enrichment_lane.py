@@ -1,7 +1,7 @@
 """Enrichment beside a shard's bibliographies: warmed authors are noted as pending enrichment and
 fed to one worker per provider, each running `enrich` provider tasks over small chunks. When the
 shard's last bibliography is cached the lane stops: no further chunk, and the chunk in flight asks
-no further author and gives up a call not answered within half a second (bookwarm.warming.
+no further author and gives up a call not answered within 0.2 s (bookwarm.warming.
 enrichment.enrich_chunk), so enrichment never makes a job longer; what is left stays pending for
 the `enrich` flow."""
 
