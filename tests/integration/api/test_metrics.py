@@ -25,8 +25,16 @@ def delta(before: dict, after: dict, name: str, **labels: str) -> float:
     return after.get(key, 0.0) - before.get(key, 0.0)
 
 
-def test_metrics_count_what_was_asked(api: Api):
+def test_metrics_count_what_was_asked(api: Api, fake_providers: int):
+    from bookwarm.providers.fake.runner import set_faults
+    from bookwarm.providers.fake.server import PROVIDERS, Faults
+
     before = samples(api)
+    # OpenLibrary holds its answer about Peter Straub for a second, so that his 5 readers overlap
+    # (under load they once came one after the other, and none joined another's fetch). A joined
+    # reader is counted only when its answer comes: nothing to watch for before the hold ends.
+    held = Faults(hold_when_asked=["Peter Straub"], hold_max_s=1.0)
+    set_faults(fake_providers, {p: Faults() for p in PROVIDERS} | {"openlibrary": held})
 
     async def ask() -> None:
         async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
@@ -41,7 +49,10 @@ def test_metrics_count_what_was_asked(api: Api):
             await client.get("/v1/authors/=cmd|Qx9Mark")  # refused
             await client.get("/no/such/Qx9Mark")
 
-    asyncio.run(ask())
+    try:
+        asyncio.run(ask())
+    finally:
+        set_faults(fake_providers, {p: Faults() for p in PROVIDERS})
     after = samples(api)
     route = "/v1/authors/{name}"
     assert (
@@ -59,7 +70,9 @@ def test_metrics_count_what_was_asked(api: Api):
     ]
     assert delta(before, after, "bookwarm_api_accepted_total", kind="author") == 1
     assert delta(before, after, "bookwarm_api_live_fetches_total", result="started") == 2  # two authors
-    assert delta(before, after, "bookwarm_api_live_fetches_total", result="joined") >= 1  # Straub's 5 readers
+    assert (
+        delta(before, after, "bookwarm_api_live_fetches_total", result="joined") == 4
+    )  # Straub's other 4 readers
     assert delta(before, after, "bookwarm_api_demand_recorded_total", kind="author") >= 2
     assert delta(before, after, "bookwarm_api_request_seconds_count", route=route) >= 10
     labels = {value for (_, pairs) in after for _, value in pairs}
