@@ -19,6 +19,7 @@ from bookwarm.errors import InputError
 from bookwarm.parsing.names import parse_cell
 from bookwarm.warming.context import WarmContext
 from flows.job_run import flow_result, warm_new_job
+from flows.lost_console import outlive_a_lost_console
 from flows.params import NamedMaxDepth, OpenLibraryAuthorKey, PersonName
 from tasks.settings import run_settings
 
@@ -37,6 +38,7 @@ async def resolve_review(
     if len(people) != 1:
         raise InputError("give one author's name")
     person = people[0]
+    outlive_a_lost_console()
     settings = await run_settings()
     async with WarmContext(settings, with_providers=False) as ctx:
         entry = await ctx.reviews.find(person.key)
