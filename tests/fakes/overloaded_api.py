@@ -2,7 +2,9 @@
 to the first N creations of a subflow (``POST /api/task_runs/``), and with ``refuse_run_reads``
 422 to every read of flow runs (``POST /api/flow_runs/filter``), as Prefect does to a read of more
 than 200, and with ``broken_run_creation`` 500 to every creation of a flow run (a server whose
-database is down); everything else goes through.
+database is down). With ``hold_job_completion`` it parks the first flow run's (the job's) proposal of
+Completed until ``release_completion`` is set (``completion_held`` says it arrived): the moment a job
+has ended but its process has not. Everything else goes through.
 
 Its websocket (events) is not proxied: events are dropped, which the runs tolerate, as they do when
 a real server sheds them. The tests read what happened from Redis.
@@ -10,6 +12,8 @@ a real server sheds them. The tests read what happened from Redis.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import threading
 import time
 
@@ -29,6 +33,7 @@ class OverloadedApi:
         *,
         refuse_run_reads: bool = False,
         broken_run_creation: bool = False,
+        hold_job_completion: bool = False,
     ) -> None:
         from bookwarm.services.process import free_port
 
@@ -36,6 +41,10 @@ class OverloadedApi:
         self.fail_first = fail_first
         self.refuse_run_reads = refuse_run_reads
         self.broken_run_creation = broken_run_creation
+        self.hold_job_completion = hold_job_completion
+        self.completion_held = threading.Event()
+        self.release_completion = threading.Event()
+        self._first_run: str | None = None
         self.refused = 0
         self.failed = 0
         self.port = free_port()
@@ -66,6 +75,13 @@ class OverloadedApi:
             return JSONResponse(
                 {"detail": "limit: Input should be less than or equal to 200"}, status_code=422
             )
+        if (
+            self.hold_job_completion
+            and request.method == "POST"
+            and path == f"/flow_runs/{self._first_run}/set_state"
+        ) and json.loads(await request.body())["state"]["type"] == "COMPLETED":
+            self.completion_held.set()
+            await asyncio.to_thread(self.release_completion.wait, 120)
         async with httpx.AsyncClient(timeout=60) as client:
             upstream = await client.request(
                 request.method,
@@ -76,6 +92,13 @@ class OverloadedApi:
                     k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")
                 },
             )
+        if (
+            request.method == "POST"
+            and path == "/flow_runs/"
+            and self._first_run is None
+            and upstream.is_success
+        ):
+            self._first_run = upstream.json()["id"]
         headers = {
             k: v
             for k, v in upstream.headers.items()
@@ -91,5 +114,6 @@ class OverloadedApi:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.release_completion.set()
         self._server.should_exit = True
         self._thread.join(timeout=10)

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -236,3 +237,21 @@ def economy_providers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]
         yield state.port
     finally:
         runner.down()
+
+
+def signal_delivered(pid: int, signum: int, timeout_s: float = 10.0) -> None:
+    """Until the kernel has handed ``signum`` to ``pid`` (no longer pending: its handler is called)."""
+    bit = 1 << (signum - 1)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            status = open(f"/proc/{pid}/status").read()  # noqa: SIM115
+        except FileNotFoundError:
+            return  # gone: delivered
+        pending = [
+            int(line.split()[1], 16) for line in status.splitlines() if line.startswith(("SigPnd", "ShdPnd"))
+        ]
+        if not any(mask & bit for mask in pending):
+            return
+        assert time.monotonic() < deadline, f"signal {signum} still pending for pid {pid}"
+        time.sleep(0.01)

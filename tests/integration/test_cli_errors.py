@@ -159,3 +159,71 @@ def _catches(pid: int, signum: int) -> bool:
         return False
     caught = int(next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1], 16)
     return bool(caught & (1 << (signum - 1)))
+
+
+def test_a_sigterm_as_the_job_completes_says_completed_not_resume(cli_env, fake_providers):
+    """A SIGTERM that lands after the job's record reads completed, before its process has ended
+    (held there: the proxy parks the job's run's Completed until the signal is delivered), is one
+    line saying the job completed and how to see it; no `bookwarm resume` (which would refuse it)."""
+    import asyncio
+    import json
+    import signal
+    import time
+
+    from bookwarm.cache.redis_client import make_redis
+    from bookwarm.keys import Keys
+    from bookwarm.providers.fake.runner import provider_env
+    from bookwarm.settings import resolve
+    from bookwarm.warming.jobs import JobStore
+    from tests.fakes.overloaded_api import OverloadedApi
+    from tests.integration.conftest import signal_delivered
+
+    env = {**cli_env, **provider_env(fake_providers), "BOOKWARM_REDIS_PREFIX": "cli-sigterm-at-end:"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "bookwarm",
+        "warm",
+        str(PROJECT / "examples" / "library.csv"),
+        "--max-depth",
+        "1",
+    ]
+    with OverloadedApi(cli_env["PREFECT_API_URL"], hold_job_completion=True) as proxy:
+        proc = subprocess.Popen(
+            cmd,
+            env={**env, "PREFECT_API_URL": proxy.url},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while not proxy.completion_held.wait(0.1):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    raise AssertionError(f"the job never proposed Completed: {proc.communicate()[1][-3000:]}")
+            proc.send_signal(signal.SIGTERM)
+            signal_delivered(proc.pid, signal.SIGTERM)
+            proxy.release_completion.set()
+            out, err = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+    said = [line for line in err.splitlines() if not line.startswith("[depth ")]
+    assert proc.returncode == 1 and "Traceback" not in err, err[-3000:]
+    assert len(said) == 1, said
+    job_id = said[0].split("job ", 1)[1].split()[0]
+    assert said[0] == (
+        f"bookwarm: error: job {job_id} completed; stopped by SIGTERM came as it ended (`bookwarm status {job_id}`)"
+    ), said
+    assert "resume" not in said[0]
+
+    async def status() -> str | None:
+        settings = resolve(env)
+        client = make_redis(settings.redis.url)
+        try:
+            return await JobStore(client, Keys(settings.redis.key_prefix), 3600).stored_status(job_id)
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(status()) == "completed"
+    assert json.loads(out or "{}").get("status") in (None, "completed"), out

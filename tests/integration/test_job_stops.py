@@ -28,7 +28,7 @@ from bookwarm.warming.jobs import JobStore, summary
 from bookwarm.warming.stop import stop_signal
 from flows.resume import resume
 from flows.warm_library import warm_library
-from tests.integration.conftest import hold_midway, processed, seeded_prefect_home
+from tests.integration.conftest import hold_midway, processed, seeded_prefect_home, signal_delivered
 from tests.integration.test_flows import EIGHT_AUTHORS, library
 
 NAMES = EIGHT_AUTHORS
@@ -360,7 +360,7 @@ def test_sigterm_ends_the_cli_in_one_line_with_the_resume_command(flow_env, tmp_
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
-    _delivered(proc.pid, signal.SIGTERM)  # its handler stops the job: what is in flight may finish
+    signal_delivered(proc.pid, signal.SIGTERM)  # its handler stops the job: what is in flight may finish
     release_holds(fake_providers)
     _out, err = proc.communicate(timeout=60)
 
@@ -383,24 +383,6 @@ def test_sigterm_ends_the_cli_in_one_line_with_the_resume_command(flow_env, tmp_
     resumed = _resume_cli(env, ids[0])
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads(resumed.stdout)["authors_not_started"] == 0
-
-
-def _delivered(pid: int, signum: int, timeout_s: float = 10.0) -> None:
-    """Until the kernel has handed ``signum`` to ``pid`` (no longer pending: its handler is called)."""
-    bit = 1 << (signum - 1)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            status = open(f"/proc/{pid}/status").read()  # noqa: SIM115
-        except FileNotFoundError:
-            return  # gone: delivered
-        pending = [
-            int(line.split()[1], 16) for line in status.splitlines() if line.startswith(("SigPnd", "ShdPnd"))
-        ]
-        if not any(mask & bit for mask in pending):
-            return
-        assert time.monotonic() < deadline, f"signal {signum} still pending for pid {pid}"
-        time.sleep(0.01)
 
 
 def _states_on(port: int, flow_run_id: str) -> tuple[str, list[str]]:
