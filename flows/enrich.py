@@ -16,7 +16,7 @@ from bookwarm.providers.openlibrary_batch import batches
 from bookwarm.warming.context import WarmContext
 from bookwarm.warming.enrichment import ENRICHERS, PendingStore
 from flows.enrichment_lane import chunk_size
-from flows.lost_console import outlive_a_lost_console
+from flows.flow_process import prepare_flow_process
 from flows.params import JobId, MaxAuthors
 from tasks.enrich import enrich_authors
 from tasks.settings import run_settings
@@ -25,7 +25,7 @@ from tasks.settings import run_settings
 @flow(name="enrich", log_prints=False)
 async def enrich(job_id: JobId | None = None, max_authors: MaxAuthors = 10_000) -> dict[str, Any]:
     """``job_id``: only that job's pending authors (default: everyone's)."""
-    outlive_a_lost_console()
+    prepare_flow_process()
     settings = await run_settings()
     summary: dict[str, Any] = {"job_id": job_id}
     async with WarmContext(settings) as ctx:

@@ -10,9 +10,9 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
 from bookwarm.warming.context import WarmContext
+from flows.flow_process import prepare_flow_process
 from flows.job_run import end_unstarted_shards, existing_job, flow_result, run_job
 from flows.levels import SHARD_SIZE, warm_levels
-from flows.lost_console import outlive_a_lost_console
 from flows.params import Concurrency, JobId
 from tasks.prefect_api import resolve_task_runs
 from tasks.settings import run_settings
@@ -20,7 +20,7 @@ from tasks.settings import run_settings
 
 @flow(name="redrive", flow_run_name="redrive/{job_id}", log_prints=False)
 async def redrive(job_id: JobId, concurrency: Concurrency = 32) -> Any:
-    outlive_a_lost_console()
+    prepare_flow_process()
     settings = await run_settings()
     async with WarmContext(settings, with_providers=False) as ctx:
         record = await existing_job(ctx, job_id)

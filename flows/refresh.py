@@ -14,8 +14,8 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
 from bookwarm.warming.context import WarmContext
+from flows.flow_process import prepare_flow_process
 from flows.job_run import flow_result, warm_new_job
-from flows.lost_console import outlive_a_lost_console
 from flows.params import Concurrency, UtcDay
 from tasks.refresh import advance_checkpoint_task, plan_refresh_task
 from tasks.settings import run_settings
@@ -26,7 +26,7 @@ async def refresh(since: UtcDay | None = None, concurrency: Concurrency = 32) ->
     """A summary dict with ``refresh`` (days read, changesets, merges, ignored, feed error), or a
     Cancelled state holding it. ``since``: read from that UTC day instead of the checkpoint."""
     job_id = str(flow_run.id or "local")
-    outlive_a_lost_console()
+    prepare_flow_process()
     settings = await run_settings()
     logger = get_run_logger()
     async with WarmContext(settings) as ctx:

@@ -18,8 +18,8 @@ from prefect.runtime import flow_run
 from bookwarm.errors import InputError
 from bookwarm.parsing.names import parse_cell
 from bookwarm.warming.context import WarmContext
+from flows.flow_process import prepare_flow_process
 from flows.job_run import flow_result, warm_new_job
-from flows.lost_console import outlive_a_lost_console
 from flows.params import NamedMaxDepth, OpenLibraryAuthorKey, PersonName
 from tasks.settings import run_settings
 
@@ -38,7 +38,7 @@ async def resolve_review(
     if len(people) != 1:
         raise InputError("give one author's name")
     person = people[0]
-    outlive_a_lost_console()
+    prepare_flow_process()
     settings = await run_settings()
     async with WarmContext(settings, with_providers=False) as ctx:
         entry = await ctx.reviews.find(person.key)

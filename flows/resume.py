@@ -15,9 +15,9 @@ from prefect.runtime import flow_run
 
 from bookwarm.errors import InputError
 from bookwarm.warming.context import WarmContext
+from flows.flow_process import prepare_flow_process
 from flows.job_run import end_unstarted_shards, existing_job, flow_result, run_job
 from flows.levels import SHARD_SIZE, warm_levels
-from flows.lost_console import outlive_a_lost_console
 from flows.params import Concurrency, JobId
 from tasks.prefect_api import run_has_ended
 from tasks.settings import run_settings
@@ -25,7 +25,7 @@ from tasks.settings import run_settings
 
 @flow(name="resume", flow_run_name="resume/{job_id}", log_prints=False)
 async def resume(job_id: JobId, concurrency: Concurrency = 32) -> Any:
-    outlive_a_lost_console()
+    prepare_flow_process()
     settings = await run_settings()
     async with WarmContext(settings, with_providers=False) as ctx:
         record = await existing_job(ctx, job_id)

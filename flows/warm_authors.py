@@ -33,7 +33,7 @@ from bookwarm.warming.progress import OutcomePublisher
 from bookwarm.warming.shard import ClaimKeeper, Fetched, plan_shard, wanted_for
 from bookwarm.warming.stop import Watchdog, forget, stop_signal
 from flows.enrichment_lane import EnrichmentLane
-from flows.lost_console import outlive_a_lost_console
+from flows.flow_process import prepare_flow_process
 from flows.params import AuthorKeys, Concurrency, Depth, JobId, ShortId
 from tasks.jobs import dead_letter, publish_shard_table, update_progress
 from tasks.openlibrary import fetch_works, resolve_identities
@@ -74,7 +74,7 @@ async def warm_authors(
     In the job's process it shares the job's stop signal; run by a worker it watches its own flow
     run instead (a cancel, or a lost API), and publishes its authors' outcomes for the job's
     progress display."""
-    outlive_a_lost_console()
+    prepare_flow_process()
     settings = await run_settings()
     signal = stop_signal(job_id)
     async with WarmContext(settings) as ctx:

@@ -14,8 +14,8 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
 from bookwarm.warming.context import WarmContext
+from flows.flow_process import prepare_flow_process
 from flows.job_run import flow_result, warm_new_job
-from flows.lost_console import outlive_a_lost_console
 from flows.params import Concurrency, DemandMaxAuthors, NamedMaxDepth
 from tasks.demand import plan_demand_task, record_spent_task
 from tasks.settings import run_settings
@@ -30,7 +30,7 @@ async def warm_demand(
     """A summary dict (with ``demand``: what was asked, fresh, skipped, over budget), or a
     Cancelled state holding it. ``max_authors`` defaults to BOOKWARM_DEMAND_MAX_AUTHORS."""
     job_id = str(flow_run.id or "local")
-    outlive_a_lost_console()
+    prepare_flow_process()
     settings = await run_settings()
     limit = max_authors or settings.orchestration.demand_max_authors
     async with WarmContext(settings) as ctx:

@@ -24,7 +24,7 @@ from bookwarm.dumps.plan import DumpPlan
 from bookwarm.dumps.progress import DumpProgress, notify
 from bookwarm.errors import InputError
 from bookwarm.warming.context import WarmContext
-from flows.lost_console import outlive_a_lost_console
+from flows.flow_process import prepare_flow_process
 from flows.params import PersonNames, Source
 from tasks.dump import (
     drop_plan_task,
@@ -63,7 +63,7 @@ async def warm_from_dump(
     under BOOKWARM_SOURCE_ROOTS."""
     job_id = str(flow_run.id or "local")
     logger = get_run_logger()
-    outlive_a_lost_console()
+    prepare_flow_process()
     settings = await run_settings()
     artifact = await acreate_progress_artifact(0.0, key=None, description="authors written from the dump")
     written = ChunkResult()

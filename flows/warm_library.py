@@ -10,9 +10,9 @@ from prefect.runtime import flow_run
 
 from bookwarm.warming.context import WarmContext
 from flows.enrich import hand_off_enrichment
+from flows.flow_process import prepare_flow_process
 from flows.job_run import flow_result, warm_new_job
 from flows.levels import SHARD_SIZE
-from flows.lost_console import outlive_a_lost_console
 from flows.params import Concurrency, MaxDepth, ShardSize, Source
 from tasks.parse_source import parse_source
 from tasks.settings import run_settings
@@ -28,7 +28,7 @@ async def warm_library(
 ) -> Any:
     """A summary dict, or a Cancelled state holding it. ``source`` is checked by the source policy (bookwarm.sources) before anything is read."""
     job_id = str(flow_run.id or "local")
-    outlive_a_lost_console()
+    prepare_flow_process()
     settings = await run_settings()
     parsed = await parse_source(source, settings)
     authors = [

@@ -18,8 +18,8 @@ from prefect.variables import Variable
 
 from bookwarm.parsing.names import parse_cell
 from bookwarm.warming.context import WarmContext
+from flows.flow_process import prepare_flow_process
 from flows.job_run import flow_result, warm_new_job
-from flows.lost_console import outlive_a_lost_console
 from flows.params import Concurrency, NamedMaxDepth, PersonNames
 from tasks.demand import top_demand
 from tasks.settings import run_settings
@@ -58,7 +58,7 @@ async def warm_popular_authors(
         names = popular_from_variable(await Variable.aget(VARIABLE)) or default_popular_authors()
     people = {p.key: {"name": p.name, "key": p.key} for n in names for p in parse_cell(n)}
     job_id = str(flow_run.id or "local")
-    outlive_a_lost_console()
+    prepare_flow_process()
     settings = await run_settings()
     async with WarmContext(settings, with_providers=False) as ctx:
         if scheduled:

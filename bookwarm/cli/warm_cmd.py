@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -243,8 +243,9 @@ def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **
         os._exit(1)
 
     forget_stopped = on_stopped(stopped)
+    sigterms: list[bool] = []
     try:
-        state = run_to_state(flow, **parameters)
+        state = run_to_state(flow, on_sigterm=lambda: sigterms.append(True), **parameters)
     except (PrefectHTTPStatusError, httpx.HTTPError) as exc:  # the API failed the run's creation or start
         logging.getLogger("bookwarm").warning("the Prefect API failed the run", exc_info=True)
         started = jobs_here()
@@ -279,7 +280,7 @@ def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **
         if as_json and job_id:
             print_json(_partial_summary(settings, job_id))
         raise_flow_failure(state, job_id)
-    summary = state.result()
+    summary = _completed_summary(state, settings, bool(sigterms))
     if as_json:
         print_json(summary)
     else:
@@ -309,18 +310,45 @@ def _http_failure(exc: Exception) -> str:
     return type(exc).__name__
 
 
-def run_to_state(flow: AsyncFlow, **parameters: Any) -> State[Any]:
+def _completed_summary(state: State[Any], settings: Settings, got_sigterm: bool) -> dict[str, Any]:
+    """The summary a completed run returned. A SIGTERM that lands while Prefect's engine reports
+    the end makes the engine propose Crashed, which the server refuses (the run is Completed) and
+    answers with its own state, without the run's return value: the job's record holds the truth."""
+    from prefect.exceptions import MissingResult
+
+    from bookwarm.warming.jobs import summary as summary_of
+    from bookwarm.warming.stop import jobs_here
+
+    try:
+        result: dict[str, Any] = state.result()
+        return result
+    except MissingResult:
+        ids = jobs_here()
+        if not ids:
+            raise BookwarmError(f"the run ended {state.name} without its summary") from None
+        record = _job_record(settings, ids[-1]) or {}
+        if got_sigterm:
+            raise BookwarmError(
+                f"job {ids[-1]} {record.get('status', 'ended')}; stopped by SIGTERM came as it ended "
+                f"(`bookwarm status {ids[-1]}`)"
+            ) from None
+        return {**summary_of(record or {"job_id": ids[-1]}), "job_id": ids[-1]}
+
+
+def run_to_state(
+    flow: AsyncFlow, on_sigterm: Callable[[], None] | None = None, **parameters: Any
+) -> State[Any]:
     """Run an async flow to its final state. Prefect types the call as an ``Awaitable``, where
     ``asyncio.run`` wants a coroutine. A SIGTERM meanwhile stops the job as interrupted, however
-    Prefect's handler raised it (``sigterm_stops_jobs``)."""
+    Prefect's handler raised it (``sigterm_stops_jobs``); ``on_sigterm`` hears of it too."""
 
     from bookwarm.cli.main import hand_sigterm_to_prefect
-    from bookwarm.cli.task_dump import dump_tasks_on_sigusr1
+    from bookwarm.task_dump import dump_tasks_on_sigusr1
     from bookwarm.warming.stop import sigterm_stops_jobs
 
     async def run() -> State[Any]:
         dump_tasks_on_sigusr1(asyncio.get_running_loop())
-        async with sigterm_stops_jobs():
+        async with sigterm_stops_jobs(on_sigterm):
             state: State[Any] = await flow(**parameters, return_state=True)
         return state
 

@@ -6,9 +6,11 @@ stopped at the end of the session even when tests fail. Never a server on a stan
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -255,3 +257,18 @@ def signal_delivered(pid: int, signum: int, timeout_s: float = 10.0) -> None:
             return
         assert time.monotonic() < deadline, f"signal {signum} still pending for pid {pid}"
         time.sleep(0.01)
+
+
+def communicate_or_dump(proc: subprocess.Popen[str], timeout_s: float, what: str) -> tuple[str, str]:
+    """A bookwarm CLI process's output; if it does not end within ``timeout_s``, an AssertionError
+    with what it printed and what each of its asyncio tasks waits on (`kill -USR1` dumps them to
+    stderr: bookwarm/task_dump.py): a hang is explained, not only timed out."""
+    try:
+        return proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.communicate(timeout=3)  # the dump is written meanwhile
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"{what} did not end in {timeout_s:g} s:\n{(err or '')[-12000:]}") from None

@@ -25,7 +25,7 @@ from bookwarm.warming.jobs import JobStore, summary
 from bookwarm.warming.stop import stop_signal
 from flows.resume import resume
 from flows.warm_library import warm_library
-from tests.integration.conftest import hold_midway, processed, signal_delivered
+from tests.integration.conftest import communicate_or_dump, hold_midway, processed, signal_delivered
 from tests.integration.test_flows import EIGHT_AUTHORS, library
 
 NAMES = EIGHT_AUTHORS
@@ -75,14 +75,7 @@ def _resume_cli(env: dict[str, str], job_id: str) -> subprocess.CompletedProcess
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
-        out, err = proc.communicate(timeout=180)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGUSR1)
-        time.sleep(2)
-        proc.kill()
-        _, err = proc.communicate()
-        raise AssertionError(f"the resume did not end in 180 s:\n{err[-12000:]}") from None
+    out, err = communicate_or_dump(proc, 180, "the resume")
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
@@ -249,7 +242,7 @@ def test_sigterm_ends_the_cli_in_one_line_with_the_resume_command(flow_env, tmp_
     proc.send_signal(signal.SIGTERM)
     signal_delivered(proc.pid, signal.SIGTERM)  # its handler stops the job: what is in flight may finish
     release_holds(fake_providers)
-    _out, err = proc.communicate(timeout=60)
+    _out, err = communicate_or_dump(proc, 60, "the CLI told to stop by SIGTERM")
 
     async def read() -> tuple[list[str], dict]:
         jobs, ids = await _jobs(flow_env)

@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from bookwarm.cli.task_dump import dump_tasks_on_sigusr1
+from bookwarm.task_dump import dump_tasks_on_sigusr1
 
 
 def test_sigusr1_prints_every_task_and_where_it_waits(capsys: pytest.CaptureFixture[str]) -> None:

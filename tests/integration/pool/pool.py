@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -108,11 +109,18 @@ def communicate_or_explain(
     job: subprocess.Popen[str], api_url: str, timeout_s: float, said: str | Path = ""
 ) -> tuple[str, str]:
     """The job's output, or, when it does not end within ``timeout_s``, an AssertionError saying
-    what the job printed and where each shard run of the server stands (a hang is explained, not
-    only timed out)."""
+    what the job printed, where each shard run of the server stands, and what the asyncio tasks of
+    the job and of every flow run process on the server's workers wait on (`kill -USR1`: the job's
+    on its stderr, a run's in its worker's log): a hang is explained, not only timed out."""
     try:
         return job.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
+        for run_process in _flow_run_processes(api_url):
+            with contextlib.suppress(psutil.Error):
+                run_process.send_signal(signal.SIGUSR1)
+        job.send_signal(signal.SIGUSR1)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            job.communicate(timeout=3)  # the dumps are written meanwhile
         job.kill()
         _, err = job.communicate()
         runs = asyncio.run(shard_runs(api_url))
@@ -122,10 +130,26 @@ def communicate_or_explain(
         )
         logs = ""
         for path in Path(said).glob("w*/workers.err") if said else []:
-            logs += f"--- {path.parent.name}:\n{path.read_text(errors='replace')[-1500:]}\n"
+            text = path.read_text(errors="replace")
+            logs += f"--- {path.parent.name}:\n{text[-1500:]}\n"
+            for log in sorted(set(re.findall(r"log (\S+\.log)", text))):
+                logs += f"--- {log}:\n{Path(log).read_text(errors='replace')[-8000:]}\n"
         raise AssertionError(
-            f"the job did not end in {timeout_s:g} s: {states}\n{err[-3000:]}\n{logs}"
+            f"the job did not end in {timeout_s:g} s: {states}\n{err[-12000:]}\n{logs}"
         ) from None
+
+
+def _flow_run_processes(api_url: str) -> list[psutil.Process]:
+    """The processes of flow runs (`python -m prefect.engine`) that talk to the server at ``api_url``."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if (
+                "prefect.engine" in " ".join(proc.info["cmdline"] or ())
+                and proc.environ().get("PREFECT_API_URL") == api_url
+            ):
+                found.append(proc)
+    return found
 
 
 def warm(env: dict[str, str], csv_path: Path, *more: str) -> subprocess.Popen[str]:

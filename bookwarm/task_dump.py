@@ -1,4 +1,5 @@
-"""`kill -USR1 <pid>` of a running `bookwarm` job: every asyncio task's stack on stderr.
+"""`kill -USR1 <pid>` of a running `bookwarm` job, or of a flow run's process on a worker: every asyncio
+task's stack on stderr (a worker copies its runs' stderr into its own log).
 
 An operator (or a test) whose job seems stuck can see what each task waits on without stopping it.
 A plain signal handler, not `loop.add_signal_handler`: that one takes the wakeup fd over, and the
