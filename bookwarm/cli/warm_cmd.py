@@ -342,6 +342,7 @@ def run_to_state(
     ``asyncio.run`` wants a coroutine. A SIGTERM meanwhile stops the job as interrupted, however
     Prefect's handler raised it (``sigterm_stops_jobs``); ``on_sigterm`` hears of it too."""
 
+    from bookwarm.cli.event_loop import run_to_end
     from bookwarm.cli.main import hand_sigterm_to_prefect
     from bookwarm.task_dump import dump_tasks_on_sigusr1
     from bookwarm.warming.stop import sigterm_stops_jobs
@@ -353,7 +354,7 @@ def run_to_state(
         return state
 
     hand_sigterm_to_prefect()
-    return asyncio.run(run())
+    return run_to_end(run())  # asyncio.run, but a SIGTERM in the loop's own step cannot hang its end
 
 
 def raise_flow_failure(state: Any, job_id: str | None = None) -> None:
