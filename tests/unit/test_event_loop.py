@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ class Interrupt(BaseException):
 
 def test_a_task_whose_step_was_lost_does_not_hold_the_end() -> None:
     cleaned: list[str] = []
-    held: list[asyncio.Future[bool]] = []  # whoever waits on the lost task holds it (a gather did)
+    held: list[asyncio.Future[Any]] = []  # whoever waits on the lost task holds it (a gather did)
 
     async def job() -> None:
         try:
@@ -27,7 +28,7 @@ def test_a_task_whose_step_was_lost_does_not_hold_the_end() -> None:
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        asyncio.ensure_future(job())
+        held.append(asyncio.ensure_future(job()))
         await asyncio.sleep(0)  # the job is waiting now
         held.append(asyncio.ensure_future(asyncio.Event().wait()))  # its first step is queued...
         loop._ready.clear()  # type: ignore[attr-defined]  # ...and lost, as to a signal raised in _run_once
