@@ -75,6 +75,12 @@ class Keys:
         memory, and the job reads them while the level still runs."""
         return f"{self.prefix}warming:job:{job_id}:found:{pass_id}:{depth}"
 
+    def job_handed_over(self, job_id: str, pass_id: str, depth: int) -> str:
+        """Set: the shards (their index) of a pass's first round at ``depth`` that counted every
+        author they were given and handed over all they found: once every shard of a depth has,
+        nothing more will be found there, and the next depth need not wait for their runs' ends."""
+        return f"{self.prefix}warming:job:{job_id}:handed:{pass_id}:{depth}"
+
     def job_outcomes(self, job_id: str) -> str:
         """Pub/sub channel: finished authors of a job's shards run by workers (progress display only)."""
         return f"{self.prefix}warming:job:{job_id}:outcomes"

@@ -8,10 +8,11 @@ Levels overlap: each batch of a shard hands its co-authors to the job's pass in 
 and the next level starts shards on them while its own level still runs, so OpenLibrary's rate is
 spent on the next level instead of idling through a level's tail and the next one's start. Each
 author is still taken once, at its shallowest depth: the co-authors found at depth d are admitted
-(as depth d+1) only once depth d is closed, that is once depth d-1 has ended and everything it
-found has been admitted. Every author at depth d is found at depth d-1, so by then every author of
-depth <= d is known (seen), and one not seen is truly at depth d+1: no author is ever admitted
-deeper than its shallowest depth, and at most two levels run at once.
+(as depth d+1) only once depth d is closed, that is once depth d-1 has ended, or every shard of it
+has handed over all it found with its authors all counted, and everything it found has been
+admitted. Every author at depth d is found at depth d-1, so by then every author of depth <= d is
+known (seen), and one not seen is truly at depth d+1: no author is ever admitted deeper than its
+shallowest depth, and at most two levels fetch at once (a third may be ending its runs).
 
 A job that was told to stop (bookwarm.warming.stop) starts no further shard and raises JobStopped
 once its running shards end: what it did not start stays queued in its record for `bookwarm
@@ -99,6 +100,7 @@ class _Level:
         self.ended = asyncio.Event()  # set once its shards and rounds are over, or the job stopped
         self.changed = asyncio.Event()
         self.shards = 0  # started in its first round
+        self.later_round = False  # a round after the first began (shards numbered from 0 again)
 
     def admit(self, people: list[dict[str, str]]) -> None:
         if not self.buffer:
@@ -154,7 +156,7 @@ async def _levels(
         await source.closed.wait()
         offset = 0
         while not signal.is_set:
-            ended = source.ended.is_set()
+            ended = source.ended.is_set() or await found_all(source)
             people, offset = await ctx.jobs.found_since(job_id, runner.pass_id, depth, offset)
             fresh = [p for p in people if p["key"] not in seen]
             if fresh and not signal.is_set:
@@ -166,6 +168,16 @@ async def _levels(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(source.ended.wait(), FOUND_POLL_S)
         target.close()
+
+    async def found_all(level: _Level) -> bool:
+        """Nothing more will be found at ``level``: every shard of its first round is started and
+        has handed over all it found with every author counted, and no later round began. Then the
+        next depth closes without waiting for those shards' runs to end (their enrichment lanes,
+        tables and final states: 0.3-0.5 s a level on a small library's critical path)."""
+        if not level.closed.is_set() or level.buffer or level.later_round:
+            return False
+        handed = await ctx.jobs.handed_over(job_id, runner.pass_id, level.depth)
+        return not level.later_round and set(range(level.shards)) <= handed
 
     async def level(depth: int) -> None:
         try:
@@ -219,6 +231,7 @@ async def _run_level(
     pending = level.authors
     for attempt in range(LEVEL_ROUNDS):
         if attempt:
+            level.later_round = True
             unfinished = await _round(runner, pending, depth, attempt, force, done, shard_size, gate)
         if signal.is_set:
             raise JobStopped(job_id, signal.status or "interrupted", signal.why)

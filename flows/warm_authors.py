@@ -135,6 +135,7 @@ async def _warm_shard(
     failures: list[Failure] = []
     coauthors_found: set[str] = set()
     batch_numbers = itertools.count()
+    failed_batches = [0]
 
     async def write(items: list[Item], keeper: ClaimKeeper, upstream: list[Any]) -> None:
         """One `warm-batch` task run, then a `dead-letter` task run for each author it failed."""
@@ -152,6 +153,7 @@ async def _warm_shard(
             wait_for=upstream,  # the provider batches it depends on, shown in the run's graph
         )
         if state.is_failed():  # its authors stay uncounted: the level's next round takes them
+            failed_batches[0] += 1
             get_run_logger().warning(
                 "a batch of %d authors failed (%s); left for the level's next round",
                 len(items),
@@ -223,6 +225,12 @@ async def _warm_shard(
             *(chunk(i, g, keeper) for i, g in enumerate(batches(claimed, key_batch))),
             *(write(g, keeper, []) for g in batches(others, key_batch)),
         )
+        # Everything this shard will find is in Redis now: said before its enrichment lane and its
+        # run end, so the next depth need not wait for them (flows.levels). Only when every author
+        # is counted: one left for a later round may still find co-authors.
+        counted = not failed_batches[0] and not signal.is_set
+        if counted and not await ctx.jobs.uncounted(job_id, [a["key"] for a in authors]):
+            await ctx.jobs.hand_over(job_id, pass_id, depth, shard)
     if not signal.api_in_trouble:
         try:
             await asyncio.wait_for(publish_shard_table(job_id, depth, shard, outcomes, failures), 10)

@@ -239,6 +239,24 @@ class JobStore:
 
         await self._patiently(write)
 
+    async def hand_over(self, job_id: str, pass_id: str, depth: int, shard: int) -> None:
+        """Shard ``shard`` of the pass at ``depth`` counted all its authors and handed over every
+        co-author it found (``add_found``, which it awaited first)."""
+        key = self.keys.job_handed_over(job_id, pass_id, depth)
+
+        def write() -> Any:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.sadd(key, shard)
+            pipe.expire(key, self.ttl_s)
+            return pipe.execute()
+
+        await self._patiently(write)
+
+    async def handed_over(self, job_id: str, pass_id: str, depth: int) -> set[int]:
+        """The shards of the pass at ``depth`` that have handed over all they found (``hand_over``)."""
+        key = self.keys.job_handed_over(job_id, pass_id, depth)
+        return {int(text(s)) for s in await self._patiently(lambda: self.client.smembers(key))}
+
     async def found_since(
         self, job_id: str, pass_id: str, depth: int, offset: int = 0
     ) -> tuple[list[dict[str, Any]], int]:

@@ -4,7 +4,8 @@ to the first N creations of a subflow (``POST /api/task_runs/``), and with ``ref
 than 200, and with ``broken_run_creation`` 500 to every creation of a flow run (a server whose
 database is down). With ``hold_job_completion`` it parks the first flow run's (the job's) proposal of
 Completed until ``release_completion`` is set (``completion_held`` says it arrived): the moment a job
-has ended but its process has not. Everything else goes through.
+has ended but its process has not; ``hold_completion_named`` does the same to the runs of that name
+(a shard whose work is done, its run not yet ended). Everything else goes through.
 
 Its websocket (events) is not proxied: events are dropped, which the runs tolerate, as they do when
 a real server sheds them. The tests read what happened from Redis.
@@ -13,6 +14,7 @@ a real server sheds them. The tests read what happened from Redis.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -34,6 +36,7 @@ class OverloadedApi:
         refuse_run_reads: bool = False,
         broken_run_creation: bool = False,
         hold_job_completion: bool = False,
+        hold_completion_named: str | None = None,
     ) -> None:
         from bookwarm.services.process import free_port
 
@@ -44,7 +47,10 @@ class OverloadedApi:
         self.hold_job_completion = hold_job_completion
         self.completion_held = threading.Event()
         self.release_completion = threading.Event()
+        self.hold_completion_named = hold_completion_named
         self._first_run: str | None = None
+        self._held_runs: set[str] = set()
+        self.held_run_ids: list[str] = []
         self.refused = 0
         self.failed = 0
         self.port = free_port()
@@ -75,11 +81,15 @@ class OverloadedApi:
             return JSONResponse(
                 {"detail": "limit: Input should be less than or equal to 200"}, status_code=422
             )
+        if request.method == "PATCH" and path.startswith("/flow_runs/") and path.count("/") == 2:
+            self._note_name(path.split("/")[2], await request.body())  # a run named once it started
+        run_id = path.split("/")[2] if path.startswith("/flow_runs/") and path.endswith("/set_state") else ""
         if (
-            self.hold_job_completion
-            and request.method == "POST"
-            and path == f"/flow_runs/{self._first_run}/set_state"
-        ) and json.loads(await request.body())["state"]["type"] == "COMPLETED":
+            request.method == "POST"
+            and run_id in self._held_runs
+            and json.loads(await request.body())["state"]["type"] == "COMPLETED"
+        ):
+            self.held_run_ids.append(run_id)
             self.completion_held.set()
             await asyncio.to_thread(self.release_completion.wait, 120)
         async with httpx.AsyncClient(timeout=60) as client:
@@ -92,19 +102,24 @@ class OverloadedApi:
                     k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")
                 },
             )
-        if (
-            request.method == "POST"
-            and path == "/flow_runs/"
-            and self._first_run is None
-            and upstream.is_success
-        ):
-            self._first_run = upstream.json()["id"]
+        if request.method == "POST" and path == "/flow_runs/" and upstream.is_success:
+            run_id = upstream.json()["id"]
+            if self._first_run is None:
+                self._first_run = run_id
+                if self.hold_job_completion:
+                    self._held_runs.add(run_id)
+            self._note_name(run_id, await request.body())
         headers = {
             k: v
             for k, v in upstream.headers.items()
             if k.lower() not in ("content-length", "content-encoding", "transfer-encoding")
         }
         return Response(upstream.content, status_code=upstream.status_code, headers=headers)
+
+    def _note_name(self, run_id: str, body: bytes) -> None:
+        with contextlib.suppress(ValueError, AttributeError):
+            if self.hold_completion_named and json.loads(body).get("name") == self.hold_completion_named:
+                self._held_runs.add(run_id)
 
     def __enter__(self) -> OverloadedApi:
         self._thread.start()

@@ -20,6 +20,7 @@ import pytest
 from bookwarm.cache.redis_client import make_redis
 from bookwarm.keys import Keys
 from bookwarm.parsing.names import author_key
+from bookwarm.settings import resolve
 from bookwarm.warming.jobs import JobStore
 from tests.integration.conftest import point_flows_at
 
@@ -122,3 +123,94 @@ async def test_the_next_level_runs_while_one_is_held_and_each_author_keeps_its_s
     assert sorted(d for name, d in depth_of.items() if name.startswith("Filler")) == [1] * FILLERS
     assert summary["status"] == "completed" and summary["authors_queued"] == len(depth_of)
     assert summary["authors_warmed"] == len(depth_of)  # each once
+
+
+def test_the_next_depth_starts_once_a_shard_has_handed_over_not_when_its_run_ends(
+    services, prefect_api, fake_providers, tmp_path
+):
+    """A shard that counted all its authors and handed over all it found closes the next depth at
+    once: with the depth-0 shard's run held from ending (the proxy parks its Completed), all of
+    depth 1 (four co-authors: too few for an early partial shard) is warmed while that run still
+    reads Running; released, the job completes. Before, depth 1 waited for depth 0's runs to end
+    (their enrichment lanes, tables and final states: 0.3-0.5 s a level on a small library)."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    from bookwarm.providers.fake.runner import provider_env
+    from tests.conftest import PROJECT
+    from tests.fakes.overloaded_api import OverloadedApi
+    from tests.integration.conftest import communicate_or_dump
+
+    api = PREFECT_API_URL.value()
+    prefix = "handed-over:"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("BOOKWARM_")},
+        **services.env(),
+        **provider_env(fake_providers),
+        "BOOKWARM_HOME": str(tmp_path),
+        "BOOKWARM_REDIS_PREFIX": prefix,
+    }
+    settings = resolve(env)
+
+    async def depth_one_counted() -> tuple[str | None, bool]:
+        client = make_redis(settings.redis.url)
+        try:
+            keys = Keys(prefix)
+            ids = [
+                raw.decode().removeprefix(keys.job("")) async for raw in client.scan_iter(match=keys.job("*"))
+            ]
+            ids = [i for i in ids if ":" not in i]
+            if not ids:
+                return None, False
+            jobs = JobStore(client, keys, 3600)
+            queued = await jobs.queued(ids[0])
+            deeper = [a["key"] for a in queued.get(1, [])]
+            return ids[0], bool(deeper) and not await jobs.uncounted(ids[0], deeper)
+        finally:
+            await client.aclose()
+
+    def shard_state(job_id: str) -> str | None:
+        runs = httpx.post(
+            f"{api}/flow_runs/filter",
+            json={"flow_runs": {"name": {"any_": ["warm-authors/d0/shard-0"]}}, "limit": 200},
+        ).json()
+        mine = [r for r in runs if r["parameters"].get("job_id") == job_id]
+        return mine[0]["state_type"] if mine else None
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "bookwarm",
+        "warm",
+        str(PROJECT / "examples" / "library.csv"),
+        "--max-depth",
+        "1",
+    ]
+    with OverloadedApi(api, hold_completion_named="warm-authors/d0/shard-0") as proxy:
+        proc = subprocess.Popen(
+            [*cmd, "--json"],
+            env={**env, "PREFECT_API_URL": proxy.url},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 180
+            job_id, warmed = None, False
+            while not warmed:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+                job_id, warmed = asyncio.run(depth_one_counted())
+                if job_id and not warmed and proxy.completion_held.is_set():
+                    # the depth-0 shard's work is done and its end held: depth 1 must go on without it
+                    assert shard_state(job_id) == "RUNNING"
+                time.sleep(0.05)
+            assert job_id is not None and shard_state(job_id) == "RUNNING", "depth 1 waited for depth 0's run"
+        finally:
+            proxy.release_completion.set()
+        out, err = communicate_or_dump(proc, 120, "the job")
+    assert proc.returncode == 0, err[-3000:]
+    assert json.loads(out)["status"] == "completed"
