@@ -25,6 +25,7 @@ from tasks.enrich import enrich_authors
 CHUNK_SECONDS = 2.0
 MAX_CHUNK = 50
 LANE_EXIT_S = 30.0  # how long a shard's end waits for an enrichment chunk in flight
+LANE_CANCEL_S = 5.0  # and then for its cancel to land
 
 
 def chunk_size(rate_per_s: float) -> int:
@@ -76,9 +77,21 @@ class EnrichmentLane:
                     provider,
                     LANE_EXIT_S,
                 )
-        ended = await asyncio.gather(*self.workers, return_exceptions=True)
-        for provider, error in zip(ENRICHERS, ended, strict=True):
-            if isinstance(error, Exception) and not isinstance(error, asyncio.CancelledError):
+        if late:  # a cancel is asked, not obeyed: one swallowed deep in a library must not hold the shard
+            _, stuck = await asyncio.wait(late, timeout=LANE_CANCEL_S)
+            for worker, provider in zip(self.workers, ENRICHERS, strict=True):
+                if worker in stuck:
+                    get_run_logger().warning(
+                        "enrichment by %s did not stop within %g s of its cancel; left behind, its authors "
+                        "stay pending for the `enrich` flow",
+                        provider,
+                        LANE_CANCEL_S,
+                    )
+        for provider, worker in zip(ENRICHERS, self.workers, strict=True):
+            if not worker.done() or worker.cancelled():
+                continue
+            error = worker.exception()
+            if isinstance(error, Exception):
                 get_run_logger().warning(
                     "enrichment by %s stopped in this shard (%s: %.200s); its authors stay pending for "
                     "the `enrich` flow",
