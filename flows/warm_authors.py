@@ -22,7 +22,7 @@ from typing import Any
 from prefect import flow
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
-from prefect.states import Cancelled
+from prefect.states import Cancelled, Crashed
 
 from bookwarm.errors import CacheError
 from bookwarm.providers.openlibrary_batch import batches
@@ -31,7 +31,7 @@ from bookwarm.warming.context import WarmContext
 from bookwarm.warming.outcome import AuthorOutcome
 from bookwarm.warming.progress import OutcomePublisher
 from bookwarm.warming.shard import ClaimKeeper, Fetched, plan_shard, wanted_for
-from bookwarm.warming.stop import Watchdog, forget, stop_signal
+from bookwarm.warming.stop import WORKER_DIED_WHY, Watchdog, forget, stop_signal
 from flows.enrichment_lane import EnrichmentLane
 from flows.flow_process import prepare_flow_process
 from flows.params import AuthorKeys, Concurrency, Depth, JobId, ShortId
@@ -103,6 +103,9 @@ async def warm_authors(
             finally:
                 stopped = signal.status
                 forget(job_id)
+        if signal.why == WORKER_DIED_WHY:
+            # Not Completed: the job runs what this shard left on another worker (flows.shards).
+            return Crashed(message=f"stopped: {WORKER_DIED_WHY}")  # type: ignore[return-value]
         if stopped == "cancelled":
             # Its run is Cancelling, from which Prefect takes no end but Cancelled: say it here, where
             # the shard stopped, rather than leave the run Cancelling until a worker notices.

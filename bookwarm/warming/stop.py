@@ -116,6 +116,7 @@ def stop_every_job_here(status: str, why: str) -> None:
 
 SIGTERM_WHY = "stopped by SIGTERM"
 CANCELLED_WHY = "cancelled from the Prefect UI or API"
+WORKER_DIED_WHY = "its worker died"
 SIGTERM_GRACE_S = 10.0  # after a SIGTERM, authors in flight get this long before they are cancelled
 
 

@@ -115,7 +115,7 @@ def communicate_or_explain(
     try:
         return job.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        for run_process in _flow_run_processes(api_url):
+        for run_process in flow_run_processes(api_url):
             with contextlib.suppress(psutil.Error):
                 run_process.send_signal(signal.SIGUSR1)
         job.send_signal(signal.SIGUSR1)
@@ -139,7 +139,7 @@ def communicate_or_explain(
         ) from None
 
 
-def _flow_run_processes(api_url: str) -> list[psutil.Process]:
+def flow_run_processes(api_url: str) -> list[psutil.Process]:
     """The processes of flow runs (`python -m prefect.engine`) that talk to the server at ``api_url``."""
     found = []
     for proc in psutil.process_iter(["cmdline"]):
@@ -258,6 +258,15 @@ class Supervisor:
 
     def said(self) -> str:
         return self.err_path.read_text(errors="replace")
+
+    def logs(self) -> str:
+        """The tail of each worker's log (where its runs' output, task dumps included, goes)."""
+        said = self.said()
+        return "".join(
+            f"--- {log}:\n{Path(log).read_text(errors='replace')[-6000:]}\n"
+            for log in sorted(set(re.findall(r"log (\S+\.log)", said)))
+            if Path(log).exists()
+        )
 
     def pids(self) -> dict[str, int]:
         """Each worker's name -> its newest pid."""

@@ -29,6 +29,7 @@ from tests.integration.pool.pool import (
     Supervisor,
     asked,
     env_for,
+    flow_run_processes,
     force_state,
     job_ids,
     record_of,
@@ -53,7 +54,9 @@ def test_one_dead_worker_of_three_the_others_go_on_and_the_job_completes(
     process, as a machine that dies, or alone): the other two keep running, the dead one is
     started again, and the job completes by itself with every author cached. With its shard's
     process dead, the job runs the shard's authors again once the dead worker's claims have
-    lapsed, and authors finished before the kill are not asked again."""
+    lapsed; with the worker alone dead, its shard's process sees it gone, stops (its authors in
+    flight finished, its claims released) and ends its run Crashed, and the job runs the rest
+    elsewhere. Either way authors finished before the kill are not asked again."""
     port, csv_path = pool_providers
     hold_midway(port, authors=4)
     prefix = f"wp5{'c' if with_children else 'w'}:"
@@ -84,33 +87,39 @@ def test_one_dead_worker_of_three_the_others_go_on_and_the_job_completes(
         # What bookwarm does to the dead worker's runs, without its waits: one it took but never started
         # (Pending) is Crashed after BOOKWARM_SHARD_START_TIMEOUT_S (120 s); with its children dead,
         # one Running stops beating and its automation crashes it (45 s). A Running one whose process
-        # lives on (worker only) is left to finish.
+        # lives on (worker only) ends itself (flows/flow_process.py).
         dead = ("Pending", "Running") if with_children else ("Pending",)
         for run in runs_of_job(api, job_id):
             if run.labels.get("prefect.worker.name") == name and run.state_name in dead:
                 asyncio.run(force_state(api, run.id, "CRASHED"))
-        release_holds(port)  # worker-only: the shard's own process lives on and finishes it
+        release_holds(port)  # worker-only: the shard's own process finishes what it holds, then stops
 
         try:
             out, err = job.communicate(timeout=300)
         except subprocess.TimeoutExpired:
+            for run_process in flow_run_processes(api):  # what each run's tasks wait on, in its worker's log
+                with contextlib.suppress(psutil.Error):
+                    run_process.send_signal(signal.SIGUSR1)
+            job.send_signal(signal.SIGUSR1)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                job.communicate(timeout=3)
             job.kill()
             _, err = job.communicate()
             states = [
                 (r.name, r.state_name, r.labels.get("prefect.worker.name")) for r in runs_of_job(api, job_id)
             ]
             raise AssertionError(
-                f"the job did not end: {states}\n{err[-3000:]}\n{workers.said()[-2000:]}"
+                f"the job did not end: {states}\n{err[-12000:]}\n{workers.said()[-2000:]}\n{workers.logs()[-12000:]}"
             ) from None
         assert job.returncode == 0, err[-3000:]
         result = json.loads(out)
         assert result["status"] == "completed" and result["authors_not_started"] == 0, result
         assert result["authors_failed"] == 0, result
         assert {r["openlibrary_key"] for r in asyncio.run(processed(settings)).values()} == ALL_KEYS
-        if with_children:  # its shard ran again, elsewhere
-            assert result["shard_retries"] >= 1, result
-            crashed = next(r for r in runs_of_job(api, job_id) if r.id == victim.id)
-            assert crashed.state_name == "Crashed", crashed.state
+        # its shard ran again, elsewhere
+        assert result["shard_retries"] >= 1, result
+        crashed = next(r for r in runs_of_job(api, job_id) if r.id == victim.id)
+        assert crashed.state_name == "Crashed", crashed.state
         # works asked again only for the dead shard's authors in flight, never for one done before
         shard_keys = set(victim.parameters["author_keys"])
         in_flight, done_before = shard_keys - counted_at_kill, shard_keys & counted_at_kill
