@@ -37,7 +37,7 @@ from flows.flow_process import prepare_flow_process
 from flows.params import AuthorKeys, Concurrency, Depth, JobId, ShortId
 from tasks.jobs import dead_letter, publish_shard_table, update_progress
 from tasks.openlibrary import fetch_works, resolve_identities
-from tasks.prefect_api import flow_run_probe
+from tasks.prefect_api import CANCELLING, flow_run_probe
 from tasks.settings import run_settings
 from tasks.warm_batch import warm_authors_batch
 
@@ -103,6 +103,11 @@ async def warm_authors(
             finally:
                 stopped = signal.status
                 forget(job_id)
+            if stopped != "cancelled" and await _cancelling(probe):
+                # Cancelled (the job, or Prefect cascading its parent's cancel) after the watchdog's last
+                # look: from Cancelling Prefect takes no end but Cancelled, and a Completed proposal
+                # left the run Cancelling for good.
+                stopped = "cancelled"
         if signal.why == WORKER_DIED_WHY:
             # Not Completed: the job runs what this shard left on another worker (flows.shards).
             return Crashed(message=f"stopped: {WORKER_DIED_WHY}")  # type: ignore[return-value]
@@ -247,6 +252,13 @@ async def _warm_shard(
                 exc,
             )
     return len(coauthors_found)
+
+
+async def _cancelling(probe: Any) -> bool:
+    """Whether the run is Cancelling now; False when the API does not say within 5 s."""
+    with contextlib.suppress(Exception):
+        return bool(await asyncio.wait_for(probe(), 5) == CANCELLING)
+    return False
 
 
 async def _dead_letter(ctx: WarmContext, job_id: str, failure: Failure, depth: int) -> None:
