@@ -272,3 +272,16 @@ def communicate_or_dump(proc: subprocess.Popen[str], timeout_s: float, what: str
         proc.kill()
         _, err = proc.communicate()
         raise AssertionError(f"{what} did not end in {timeout_s:g} s:\n{(err or '')[-12000:]}") from None
+
+
+def warm_demo_command() -> list[str]:
+    """`bookwarm warm` of the demo library at depth 1, as the CLI tests run it."""
+    return [
+        sys.executable,
+        "-m",
+        "bookwarm",
+        "warm",
+        str(PROJECT / "examples" / "library.csv"),
+        "--max-depth",
+        "1",
+    ]

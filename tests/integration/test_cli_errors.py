@@ -11,19 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PROJECT
+from tests.integration.conftest import warm_demo_command
 
 
 def warm(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bookwarm",
-            "warm",
-            str(PROJECT / "examples" / "library.csv"),
-            "--max-depth",
-            "1",
-        ],
+        warm_demo_command(),
         env=env,
         capture_output=True,
         text=True,
@@ -179,15 +172,7 @@ def test_a_sigterm_as_the_job_completes_says_completed_not_resume(cli_env, fake_
     from tests.integration.conftest import signal_delivered
 
     env = {**cli_env, **provider_env(fake_providers), "BOOKWARM_REDIS_PREFIX": "cli-sigterm-at-end:"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "bookwarm",
-        "warm",
-        str(PROJECT / "examples" / "library.csv"),
-        "--max-depth",
-        "1",
-    ]
+    cmd = warm_demo_command()
     with OverloadedApi(cli_env["PREFECT_API_URL"], hold_job_completion=True) as proxy:
         proc = subprocess.Popen(
             cmd,

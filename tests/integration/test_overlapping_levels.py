@@ -135,15 +135,13 @@ def test_the_next_depth_starts_once_a_shard_has_handed_over_not_when_its_run_end
     (their enrichment lanes, tables and final states: 0.3-0.5 s a level on a small library)."""
     import os
     import subprocess
-    import sys
 
     import httpx
     from prefect.settings import PREFECT_API_URL
 
     from bookwarm.providers.fake.runner import provider_env
-    from tests.conftest import PROJECT
     from tests.fakes.overloaded_api import OverloadedApi
-    from tests.integration.conftest import communicate_or_dump
+    from tests.integration.conftest import communicate_or_dump, warm_demo_command
 
     api = PREFECT_API_URL.value()
     prefix = "handed-over:"
@@ -181,15 +179,7 @@ def test_the_next_depth_starts_once_a_shard_has_handed_over_not_when_its_run_end
         mine = [r for r in runs if r["parameters"].get("job_id") == job_id]
         return mine[0]["state_type"] if mine else None
 
-    cmd = [
-        sys.executable,
-        "-m",
-        "bookwarm",
-        "warm",
-        str(PROJECT / "examples" / "library.csv"),
-        "--max-depth",
-        "1",
-    ]
+    cmd = warm_demo_command()
     with OverloadedApi(api, hold_completion_named="warm-authors/d0/shard-0") as proxy:
         proc = subprocess.Popen(
             [*cmd, "--json"],
