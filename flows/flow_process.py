@@ -1,6 +1,7 @@
 """What every flow does first in the process that runs it (the CLI's, a served deployment's, a
 worker's child): outlive a lost console (flows.lost_console), dump its asyncio tasks on `kill -USR1`
-(bookwarm.task_dump), and, run by a worker, stop with that worker.
+(bookwarm.task_dump; run by a worker, into the run's log in the Prefect UI too, since a worker keeps
+no output of its runs), and, run by a worker, stop with that worker.
 
 Why stop with the worker: a SIGKILLed worker leaves the runs it started running as orphans no one
 supervises, and twice in CI such an orphaned shard never ended (its run Running for good, its body
@@ -19,6 +20,8 @@ import sys
 import threading
 import time
 
+from prefect import get_run_logger
+
 from bookwarm.task_dump import dump_tasks_on_sigusr1
 from bookwarm.warming.stop import WORKER_DIED_WHY, stop_every_job_here
 from flows.lost_console import outlive_a_lost_console
@@ -32,10 +35,12 @@ _watching: list[int] = []
 
 def prepare_flow_process() -> None:
     outlive_a_lost_console()
+    on_a_runner = started_by_a_runner()
     if threading.current_thread() is threading.main_thread():  # a signal handler can only be set there
+        sinks = [get_run_logger().warning] if on_a_runner else []
         with contextlib.suppress(ValueError, RuntimeError):
-            dump_tasks_on_sigusr1(asyncio.get_running_loop())
-    if started_by_a_runner() and not _watching:
+            dump_tasks_on_sigusr1(asyncio.get_running_loop(), *sinks)
+    if on_a_runner and not _watching:
         _stop_with_the_worker(asyncio.get_running_loop())
 
 

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -106,37 +107,66 @@ class Workers:
 
 
 def communicate_or_explain(
-    job: subprocess.Popen[str], api_url: str, timeout_s: float, said: str | Path = ""
+    job: subprocess.Popen[str], api_url: str, timeout_s: float, worker_logs: Callable[[], str] = lambda: ""
 ) -> tuple[str, str]:
     """The job's output, or, when it does not end within ``timeout_s``, an AssertionError saying
-    what the job printed, where each shard run of the server stands, and what the asyncio tasks of
-    the job and of every flow run process on the server's workers wait on (`kill -USR1`: the job's
-    on its stderr, a run's in its worker's log): a hang is explained, not only timed out."""
+    what the job printed, where each shard run of the server stands, whether each unfinished run
+    still has a process, and what the asyncio tasks and threads of the job and of those processes
+    wait on (`kill -USR1`: the job's on its stderr, a run's in its log on the Prefect API, since a
+    worker keeps no output of its runs), with ``worker_logs()``: a hang is explained, not only
+    timed out."""
     try:
         return job.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        for run_process in flow_run_processes(api_url):
-            with contextlib.suppress(psutil.Error):
-                run_process.send_signal(signal.SIGUSR1)
+        unfinished = [
+            r for r in asyncio.run(shard_runs(api_url)) if not (r.state_type and r.state_type.value in FINAL)
+        ]
+        processes = {str(r.id): flow_run_process(api_url, str(r.id)) for r in unfinished}
+        for process in processes.values():
+            with contextlib.suppress(psutil.Error, AttributeError):
+                process.send_signal(signal.SIGUSR1)  # type: ignore[union-attr]
         job.send_signal(signal.SIGUSR1)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            job.communicate(timeout=3)  # the dumps are written meanwhile
+            job.communicate(timeout=5)  # the dumps are written, and the runs' logs sent, meanwhile
         job.kill()
         _, err = job.communicate()
-        runs = asyncio.run(shard_runs(api_url))
         states = sorted(
             (r.name, r.state_name, r.labels.get("prefect.worker.name"), str(r.parameters.get("job_id"))[:8])
-            for r in runs
+            for r in asyncio.run(shard_runs(api_url))
         )
+        explained = "".join(
+            f"--- unfinished {r.name} {r.id} ({r.state_name}, {r.labels.get('prefect.worker.name')}): "
+            f"{_process_said(processes[str(r.id)])}\n{asyncio.run(run_story(api_url, r.id))[-12000:]}\n"
+            for r in unfinished
+        )
+        raise AssertionError(
+            f"the job did not end in {timeout_s:g} s: {states}\n{err[-12000:]}\n{explained}{worker_logs()}"
+        ) from None
+
+
+def worker_logs_of(said: Path) -> Callable[[], str]:
+    """The tail of the supervisor output (`bookwarm workers start`) of each Workers folder under
+    ``said``, and of each worker log it names."""
+
+    def read() -> str:
         logs = ""
-        for path in Path(said).glob("w*/workers.err") if said else []:
+        for path in said.glob("w*/workers.err"):
             text = path.read_text(errors="replace")
             logs += f"--- {path.parent.name}:\n{text[-1500:]}\n"
             for log in sorted(set(re.findall(r"log (\S+\.log)", text))):
-                logs += f"--- {log}:\n{Path(log).read_text(errors='replace')[-8000:]}\n"
-        raise AssertionError(
-            f"the job did not end in {timeout_s:g} s: {states}\n{err[-12000:]}\n{logs}"
-        ) from None
+                logs += f"--- {log}:\n{Path(log).read_text(errors='replace')[-4000:]}\n"
+        return logs
+
+    return read
+
+
+def _process_said(process: psutil.Process | None) -> str:
+    if process is None:
+        return "no process of its own on this machine"
+    with contextlib.suppress(psutil.Error):
+        times = process.cpu_times()
+        return f"pid {process.pid} {process.status()}, parent {process.ppid()}, cpu {times.user + times.system:.1f} s"
+    return f"pid {process.pid} gone"
 
 
 def flow_run_processes(api_url: str) -> list[psutil.Process]:
@@ -150,6 +180,31 @@ def flow_run_processes(api_url: str) -> list[psutil.Process]:
             ):
                 found.append(proc)
     return found
+
+
+def flow_run_process(api_url: str, flow_run_id: str) -> psutil.Process | None:
+    """The process (`python -m prefect.engine`) running ``flow_run_id`` against ``api_url``, if any."""
+    for process in flow_run_processes(api_url):
+        with contextlib.suppress(psutil.Error):
+            if process.environ().get("PREFECT__FLOW_RUN_ID") == flow_run_id:
+                return process
+    return None
+
+
+async def run_story(api_url: str, flow_run_id: Any) -> str:
+    """A flow run's states (with their messages) and its logs on the Prefect API, oldest first."""
+    from prefect.client.orchestration import PrefectClient
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.sorting import LogSort
+
+    async with PrefectClient(api_url) as client:
+        states = await client.read_flow_run_states(flow_run_id)
+        logs = await client.read_logs(
+            LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), sort=LogSort.TIMESTAMP_ASC
+        )
+    lines = [f"{s.timestamp:%H:%M:%S.%f} state {s.name}: {(s.message or '')[:200]}" for s in states]
+    lines += [f"{log.timestamp:%H:%M:%S.%f} log {log.level}: {log.message}" for log in logs]
+    return "\n".join(sorted(lines))
 
 
 def warm(env: dict[str, str], csv_path: Path, *more: str) -> subprocess.Popen[str]:

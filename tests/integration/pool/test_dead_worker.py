@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import signal
-import subprocess
 
 import psutil
 import pytest
@@ -28,8 +27,8 @@ from tests.integration.pool.pool import (
     MIDWAY,
     Supervisor,
     asked,
+    communicate_or_explain,
     env_for,
-    flow_run_processes,
     force_state,
     job_ids,
     record_of,
@@ -94,23 +93,7 @@ def test_one_dead_worker_of_three_the_others_go_on_and_the_job_completes(
                 asyncio.run(force_state(api, run.id, "CRASHED"))
         release_holds(port)  # worker-only: the shard's own process finishes what it holds, then stops
 
-        try:
-            out, err = job.communicate(timeout=300)
-        except subprocess.TimeoutExpired:
-            for run_process in flow_run_processes(api):  # what each run's tasks wait on, in its worker's log
-                with contextlib.suppress(psutil.Error):
-                    run_process.send_signal(signal.SIGUSR1)
-            job.send_signal(signal.SIGUSR1)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                job.communicate(timeout=3)
-            job.kill()
-            _, err = job.communicate()
-            states = [
-                (r.name, r.state_name, r.labels.get("prefect.worker.name")) for r in runs_of_job(api, job_id)
-            ]
-            raise AssertionError(
-                f"the job did not end: {states}\n{err[-12000:]}\n{workers.said()[-2000:]}\n{workers.logs()[-12000:]}"
-            ) from None
+        out, err = communicate_or_explain(job, api, 300, lambda: workers.said()[-2000:] + workers.logs())
         assert job.returncode == 0, err[-3000:]
         result = json.loads(out)
         assert result["status"] == "completed" and result["authors_not_started"] == 0, result

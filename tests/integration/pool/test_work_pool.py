@@ -11,12 +11,14 @@ live worker in test_worker_death.py (each file a pool of its own: the files run 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 
+import psutil
 import pytest
 
-from bookwarm.providers.fake.runner import release_holds, set_faults
+from bookwarm.providers.fake.runner import release_holds, set_faults, stats
 from bookwarm.providers.fake.server import PROVIDERS, Faults
 from bookwarm.settings import resolve
 from tests.integration.conftest import hold_midway, processed
@@ -29,11 +31,14 @@ from tests.integration.pool.pool import (
     cancel_job,
     communicate_or_explain,
     env_for,
+    flow_run_process,
     job_ids,
     record_of,
+    run_story,
     runs_of_job,
     wait_for,
     warm,
+    worker_logs_of,
     works_asked,
 )
 from tests.integration.test_job_stops import _claims_left
@@ -56,7 +61,7 @@ def test_three_workers_share_the_shards_of_one_job_and_warm_each_author_once(
     try:
         before = asked(port)
         job = warm(env, csv_path, "--shard-size", "8")
-        out, err = communicate_or_explain(job, pool_server["PREFECT_API_URL"], 220, tmp_path)
+        out, err = communicate_or_explain(job, pool_server["PREFECT_API_URL"], 220, worker_logs_of(tmp_path))
         assert job.returncode == 0, err[-3000:]
         result = json.loads(out)
         assert result["status"] == "completed"
@@ -109,7 +114,25 @@ def test_stopping_the_job_stops_its_shard_runs(pool_server, pool_providers, tmp_
             ),
             120,
         )
-        if stop == "cancel":
+        if stop == "cancel":  # first, what an operator sees of a held run on `kill -USR1` (README)
+            wait_for("a query held", lambda: stats(port)["openlibrary"]["held"] > 0, 60)
+            running = [r for r in runs_of_job(api, job_id) if r.state_name == "Running"]
+            for run in running:
+                with contextlib.suppress(psutil.Error, AttributeError):
+                    flow_run_process(api, str(run.id)).send_signal(signal.SIGUSR1)  # type: ignore[union-attr]
+            marker = "asyncio tasks (SIGUSR1)"
+            dumps: list[str] = []
+
+            def held_dump() -> str | None:  # a held run's dump reaches down to the shard's own code
+                stories = [asyncio.run(run_story(api, run.id)) for run in running]
+                dumps[:] = [story[story.index(marker) :] for story in stories if marker in story]
+                return next((dump for dump in dumps if "in _warm_shard" in dump), None)
+
+            try:
+                dump = wait_for("a held run's task dump in its log on the Prefect API", held_dump, 30)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}: {len(running)} running, dumps:\n" + "\n".join(dumps)) from None
+            assert "--- thread MainThread" in dump, dump[:8000]
             asyncio.run(cancel_job(api, job_id))
         else:
             job.send_signal(signal.SIGTERM)
