@@ -153,9 +153,12 @@ class Worker:
 
 def worker_env(pool: str) -> dict[str, str]:
     """What every run a worker starts inherits: this process's environment (Redis, object store,
-    Prefect API), the pool for the jobs' shards, heartbeats for crash detection, Prefect's quiet."""
+    Prefect API), this interpreter first on PATH, the pool for the jobs' shards, heartbeats for crash
+    detection, Prefect's quiet."""
     env = dict(os.environ)
     env["BOOKWARM_WORK_POOL"] = pool
+    # the deployments' command is `python -m prefect.engine`: this interpreter, venv or not
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]).rstrip(os.pathsep)
     env.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", HEARTBEAT_S)
     env.setdefault("PREFECT_WORKER_HEARTBEAT_SECONDS", WORKER_HEARTBEAT_S)
     env.setdefault("PREFECT_WORKER_QUERY_SECONDS", "5")  # a shard waits up to this long for a worker
