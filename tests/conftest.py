@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,3 +45,37 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return 1 if "unit" in item.path.parts else 2
 
     items.sort(key=rank)  # stable: the order within a rank is kept
+
+
+HANG_DUMP_BEFORE_S = 10.0  # before pytest-timeout fails a test, what its event loops wait on
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A test about to be failed by pytest-timeout first prints every asyncio task of each running
+    event loop of this process, down to the line it waits on (bookwarm.task_dump): the timeout's
+    own dump shows threads only, and a flow run in the test's loop shows as a selector waiting."""
+    marker = item.get_closest_marker("timeout")
+    limit = float(marker.args[0]) if marker and marker.args else float(item.config.getini("timeout") or 0)
+    timer = None
+    if limit > HANG_DUMP_BEFORE_S:
+        timer = threading.Timer(limit - HANG_DUMP_BEFORE_S, _dump_running_loops, args=(item.nodeid,))
+        timer.daemon = True
+        timer.start()
+    try:
+        yield
+    finally:
+        if timer is not None:
+            timer.cancel()
+
+
+def _dump_running_loops(nodeid: str) -> None:
+    import asyncio
+    import gc
+
+    from bookwarm.task_dump import tasks_and_threads
+
+    loops = [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop) and o.is_running()]
+    for loop in loops:
+        with contextlib.suppress(Exception):  # another thread's loop, read while it runs: best effort
+            print(f"{nodeid}: near its timeout, an event loop:\n{tasks_and_threads(loop)}", file=sys.stderr)
