@@ -34,15 +34,19 @@ def shared_fixtures() -> Path:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Files marked ``long`` first, then the unit tests, then the rest, each file's tests kept
-    together and in order. Under xdist (``--dist loadfile --no-loadscope-reorder``) the long files
-    start at once on workers of their own, and the file each worker is handed to run next (xdist
-    hands out two at the start) is a unit file of a second, not one more minute behind a long one."""
+    """Files marked ``long`` first, then the unit tests, then those marked ``heavy``, then the rest,
+    each file's tests kept together and in order. Under xdist (``--dist loadfile
+    --no-loadscope-reorder``) the long files start at once on workers of their own, the file each
+    worker is handed to run next (xdist hands out two at the start) is a unit file of a second, not
+    one more minute behind a long one, and the heavy files are handed out before the short ones,
+    so that no worker ends the run alone on a minute-long file (longest first: the tail is short)."""
 
     def rank(item: pytest.Item) -> int:
         if item.get_closest_marker("long") is not None:
             return 0
-        return 1 if "unit" in item.path.parts else 2
+        if "unit" in item.path.parts:
+            return 1
+        return 2 if item.get_closest_marker("heavy") is not None else 3
 
     items.sort(key=rank)  # stable: the order within a rank is kept
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 
+import pytest
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
@@ -19,6 +20,8 @@ from flows.enrich import enrich
 from flows.redrive import redrive
 from flows.warm_library import warm_library
 from tests.integration.conftest import processed
+
+pytestmark = pytest.mark.heavy  # half a minute or more: handed out before the short files
 
 LIBRARY = [
     ("Smith Poet Book 1", "John Smith", isbn13_for("Smith Poet/1")),  # the namesake the user reads

@@ -13,6 +13,8 @@ import pytest
 from tests.conftest import PROJECT
 from tests.integration.conftest import warm_demo_command
 
+pytestmark = pytest.mark.heavy  # half a minute or more: handed out before the short files
+
 
 def warm(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

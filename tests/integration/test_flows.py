@@ -22,6 +22,8 @@ from flows.warm_library import warm_library
 from tests.fakes.refusing_s3 import refusing_s3
 from tests.integration.conftest import hold_midway, processed
 
+pytestmark = pytest.mark.heavy  # half a minute or more: handed out before the short files
+
 # Eight authors of the demo catalog, for runs that are stopped midway.
 EIGHT_AUTHORS = [
     "Neil Gaiman",

@@ -24,6 +24,8 @@ from bookwarm.settings import resolve
 from bookwarm.warming.jobs import JobStore
 from tests.integration.conftest import point_flows_at
 
+pytestmark = pytest.mark.heavy  # half a minute or more: handed out before the short files
+
 FILLERS = 49  # Ada's other co-authors: with Xena, a partial shard's worth (flows.levels.MIN_PARTIAL)
 CATALOG = {
     "authors": [

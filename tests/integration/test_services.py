@@ -17,6 +17,8 @@ from bookwarm.services.local import LocalServices
 from bookwarm.services.process import pid_alive
 from bookwarm.settings import ObjectStoreSettings, resolve
 
+pytestmark = pytest.mark.heavy  # half a minute or more: handed out before the short files
+
 
 def test_redis_answers_on_a_non_standard_port(services, settings):
     assert services.redis_port != 6379

@@ -21,6 +21,8 @@ from bookwarm.services.process import stop
 from bookwarm.settings import resolve
 from tests.integration.api.conftest import Api, start_api, warm
 
+pytestmark = pytest.mark.heavy  # half a minute or more: handed out before the short files
+
 
 @pytest.fixture
 def own(tmp_path, fake_providers) -> Iterator[tuple[Api, LocalServices]]:
