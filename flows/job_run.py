@@ -22,6 +22,7 @@ from prefect.exceptions import TerminationSignal
 from prefect.logging import get_run_logger
 from prefect.states import Cancelled
 
+from bookwarm.deadline import within
 from bookwarm.errors import InputError, JobStopped
 from bookwarm.warming.context import WarmContext
 from bookwarm.warming.stop import (
@@ -164,7 +165,7 @@ async def end_unstarted_shards(ctx: WarmContext, flow_run: str, why: str) -> Non
     if not ctx.settings.orchestration.work_pool:
         return  # shards run in this process, and stop with it
     try:
-        ended = await asyncio.wait_for(end_unstarted_subflow_runs(UUID(flow_run), why), 15)
+        ended = await within(end_unstarted_subflow_runs(UUID(flow_run), why), 15)
     except Exception as exc:
         get_run_logger().warning("could not cancel the job's shard runs not started (%s)", type(exc).__name__)
         return

@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 from prefect.logging import get_run_logger
 
+from bookwarm.deadline import within
 from bookwarm.errors import JobStopped
 from bookwarm.warming.context import WarmContext
 from bookwarm.warming.progress import OutcomeFollower
@@ -166,7 +167,7 @@ async def _levels(
             if ended:
                 break
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(source.ended.wait(), FOUND_POLL_S)
+                await within(source.ended.wait(), FOUND_POLL_S)
         target.close()
 
     async def found_all(level: _Level) -> bool:

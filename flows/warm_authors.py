@@ -24,6 +24,7 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, Crashed
 
+from bookwarm.deadline import within
 from bookwarm.errors import CacheError
 from bookwarm.providers.openlibrary_batch import batches
 from bookwarm.warming.batch import BatchResult, Failure, Item
@@ -184,7 +185,7 @@ async def _warm_shard(
             # Best effort, and bounded: a call begun just before the API was lost would otherwise
             # hold this shard for the client's whole retry budget (~70 s), and the job with it.
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(update_progress(ctx, job_id, progress_artifact_id), PROGRESS_TIMEOUT_S)
+                await within(update_progress(ctx, job_id, progress_artifact_id), PROGRESS_TIMEOUT_S)
 
     # Batches fetched ahead of the authors being written: enough to keep ``concurrency`` writers
     # busy, few enough that a stopped job has little fetched and not written.
@@ -241,7 +242,7 @@ async def _warm_shard(
             await ctx.jobs.hand_over(job_id, pass_id, depth, shard)
     if not signal.api_in_trouble:
         try:
-            await asyncio.wait_for(publish_shard_table(job_id, depth, shard, outcomes, failures), 10)
+            await within(publish_shard_table(job_id, depth, shard, outcomes, failures), 10)
         except Exception as exc:  # the view, not the record: said, and the shard goes on
             get_run_logger().warning(
                 "shard %d at depth %d: its table of authors was not written (%s: %.200s); the job's "
@@ -257,7 +258,7 @@ async def _warm_shard(
 async def _cancelling(probe: Any) -> bool:
     """Whether the run is Cancelling now; False when the API does not say within 5 s."""
     with contextlib.suppress(Exception):
-        return bool(await asyncio.wait_for(probe(), 5) == CANCELLING)
+        return bool(await within(probe(), 5) == CANCELLING)
     return False
 
 

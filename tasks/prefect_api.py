@@ -7,7 +7,6 @@ for a long time, while the watchdog must notice a lost API within its grace (boo
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 from typing import Any
@@ -17,6 +16,7 @@ import httpx
 from prefect.client.schemas.objects import State, Worker
 from prefect.settings import get_current_settings
 
+from bookwarm.deadline import within
 from bookwarm.warming.context import WarmContext
 from bookwarm.warming.run_ends import RunEnd, RunEnds
 from bookwarm.warming.stop import CANCELLING, RUNNING, Probe
@@ -338,7 +338,7 @@ async def report_earlier_run_ends(ctx: WarmContext, timeout_s: float = 10.0) -> 
     from prefect.logging import get_run_logger
 
     try:
-        ended = await asyncio.wait_for(report_run_ends(ctx.run_ends), timeout_s)
+        ended = await within(report_run_ends(ctx.run_ends), timeout_s)
     except Exception as exc:
         get_run_logger().warning(
             "earlier jobs' final states not given to Prefect yet (%s)", type(exc).__name__

@@ -16,6 +16,8 @@ import contextlib
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from bookwarm.deadline import within
+
 T = TypeVar("T")
 
 CLEANUP_S = 15.0  # cancelled jobs finish their record within the job's own bounds (5-10 s)
@@ -32,9 +34,9 @@ def run_to_end(main: Coroutine[Any, Any, T], cleanup_s: float = CLEANUP_S) -> T:
         try:
             _cancel_the_rest(loop, cleanup_s)
             with contextlib.suppress(TimeoutError):
-                loop.run_until_complete(asyncio.wait_for(loop.shutdown_asyncgens(), cleanup_s))
+                loop.run_until_complete(within(loop.shutdown_asyncgens(), cleanup_s))
             with contextlib.suppress(TimeoutError):
-                loop.run_until_complete(asyncio.wait_for(loop.shutdown_default_executor(), cleanup_s))
+                loop.run_until_complete(within(loop.shutdown_default_executor(), cleanup_s))
         finally:
             asyncio.set_event_loop(None)
             loop.close()

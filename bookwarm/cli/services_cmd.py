@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
+from bookwarm.deadline import within
 from bookwarm.errors import InputError
 from bookwarm.services.local import LocalServices, ServicesState
 
@@ -112,7 +113,7 @@ def _report_run_ends(services: LocalServices, env: dict[str, str]) -> None:
         client = make_redis(settings.redis.url, ride_out_s=settings.redis.ride_out_s)
         try:
             ends = RunEnds(client, Keys(settings.redis.key_prefix), settings.redis.job_ttl_s)
-            return await asyncio.wait_for(report_run_ends(ends), 30)
+            return await within(report_run_ends(ends), 30)
         finally:
             await client.aclose()
 

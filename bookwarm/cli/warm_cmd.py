@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bookwarm.cli.output import print_json, print_table
+from bookwarm.deadline import within
 from bookwarm.errors import BookwarmError, InputError, JobStopped, ParseError, ServiceError
 from bookwarm.keys import Keys
 from bookwarm.parsing.ingest import parse_library
@@ -398,7 +399,7 @@ def _job_record(settings: Settings, job_id: str) -> dict[str, Any] | None:
         client = make_redis(settings.redis.url, ride_out_s=settings.redis.ride_out_s)
         try:
             jobs = JobStore(client, Keys(settings.redis.key_prefix), settings.redis.job_ttl_s)
-            return await asyncio.wait_for(jobs.get(job_id), 5.0)
+            return await within(jobs.get(job_id), 5.0)
         finally:
             await client.aclose()
 

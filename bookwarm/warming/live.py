@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from bookwarm.deadline import within
 from bookwarm.errors import ProviderError
 from bookwarm.parsing.names import author_key
 from bookwarm.providers.http import CallStats
@@ -69,7 +70,7 @@ class LiveFetcher:
             self.started += 1
             task.add_done_callback(lambda done: self._ended(key, done))
         try:
-            outcome = await asyncio.wait_for(asyncio.shield(task), wait_s)
+            outcome = await within(asyncio.shield(task), wait_s)
         except TimeoutError:
             return Live(pending=True, joined=joined)
         except ProviderError as exc:
@@ -102,4 +103,4 @@ class LiveFetcher:
         """Fetches still going finish (their authors land in the cache), within a bound."""
         if self.inflight:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.gather(*self.inflight.values(), return_exceptions=True), 15)
+                await within(asyncio.gather(*self.inflight.values(), return_exceptions=True), 15)

@@ -22,6 +22,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 
+from bookwarm.deadline import within
+
 # What a probe reports: the flow run goes on, or someone asked to cancel it. An unreachable API
 # raises (any exception).
 RUNNING = "running"
@@ -239,7 +241,7 @@ class Watchdog:
         while not signal.is_set:
             await asyncio.sleep(self.interval_s)
             try:
-                state = await asyncio.wait_for(self.probe(), timeout=max(1.0, self.interval_s * 2))
+                state = await within(self.probe(), max(1.0, self.interval_s * 2))
             except Exception as exc:  # unreachable, timing out, 5xx: the orchestrator is in trouble
                 now = time.monotonic()
                 signal.trouble_since = signal.trouble_since or now

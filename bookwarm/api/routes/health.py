@@ -14,6 +14,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from bookwarm.api.dependencies import Ctx
+from bookwarm.deadline import within
 from bookwarm.errors import CacheError
 
 router = APIRouter(tags=["operations"])
@@ -36,7 +37,7 @@ async def health(ctx: Ctx) -> JSONResponse:
 
 async def _check(call: object) -> str:
     try:
-        await asyncio.wait_for(call, CHECK_TIMEOUT_S)  # type: ignore[arg-type]
+        await within(call, CHECK_TIMEOUT_S)  # type: ignore[arg-type]
     except (CacheError, TimeoutError):
         return "down"
     return "ok"

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bookwarm.deadline import within
 from bookwarm.providers.fake.catalog import Catalog, CatalogWork
 
 PROVIDERS = ("openlibrary", "google_books", "isbndb")
@@ -162,7 +163,7 @@ def build_app(
         if _held(faults, state["admitted"], values, field_name):
             state["counters"]["openlibrary"].held += 1
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(state["released"].wait(), faults.hold_max_s)
+                await within(state["released"].wait(), faults.hold_max_s)
         if q.get("sort") == "key":
             works = sorted(works, key=lambda w: f"/works/{w.key}")
         limit = int(q.get("limit", 100))
