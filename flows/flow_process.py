@@ -19,6 +19,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from prefect import get_run_logger
 
@@ -41,7 +42,7 @@ def prepare_flow_process() -> None:
         with contextlib.suppress(ValueError, RuntimeError):
             dump_tasks_on_sigusr1(asyncio.get_running_loop(), *sinks)
     if on_a_runner and not _watching:
-        _stop_with_the_worker(asyncio.get_running_loop())
+        _stop_with_the_worker(asyncio.get_running_loop(), get_run_logger().warning)
 
 
 def started_by_a_runner() -> bool:
@@ -51,13 +52,19 @@ def started_by_a_runner() -> bool:
     return getattr(spec, "name", None) == "prefect.engine"
 
 
-def _stop_with_the_worker(loop: asyncio.AbstractEventLoop) -> None:
+def _stop_with_the_worker(loop: asyncio.AbstractEventLoop, say: Callable[[str], object]) -> None:
+    """``say``: the run's log (in the Prefect UI), where the run tells why it stops."""
     parent = os.getppid()
     _watching.append(parent)
 
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(WORKER_POLL_S)
+        with contextlib.suppress(Exception):
+            say(
+                f"its worker (pid {parent}) is gone: this run stops, its authors in flight finished, "
+                "the rest left to its job"
+            )
         with contextlib.suppress(RuntimeError):  # the loop closed: the run has ended anyway
             loop.call_soon_threadsafe(stop_every_job_here, "interrupted", WORKER_DIED_WHY)
         time.sleep(WORKER_GONE_GRACE_S)

@@ -32,6 +32,7 @@ from tests.integration.pool.pool import (
     force_state,
     job_ids,
     record_of,
+    run_story,
     runs_of_job,
     shard_midway,
     slugs,
@@ -91,6 +92,12 @@ def test_one_dead_worker_of_three_the_others_go_on_and_the_job_completes(
         for run in runs_of_job(api, job_id):
             if run.labels.get("prefect.worker.name") == name and run.state_name in dead:
                 asyncio.run(force_state(api, run.id, "CRASHED"))
+        if not with_children:  # the shard's own process sees its worker gone before what it holds answers
+            wait_for(
+                "the orphaned shard to see its worker gone",
+                lambda: "is gone: this run stops" in asyncio.run(run_story(api, victim.id)),
+                30,
+            )
         release_holds(port)  # worker-only: the shard's own process finishes what it holds, then stops
 
         out, err = communicate_or_explain(job, api, 300, lambda: workers.said()[-2000:] + workers.logs())
