@@ -54,7 +54,11 @@ def test_a_worker_killed_under_a_job_run_frees_its_slot_and_resume_finishes(
     first = Workers(env, tmp_path / "first", count=1)
     try:
         job = asyncio.run(
-            deployment_run(api, "warm-library/warm-library", {"source": source, "max_depth": 1})
+            # shards of 12, as the dead-worker tests: one shard of all 24 reached "midway" 40 s later
+            # (docs/decisions.md, session 16)
+            deployment_run(
+                api, "warm-library/warm-library", {"source": source, "max_depth": 1, "shard_size": 12}
+            )
         )
         job_id = str(job.id)
         victim = wait_for("a shard of the job held midway", lambda: shard_midway(settings, api, job_id), 150)
