@@ -13,7 +13,6 @@ ISBNs (up to `batch` per call; one unit per call, or per ISBN where the plan cou
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
 import time
@@ -22,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 from bookwarm.cache.hot import HotCache, dumps
+from bookwarm.deadline import end_task
 from bookwarm.errors import ProviderError
 from bookwarm.providers.http import CallStats
 from bookwarm.providers.models import Work
@@ -189,9 +189,7 @@ async def _unless_stopped(work: Awaitable[T], stop: asyncio.Event | None) -> tup
     finally:
         stopped.cancel()
         if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await end_task(task)
 
 
 async def _fill_and_write(ctx: WarmContext, key: str, found: list[Work], provider: str) -> int | None:

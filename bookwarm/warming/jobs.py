@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from redis.typing import EncodableT, FieldT
 
 from bookwarm.cache.hot import HotCache, dumps, text
+from bookwarm.deadline import end_task
 from bookwarm.errors import CacheError
 from bookwarm.keys import Keys
 
@@ -100,7 +101,7 @@ class JobHeartbeat:
 
     async def __aexit__(self, *exc: object) -> None:
         if self._task is not None:
-            self._task.cancel()
+            await end_task(self._task)
 
     async def _beat(self) -> None:
         while True:

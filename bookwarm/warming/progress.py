@@ -18,6 +18,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from bookwarm.deadline import end_task
 from bookwarm.warming.outcome import AuthorOutcome
 
 Listener = Callable[[str, AuthorOutcome], None]
@@ -81,9 +82,7 @@ class OutcomePublisher:
         if self._unsubscribe:
             self._unsubscribe()
         if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await end_task(self._task)
         await self._flush()
 
     async def _flush_every(self) -> None:
@@ -117,9 +116,7 @@ class OutcomeFollower:
     async def __aexit__(self, *exc: object) -> None:
         if self._task is None:
             return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await end_task(self._task)
         with contextlib.suppress(Exception):
             await self._pubsub.aclose()
 

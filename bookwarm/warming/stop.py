@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 
-from bookwarm.deadline import within
+from bookwarm.deadline import end_task, within
 
 # What a probe reports: the flow run goes on, or someone asked to cancel it. An unreachable API
 # raises (any exception).
@@ -232,9 +232,7 @@ class Watchdog:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await end_task(self._task)
 
     async def _watch(self) -> None:
         signal = self.signal

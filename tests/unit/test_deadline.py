@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bookwarm.deadline import within
+from bookwarm.deadline import end_task, within
 
 
 async def _loop_cancelled_as_its_wait_completes(
@@ -50,3 +50,44 @@ async def test_the_deadline_still_ends_a_wait() -> None:
 async def test_python_311s_wait_for_loses_that_cancel() -> None:
     """Why `within` exists (and why ruff bans `asyncio.wait_for` in bookwarm's code)."""
     assert not await _loop_cancelled_as_its_wait_completes(asyncio.wait_for)
+
+
+async def test_end_task_ends_a_task_that_lost_one_cancel() -> None:
+    """A loop whose first cancel is caught inside it (as a Redis client's call did under a shard's
+    progress publisher): one cancel leaves it running; ``end_task`` repeats it until it ends."""
+
+    def looping() -> asyncio.Task[None]:
+        async def body() -> None:
+            lost = False
+            while True:
+                try:
+                    await asyncio.sleep(10)
+                except asyncio.CancelledError:
+                    if lost:
+                        raise
+                    lost = True  # the first cancel, caught on its way through a library
+
+        return asyncio.create_task(body())
+
+    once = looping()
+    await asyncio.sleep(0)
+    once.cancel()
+    done, _ = await asyncio.wait({once}, timeout=0.3)
+    assert not done  # one cancel was not enough
+    await end_task(once)
+    assert once.cancelled()
+
+    again = looping()
+    await asyncio.sleep(0)
+    await within(end_task(again, again_every_s=0.05), 2)
+    assert again.cancelled()
+
+
+async def test_end_task_raises_what_the_task_ended_with() -> None:
+    async def failing() -> None:
+        raise ValueError("a bug")
+
+    task = asyncio.create_task(failing())
+    await asyncio.sleep(0)
+    with pytest.raises(ValueError, match="a bug"):
+        await end_task(task)
