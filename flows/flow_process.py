@@ -4,8 +4,8 @@ worker's child): outlive a lost console (flows.lost_console), dump its asyncio t
 no output of its runs), and, run by a worker, stop with that worker.
 
 Why stop with the worker: a SIGKILLed worker leaves the runs it started running as orphans no one
-supervises, and twice in CI such an orphaned shard never ended (its run Running for good, its body
-returning only once the test's servers were gone; the cause is not found). A run whose worker is
+supervises (the shards that never ended in CI were another matter, found in session 16: a lost cancel,
+bookwarm.deadline.end_task). A run whose worker is
 gone now stops its jobs as interrupted (claims released, authors in flight finished or left
 uncounted) and ends its run not Completed, so the job runs what it left elsewhere, as it does for a
 worker that died with its runs; if it cannot stop within ``WORKER_GONE_GRACE_S`` it exits, its
@@ -37,12 +37,13 @@ _watching: list[int] = []
 def prepare_flow_process() -> None:
     outlive_a_lost_console()
     on_a_runner = started_by_a_runner()
+    run_log = get_run_logger().warning if on_a_runner else print  # a runner's run: its log in the UI
     if threading.current_thread() is threading.main_thread():  # a signal handler can only be set there
-        sinks = [get_run_logger().warning] if on_a_runner else []
+        sinks = [run_log] if on_a_runner else []
         with contextlib.suppress(ValueError, RuntimeError):
             dump_tasks_on_sigusr1(asyncio.get_running_loop(), *sinks)
     if on_a_runner and not _watching:
-        _stop_with_the_worker(asyncio.get_running_loop(), get_run_logger().warning)
+        _stop_with_the_worker(asyncio.get_running_loop(), run_log)
 
 
 def started_by_a_runner() -> bool:
