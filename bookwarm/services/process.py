@@ -14,6 +14,7 @@ from pathlib import Path
 from bookwarm.errors import ServiceError
 
 GRPC_OFFSET = 10000
+FIRST_PORT = 10000  # above the well-known and most registered ports
 
 
 def port_is_free(port: int, *, reusable: bool = False) -> bool:
@@ -30,19 +31,32 @@ def port_is_free(port: int, *, reusable: bool = False) -> bool:
 
 
 def free_port(*, with_grpc: bool = False, taken: set[int] | None = None) -> int:
-    """A free loopback port in 20000-54999; with ``with_grpc`` also port + 10000 (SeaweedFS's gRPC).
+    """A free loopback port below the kernel's ephemeral range; with ``with_grpc`` also port + 10000
+    (SeaweedFS's gRPC), both below it.
 
-    Picked at random rather than from the kernel's ephemeral range so that port + 10000 stays valid.
+    Not from the ephemeral range (32768-60999 here), which the kernel hands to every outgoing
+    connection: there a client can hold a server's port while it restarts ("Address already in
+    use"), and a readiness probe can connect to itself (see `wait_for_port`): both were seen.
     """
     taken = taken if taken is not None else set()
     rnd = random.SystemRandom()
+    first, top = FIRST_PORT, ephemeral_ports()[0] - (GRPC_OFFSET if with_grpc else 0)
     for _ in range(500):
-        port = rnd.randrange(20000, 55000)
+        port = rnd.randrange(first, top)
         needed = (port, port + GRPC_OFFSET) if with_grpc else (port,)
         if all(p not in taken and port_is_free(p) for p in needed):
             taken.update(needed)
             return port
-    raise ServiceError("no free loopback port found in 20000-54999")
+    raise ServiceError(f"no free loopback port found in {first}-{top - 1}")
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' ports (Linux's default where it cannot be read)."""
+    with contextlib.suppress(OSError, ValueError):
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        if int(low) - GRPC_OFFSET > FIRST_PORT + 1000:
+            return int(low), int(high)
+    return 32768, 60999
 
 
 def spawn(
@@ -78,14 +92,23 @@ def spawn(
 
 
 def wait_for_port(port: int, pid: int, name: str, log_path: Path, timeout_s: float = 30.0) -> None:
+    """Until ``pid`` accepts connections on ``port``. A connection to itself does not count: a probe
+    of a port in the ephemeral range can be given that very port as its own and "connect" with
+    nobody listening (TCP simultaneous open), which also keeps the server from binding it."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not pid_alive(pid):
             raise ServiceError(f"{name} exited during start-up; see {log_path}: {_tail(log_path)}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5) as probe:
+            if reached_a_listener(probe):
+                return
         time.sleep(0.1)
     raise ServiceError(f"{name} did not open port {port} within {timeout_s:.0f}s; see {log_path}")
+
+
+def reached_a_listener(sock: socket.socket) -> bool:
+    """Whether a connected socket reached another socket (not itself, by simultaneous open)."""
+    return bool(sock.getsockname() != sock.getpeername())
 
 
 def pid_alive(pid: int) -> bool:
