@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from dataclasses import asdict
@@ -11,7 +12,7 @@ import pytest
 from prefect.exceptions import ObjectNotFound
 
 from blocks.bookwarm_blocks import BLOCK_NAMES
-from blocks.loader import load_block_values
+from blocks.loader import aload_block_values, load_block_values
 from blocks.register import register_blocks
 from bookwarm.settings import resolve
 
@@ -56,8 +57,9 @@ def test_clean_blocks_leaves_no_block_for_later_tests(prefect_api, services):
     cls, name = BLOCK_NAMES["orchestration"]
     cls(**asdict(resolve(services.env()).orchestration)).save(name, overwrite=True)
     assert set(load_block_values()) == {"orchestration"}
+    assert set(asyncio.run(aload_block_values())) == {"orchestration"}  # as a flow run reads them
     _delete_blocks()
-    assert load_block_values() == {}
+    assert load_block_values() == {} and asyncio.run(aload_block_values()) == {}
 
 
 def test_blocks_are_skipped_without_a_prefect_api(monkeypatch):
