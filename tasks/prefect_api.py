@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ssl
 from typing import Any
 from uuid import UUID
 
@@ -17,6 +18,7 @@ from prefect.client.schemas.objects import State, Worker
 from prefect.settings import get_current_settings
 
 from bookwarm.deadline import within
+from bookwarm.tls import tls_context
 from bookwarm.warming.context import WarmContext
 from bookwarm.warming.run_ends import RunEnd, RunEnds
 from bookwarm.warming.stop import CANCELLING, RUNNING, Probe
@@ -35,6 +37,20 @@ def _api() -> tuple[str, dict[str, str]]:
     return str(api.url or "").rstrip("/"), headers
 
 
+def _tls() -> ssl.SSLContext:
+    """This process's TLS context for the Prefect API, as Prefect's settings ask (its CA file, or
+    none verified), built once: a client made per call would otherwise build one each time."""
+    api = get_current_settings().api
+    return tls_context(api.ssl_cert_file or None, verify=not api.tls_insecure_skip_verify)
+
+
+def _client() -> Any:
+    """Prefect's client with the shared TLS context (it builds one of its own per client otherwise)."""
+    from prefect.client.orchestration import get_client
+
+    return get_client(httpx_settings={"verify": _tls()})
+
+
 def flow_run_probe(flow_run_id: str) -> Probe:
     """Reads the run's state: ``cancelling`` once someone cancelled it; raises when the API fails."""
     url, headers = _api()
@@ -42,7 +58,7 @@ def flow_run_probe(flow_run_id: str) -> Probe:
     async def probe() -> str:
         if not url:  # no API configured: nothing to watch
             return RUNNING
-        async with httpx.AsyncClient(timeout=TIMEOUT_S, headers=headers) as client:
+        async with httpx.AsyncClient(timeout=TIMEOUT_S, headers=headers, verify=_tls()) as client:
             response = await client.get(f"{url}/flow_runs/{flow_run_id}")
             response.raise_for_status()
         state = (response.json().get("state") or {}).get("type")
@@ -59,7 +75,7 @@ async def api_problem(timeout_s: float = TIMEOUT_S) -> str | None:
     if not url:
         return None
     try:
-        async with httpx.AsyncClient(timeout=timeout_s, headers=headers) as client:
+        async with httpx.AsyncClient(timeout=timeout_s, headers=headers, verify=_tls()) as client:
             health = await client.get(f"{url}/health")
             if health.status_code != 200:
                 return f"is not answering (HTTP {health.status_code} on /health)"
@@ -106,13 +122,12 @@ PAGE = 200
 
 async def current_states(flow_run_ids: list[UUID]) -> dict[UUID, State]:
     """The states of ``flow_run_ids``: one API call per ``PAGE`` of them, however many."""
-    from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     states: dict[UUID, State] = {}
     if not flow_run_ids:
         return states
-    async with get_client() as client:
+    async with _client() as client:
         for start in range(0, len(flow_run_ids), PAGE):
             chunk = flow_run_ids[start : start + PAGE]
             runs = await client.read_flow_runs(
@@ -136,10 +151,8 @@ async def live_workers(pool: str) -> list[str]:
     Prefect's own OFFLINE rule): a dead worker drops out of this within that time."""
     from datetime import UTC, datetime, timedelta
 
-    from prefect.client.orchestration import get_client
-
     workers: list[Worker] = []
-    async with get_client() as client:
+    async with _client() as client:
         while True:
             page = await client.read_workers_for_work_pool(pool, limit=PAGE, offset=len(workers))
             workers.extend(page)
@@ -156,9 +169,8 @@ async def live_workers(pool: str) -> list[str]:
 
 async def end_flow_runs(flow_run_ids: list[UUID], state: State) -> None:
     """Force ``state`` (Crashed, Cancelled) on runs that no process will end: not started, or lost."""
-    from prefect.client.orchestration import get_client
 
-    async with get_client() as client:
+    async with _client() as client:
         for run_id in flow_run_ids:
             with contextlib.suppress(Exception):  # already final, or gone
                 await client.set_flow_run_state(run_id, state.model_copy(), force=True)
@@ -167,11 +179,10 @@ async def end_flow_runs(flow_run_ids: list[UUID], state: State) -> None:
 async def resolve_task_runs(task_run_ids: list[str], message: str) -> int:
     """Mark Failed `dead-letter` task runs Completed with ``message``: their authors are dead no
     more, and the UI must not say they are. Returns how many Prefect took."""
-    from prefect.client.orchestration import get_client
     from prefect.states import Completed
 
     resolved = 0
-    async with get_client() as client:
+    async with _client() as client:
         for run_id in task_run_ids:
             if not _uuid(run_id):
                 continue
@@ -183,10 +194,9 @@ async def resolve_task_runs(task_run_ids: list[str], message: str) -> int:
 
 async def cancel_flow_runs(flow_run_ids: list[UUID], why: str) -> None:
     """Ask Prefect to cancel the runs: their workers stop them (the UI's Cancel, for each)."""
-    from prefect.client.orchestration import get_client
     from prefect.states import Cancelling
 
-    async with get_client() as client:
+    async with _client() as client:
         for run_id in flow_run_ids:
             with contextlib.suppress(Exception):  # already final, or gone: nothing to cancel
                 await client.set_flow_run_state(run_id, Cancelling(message=why), force=True)
@@ -306,7 +316,6 @@ async def end_unstarted_subflow_runs(parent: UUID, why: str) -> int:
 
 async def _open_subflows(parent: UUID) -> list[tuple[UUID, str]]:
     """The flow runs under ``parent`` that are not final, with their state types, in pages."""
-    from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         FlowRunFilter,
         FlowRunFilterParentFlowRunId,
@@ -322,7 +331,7 @@ async def _open_subflows(parent: UUID) -> list[tuple[UUID, str]]:
         state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[t for t in StateType if t not in final])),
     )
     found: list[tuple[UUID, str]] = []
-    async with get_client() as client:
+    async with _client() as client:
         while True:
             page = await client.read_flow_runs(
                 flow_run_filter=open_runs, sort=FlowRunSort.ID_DESC, limit=PAGE, offset=len(found)

@@ -12,6 +12,7 @@ from urllib.parse import quote
 import httpx
 
 from bookwarm.errors import ServiceError
+from bookwarm.tls import tls_context
 
 TIMEOUT_S = 10.0
 # Prefect's server answers 503 while its SQLite database is busy (its own client tries again, with
@@ -36,7 +37,7 @@ async def create_run(deployment: str, parameters: dict[str, Any]) -> dict[str, s
     url, headers = _api()
     flow, name = deployment.split("/", 1)
     try:
-        async with httpx.AsyncClient(timeout=TIMEOUT_S, headers=headers) as client:
+        async with httpx.AsyncClient(timeout=TIMEOUT_S, headers=headers, verify=tls_context()) as client:
             found = await _patiently(client, "GET", f"{url}/deployments/name/{quote(flow)}/{quote(name)}")
             if found.status_code == 404:
                 raise ServiceError(

@@ -99,7 +99,10 @@ def wait_for_port(port: int, pid: int, name: str, log_path: Path, timeout_s: flo
     while time.monotonic() < deadline:
         if not pid_alive(pid):
             raise ServiceError(f"{name} exited during start-up; see {log_path}: {_tail(log_path)}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5) as probe:
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=0.5) as probe,
+        ):
             if reached_a_listener(probe):
                 return
         time.sleep(0.1)

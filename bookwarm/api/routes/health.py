@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from bookwarm.api.dependencies import Ctx
 from bookwarm.deadline import within
 from bookwarm.errors import CacheError
+from bookwarm.tls import tls_context
 
 router = APIRouter(tags=["operations"])
 
@@ -48,7 +49,7 @@ async def _prefect() -> str:
     if not url:
         return "not configured"
     try:
-        async with httpx.AsyncClient(timeout=CHECK_TIMEOUT_S) as client:
+        async with httpx.AsyncClient(timeout=CHECK_TIMEOUT_S, verify=tls_context()) as client:
             return "ok" if (await client.get(f"{url.rstrip('/')}/health")).status_code == 200 else "down"
     except httpx.HTTPError:
         return "down"
