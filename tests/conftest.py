@@ -21,6 +21,24 @@ for _name in [n for n in os.environ if n.startswith("BOOKWARM_")]:
     del os.environ[_name]  # tests decide their own configuration
 os.environ["BOOKWARM_AUTHOR_RETRY_DELAY_S"] = "0"  # task retries still happen, without the wait
 
+
+def _one_certificate_bundle(folder: Path) -> str:
+    """A CA bundle of one certificate (the first of certifi's). No test speaks TLS to a server it
+    trusts (every server is plain HTTP on loopback; test_transport's self-signed one must be refused
+    whatever the bundle), yet every Prefect client, in every process a test starts, loads the
+    machine's whole bundle when it is made: about 20 ms of CPU each, several per flow run. Loading
+    one certificate takes under 1 ms (docs/decisions.md, session 17)."""
+    import certifi
+
+    bundle = Path(certifi.where()).read_text()
+    end = "-----END CERTIFICATE-----"
+    path = folder / "one-ca.pem"
+    path.write_text(bundle[: bundle.index(end) + len(end)] + "\n")
+    return str(path)
+
+
+os.environ["PREFECT_API_SSL_CERT_FILE"] = os.environ["SSL_CERT_FILE"] = _one_certificate_bundle(_HOME)
+
 PROJECT = Path(__file__).resolve().parents[1]
 FIXTURES = PROJECT / "tests" / "fixtures"
 SHARED = Path(os.environ.get("BOOKWARM_SHARED_DIR", PROJECT.parent / "shared")) / "fixtures"
