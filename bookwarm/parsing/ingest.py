@@ -19,8 +19,10 @@ import polars as pl
 
 from bookwarm.errors import ConfigError, ParseError
 from bookwarm.parsing import isbn as isbnlib
+from bookwarm.parsing import isbn_exprs
 from bookwarm.parsing.decode import decode, sniff_delimiter
 from bookwarm.parsing.formats import COMMA, AuthorColumn, NameStyle, ResolvedFormat, detect
+from bookwarm.parsing.name_exprs import is_junk_expr, is_plain_expr, plain_key_expr, plain_name_expr
 from bookwarm.parsing.names import (
     AMPERSAND_STAND_IN,
     COMPANY_AMPERSAND,
@@ -28,11 +30,7 @@ from bookwarm.parsing.names import (
     SUFFIX_AFTER_SEPARATOR,
     AuthorName,
     canonical_role,
-    is_junk_expr,
-    is_plain_expr,
     parse_cell,
-    plain_key_expr,
-    plain_name_expr,
 )
 from bookwarm.parsing.source import DEFAULT_MAX_BYTES, read_source
 from bookwarm.parsing.table import InvalidUtf8, padded_quotes, read_table
@@ -362,8 +360,8 @@ def _books(frame: pl.DataFrame, fmt: ResolvedFormat) -> pl.DataFrame:
     if one_form:
         derived = found.filter(has13 ^ has10).select(
             "row",
-            pl.coalesce("isbn13", isbnlib.to13_expr(pl.col("isbn10"))).alias("isbn13"),
-            pl.coalesce("isbn10", isbnlib.to10_expr(pl.col("isbn13"))).alias("isbn10"),
+            pl.coalesce("isbn13", isbn_exprs.to13_expr(pl.col("isbn10"))).alias("isbn13"),
+            pl.coalesce("isbn10", isbn_exprs.to10_expr(pl.col("isbn13"))).alias("isbn10"),
         )
         found = found.update(derived, on="row")
     invalid = (  # already as ``isbn.clean`` shows it: every value that was not is cleaned above
@@ -409,7 +407,7 @@ def _isbn_column(frame: pl.DataFrame, column: str) -> tuple[pl.DataFrame, _IsbnC
 
 def _clean_isbn(value: pl.Expr) -> pl.Expr:
     """``isbn.clean``, and the ";" and "|" that exports put between or after ISBNs."""
-    return isbnlib.clean_expr(value.str.replace_all("[;|]", ""))
+    return isbn_exprs.clean_expr(value.str.replace_all("[;|]", ""))
 
 
 def _listed_isbns(frame: pl.DataFrame, column: str) -> pl.DataFrame:
@@ -441,10 +439,10 @@ def _scalar_isbns(frame: pl.DataFrame, value: pl.Expr) -> _IsbnColumn:
     lengths = set(frame.select(value.str.len_bytes().unique()).to_series().to_list())
     none = pl.lit(None, dtype=pl.String)
     return _IsbnColumn(
-        pl.when(value.str.contains(isbnlib.ISBN13_RE) & isbnlib.valid13_expr(value)).then(value)
+        pl.when(value.str.contains(isbnlib.ISBN13_RE) & isbn_exprs.valid13_expr(value)).then(value)
         if 13 in lengths
         else none,
-        pl.when(value.str.contains(isbnlib.ISBN10_RE) & isbnlib.valid10_expr(value)).then(value)
+        pl.when(value.str.contains(isbnlib.ISBN10_RE) & isbn_exprs.valid10_expr(value)).then(value)
         if 10 in lengths
         else none,
         pl.when(value.str.len_chars() > 0).then(value),

@@ -13,8 +13,6 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
-import polars as pl
-
 NameStyle = Literal["first_last", "last_first", "auto"]
 
 _TOKEN = re.compile(r"[^\W_]+")
@@ -29,7 +27,7 @@ SUFFIX_AFTER_SEPARATOR = r"\s*,\s*((?i:jr|sr|ii|iii|iv|v|ph\.?\s?d|m\.?\s?d|esq)
 COMPANY_AMPERSAND = r"\s*&\s*((?i:associates|co|company|sons|partners)\.?)(\s*(?:[,;|&]|$))"
 AMPERSAND_STAND_IN = "\x1e"
 _PARTICLES = {"de", "da", "del", "della", "der", "di", "du", "la", "le", "van", "von", "st", "saint"}
-_JUNK_KEYS = {
+JUNK_KEYS = {
     "",
     "unknown",
     "anonymous",
@@ -181,7 +179,7 @@ def _fold(text: str) -> str:
 
 
 def is_junk(key: str) -> bool:
-    return key in _JUNK_KEYS
+    return key in JUNK_KEYS
 
 
 @functools.lru_cache(maxsize=1024)  # a handful of distinct roles, asked once per name
@@ -295,29 +293,3 @@ def _split_roles(roles_cell: str | None, separator: str, count: int) -> list[str
         return [None] * count
     roles: list[str | None] = [r.strip() or None for r in re.split(separator or r"\|", roles_cell)]
     return (roles + [None] * count)[:count]
-
-
-# ---------------------------------------------------------------- polars expressions
-# Most names in a library are printable ASCII, with no "(" and no run of capitals. For those,
-# ``tidy`` and ``author_key`` come down to a few string operations that polars runs over a whole
-# column at once, where Python spent ~3 µs a name. Everything else (accents, initials, inline roles,
-# tabs) goes through ``parse_cell``. ``tests/unit/test_names.py`` checks that both forms agree.
-
-
-def is_plain_expr(cell: pl.Expr) -> pl.Expr:
-    """Cells the expressions below normalise exactly as ``parse_cell`` would."""
-    return cell.str.contains(r"^[\x20-\x27\x29-\x7e]*$") & ~cell.str.contains(r"[A-Z]{2}")
-
-
-def plain_name_expr(cell: pl.Expr) -> pl.Expr:
-    """``tidy`` for a plain cell: its only whitespace is the space."""
-    return cell.str.replace_all(" {2,}", " ").str.strip_chars(" ,;")
-
-
-def plain_key_expr(name: pl.Expr) -> pl.Expr:
-    """``author_key`` for a plain name: lower-case letter and digit runs joined by "-"."""
-    return name.str.to_lowercase().str.replace_all("[^a-z0-9]+", "-").str.strip_chars("-")
-
-
-def is_junk_expr(key: pl.Expr) -> pl.Expr:
-    return key.is_in(sorted(_JUNK_KEYS))

@@ -3,7 +3,7 @@ import random
 import polars as pl
 import pytest
 
-from bookwarm.parsing import isbn
+from bookwarm.parsing import isbn, isbn_exprs
 
 
 @pytest.mark.parametrize(
@@ -34,10 +34,10 @@ def test_polars_expressions_agree_with_scalar_rules():
     frame = pl.DataFrame({"v": values})
     v = pl.col("v")
     got = frame.select(
-        ok13=v.str.contains(isbn.ISBN13_RE) & isbn.valid13_expr(v),
-        ok10=v.str.contains(isbn.ISBN10_RE) & isbn.valid10_expr(v),
-        to13=isbn.to13_expr(v),
-        to10=isbn.to10_expr(v),
+        ok13=v.str.contains(isbn.ISBN13_RE) & isbn_exprs.valid13_expr(v),
+        ok10=v.str.contains(isbn.ISBN10_RE) & isbn_exprs.valid10_expr(v),
+        to13=isbn_exprs.to13_expr(v),
+        to10=isbn_exprs.to10_expr(v),
     )
     valid_seen = 0
     for value, ok13, ok10, to13, to10 in zip(values, *got.get_columns(), strict=True):

@@ -3,14 +3,11 @@ import random
 import polars as pl
 import pytest
 
+from bookwarm.parsing.name_exprs import is_junk_expr, is_plain_expr, plain_key_expr, plain_name_expr
 from bookwarm.parsing.names import (
     author_key,
     canonical_role,
-    is_junk_expr,
-    is_plain_expr,
     parse_cell,
-    plain_key_expr,
-    plain_name_expr,
 )
 
 
