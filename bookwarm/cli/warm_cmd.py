@@ -263,9 +263,7 @@ def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **
         if not ids:
             raise BookwarmError(f"{why} before its job started") from None
         if (_job_record(settings, ids[-1]) or {}).get("status") == "completed":  # it came as the job ended
-            raise BookwarmError(
-                f"job {ids[-1]} completed; {why} came as it ended (`bookwarm status {ids[-1]}`)"
-            ) from None
+            raise BookwarmError(_completed_then_stopped(ids[-1], why)) from None
         raise BookwarmError(
             f"job {ids[-1]} interrupted: {why}; `bookwarm resume {ids[-1]}` finishes it"
         ) from None
@@ -278,6 +276,11 @@ def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **
     if state.is_failed():
         started = jobs_here()
         job_id = started[-1] if started else None
+        if sigterms and job_id and (_job_record(settings, job_id) or {}).get("status") == "completed":
+            # The SIGTERM landed in Prefect's engine as it reported the end (seen once: its
+            # TerminationSignal unwound through anyio's cancel scopes, a RuntimeError, so Failed):
+            # the job's record holds the truth, as for the two other ways that race ends.
+            raise BookwarmError(_completed_then_stopped(job_id, "stopped by SIGTERM"))
         if as_json and job_id:
             print_json(_partial_summary(settings, job_id))
         raise_flow_failure(state, job_id)
@@ -298,6 +301,11 @@ def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **
         )
         return 1
     return 0
+
+
+def _completed_then_stopped(job_id: str, why: str, status: str = "completed") -> str:
+    """The one line for a stop that came as the job ended: it needs no resume (which would refuse)."""
+    return f"job {job_id} {status}; {why} came as it ended (`bookwarm status {job_id}`)"
 
 
 def _http_failure(exc: Exception) -> str:
@@ -330,8 +338,7 @@ def _completed_summary(state: State[Any], settings: Settings, got_sigterm: bool)
         record = _job_record(settings, ids[-1]) or {}
         if got_sigterm:
             raise BookwarmError(
-                f"job {ids[-1]} {record.get('status', 'ended')}; stopped by SIGTERM came as it ended "
-                f"(`bookwarm status {ids[-1]}`)"
+                _completed_then_stopped(ids[-1], "stopped by SIGTERM", record.get("status", "ended"))
             ) from None
         return {**summary_of(record or {"job_id": ids[-1]}), "job_id": ids[-1]}
 
