@@ -271,16 +271,21 @@ def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **
         forget_stopped()
         unsubscribe()
         bar.close()
+    if (
+        sigterms
+        and (ids := jobs_here())
+        and (_job_record(settings, ids[-1]) or {}).get("status") == "completed"
+    ):
+        # A SIGTERM that came as the job ended, however the engine's report of the end came out of it
+        # (seen: the run Completed with its result, or Failed when the signal's TerminationSignal
+        # unwound through anyio's cancel scopes): the job's record holds the truth, as when the
+        # signal is raised out of the run (above) or the run's result is missing (_completed_summary).
+        raise BookwarmError(_completed_then_stopped(ids[-1], "stopped by SIGTERM"))
     if state.is_cancelled():
         raise BookwarmError(state.message or "the job was cancelled")
     if state.is_failed():
         started = jobs_here()
         job_id = started[-1] if started else None
-        if sigterms and job_id and (_job_record(settings, job_id) or {}).get("status") == "completed":
-            # The SIGTERM landed in Prefect's engine as it reported the end (seen once: its
-            # TerminationSignal unwound through anyio's cancel scopes, a RuntimeError, so Failed):
-            # the job's record holds the truth, as for the two other ways that race ends.
-            raise BookwarmError(_completed_then_stopped(job_id, "stopped by SIGTERM"))
         if as_json and job_id:
             print_json(_partial_summary(settings, job_id))
         raise_flow_failure(state, job_id)
