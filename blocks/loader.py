@@ -31,9 +31,7 @@ def load_block_values() -> dict[str, dict[str, Any]]:
     with get_client(sync_client=True) as client:
         saved = _saved(client.request("POST", "/block_documents/filter", json=SAVED_FILTER).json())
     values: dict[str, dict[str, Any]] = {}
-    for section, (cls, name) in BLOCK_NAMES.items():
-        if (cls.get_block_type_slug(), name) not in saved:
-            continue
+    for section, cls, name in saved:
         try:
             block = cls.load(name)
         except ValueError:  # Prefect raises ValueError for a block that does not exist (deleted since)
@@ -51,9 +49,7 @@ async def aload_block_values() -> dict[str, dict[str, Any]]:
     async with get_client() as client:
         saved = _saved((await client.request("POST", "/block_documents/filter", json=SAVED_FILTER)).json())
     values: dict[str, dict[str, Any]] = {}
-    for section, (cls, name) in BLOCK_NAMES.items():
-        if (cls.get_block_type_slug(), name) not in saved:
-            continue
+    for section, cls, name in saved:
         try:
             block = await cls.aload(name)
         except ValueError:
@@ -75,9 +71,15 @@ SAVED_FILTER: dict[str, Any] = {
 }
 
 
-def _saved(documents: list[dict[str, Any]]) -> set[tuple[str, str]]:
-    """(block type slug, name) of each saved block document in an answer of /block_documents/filter."""
-    return {((d.get("block_type") or {}).get("slug", ""), d.get("name") or "") for d in documents}
+def _saved(documents: list[dict[str, Any]]) -> list[tuple[str, type[Block], str]]:
+    """(section, block class, name) of each of bookwarm's blocks that an answer of
+    /block_documents/filter says is saved, in BLOCK_NAMES' order."""
+    found = {((d.get("block_type") or {}).get("slug", ""), d.get("name") or "") for d in documents}
+    return [
+        (section, cls, name)
+        for section, (cls, name) in BLOCK_NAMES.items()
+        if (cls.get_block_type_slug(), name) in found
+    ]
 
 
 def _fields(block: object) -> dict[str, Any]:

@@ -262,7 +262,7 @@ def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **
         ids = jobs_here()
         if not ids:
             raise BookwarmError(f"{why} before its job started") from None
-        if (_job_record(settings, ids[-1]) or {}).get("status") == "completed":  # it came as the job ended
+        if _completed(settings, ids[-1]):  # it came as the job ended
             raise BookwarmError(_completed_then_stopped(ids[-1], why)) from None
         raise BookwarmError(
             f"job {ids[-1]} interrupted: {why}; `bookwarm resume {ids[-1]}` finishes it"
@@ -271,11 +271,7 @@ def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **
         forget_stopped()
         unsubscribe()
         bar.close()
-    if (
-        sigterms
-        and (ids := jobs_here())
-        and (_job_record(settings, ids[-1]) or {}).get("status") == "completed"
-    ):
+    if sigterms and (ids := jobs_here()) and _completed(settings, ids[-1]):
         # A SIGTERM that came as the job ended, however the engine's report of the end came out of it
         # (seen: the run Completed with its result, or Failed when the signal's TerminationSignal
         # unwound through anyio's cancel scopes): the job's record holds the truth, as when the
@@ -306,6 +302,11 @@ def run_flow(flow_name: str, as_json: bool, settings: Settings | None = None, **
         )
         return 1
     return 0
+
+
+def _completed(settings: Settings, job_id: str) -> bool:
+    """Whether the job's record reads completed: what a stop that came as it ended is judged by."""
+    return (_job_record(settings, job_id) or {}).get("status") == "completed"
 
 
 def _completed_then_stopped(job_id: str, why: str, status: str = "completed") -> str:

@@ -40,7 +40,7 @@ def free_port(*, with_grpc: bool = False, taken: set[int] | None = None) -> int:
     """
     taken = taken if taken is not None else set()
     rnd = random.SystemRandom()
-    first, top = FIRST_PORT, ephemeral_ports()[0] - (GRPC_OFFSET if with_grpc else 0)
+    first, top = FIRST_PORT, ephemeral_floor() - (GRPC_OFFSET if with_grpc else 0)
     for _ in range(500):
         port = rnd.randrange(first, top)
         needed = (port, port + GRPC_OFFSET) if with_grpc else (port,)
@@ -50,13 +50,14 @@ def free_port(*, with_grpc: bool = False, taken: set[int] | None = None) -> int:
     raise ServiceError(f"no free loopback port found in {first}-{top - 1}")
 
 
-def ephemeral_ports() -> tuple[int, int]:
-    """The kernel's range for outgoing connections' ports (Linux's default where it cannot be read)."""
+def ephemeral_floor() -> int:
+    """The lowest port the kernel gives outgoing connections (Linux's default where it cannot be
+    read, or where it leaves too few ports below it to pick from)."""
     with contextlib.suppress(OSError, ValueError):
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        if int(low) - GRPC_OFFSET > FIRST_PORT + 1000:
-            return int(low), int(high)
-    return 32768, 60999
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+        if low - GRPC_OFFSET > FIRST_PORT + 1000:
+            return low
+    return 32768
 
 
 def spawn(

@@ -9,7 +9,7 @@ import socket
 import sys
 from pathlib import Path
 
-from bookwarm.services.process import ephemeral_ports, free_port, reached_a_listener, spawn
+from bookwarm.services.process import ephemeral_floor, free_port, reached_a_listener, spawn
 
 
 def _child_output(tmp_path: Path, env: dict[str, str] | None) -> str:
@@ -31,7 +31,7 @@ def test_spawn_without_env_inherits_ours(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_free_ports_stay_below_the_ephemeral_range_grpc_twins_included() -> None:
-    low = ephemeral_ports()[0]
+    low = ephemeral_floor()
     plain = [free_port() for _ in range(200)]
     grpc = [free_port(with_grpc=True) for _ in range(200)]
     assert max(plain) < low and max(p + 10000 for p in grpc) < low, (low, max(plain), max(grpc))
