@@ -19,7 +19,7 @@ from bookwarm.providers.openlibrary_batch import openlibrary_bibliography
 from bookwarm.warming.context import WarmContext
 from bookwarm.warming.outcome import AuthorOutcome
 from bookwarm.warming.review import review_entry
-from bookwarm.warming.shard import ClaimKeeper, Fetched, fetch_alone, wanted_for
+from bookwarm.warming.shard import ClaimKeeper, Fetched, fetch_alone, fresh_at, wanted_for
 
 POLL_S = 0.25
 STATUS = {"ok": "warmed", "partial": "partial", "review": "review", "unknown": "unknown"}
@@ -77,6 +77,9 @@ async def _claim_and_fetch(
         force = False  # the other run's result counts as fresh now
     async with ClaimKeeper(ctx, {key: token}):  # renewed while it works, released on the way out
         record = await ctx.hot.processed(key)
+        if not force and record is not None and fresh_at(record, depth):
+            # written by another run between our look and our claim: its result, not a second fetch
+            return await _skipped(ctx, name, key, depth, record, concurrent=True)
         known = dict(author)
         if record and record.get("openlibrary_key"):
             known.setdefault("openlibrary_key", record["openlibrary_key"])
@@ -86,7 +89,7 @@ async def _claim_and_fetch(
 
 async def _fresh_record(ctx: WarmContext, key: str, depth: int) -> dict[str, Any] | None:
     record = await ctx.hot.processed(key)
-    return record if record is not None and int(record.get("depth", 99)) <= depth else None
+    return record if record is not None and fresh_at(record, depth) else None
 
 
 async def _skipped(

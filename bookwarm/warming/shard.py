@@ -64,6 +64,12 @@ class Fetched:
         self.identity, self.works, self.error, self.asked = other.identity, other.works, other.error, True
 
 
+def fresh_at(record: dict[str, Any] | None, depth: int) -> bool:
+    """A processed marker that makes fetching the author at ``depth`` needless: warmed at this
+    depth or shallower (a shallower warm also fetched its co-authors further)."""
+    return record is not None and int(record.get("depth", 99)) <= depth
+
+
 @dataclass
 class ShardPlan:
     fresh: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> processed record: skip
@@ -88,7 +94,7 @@ async def plan_shard(ctx: WarmContext, authors: list[dict[str, Any]], depth: int
             plan.known_keys[key] = record["openlibrary_key"]
         if key in pins:
             plan.known_keys[key] = pins[key]  # the operator's choice wins over any stored identity
-        if record and not force and key not in refresh and int(record.get("depth", 99)) <= depth:
+        if record and not force and key not in refresh and fresh_at(record, depth):
             plan.fresh[key] = record
         else:
             to_claim.append(key)
@@ -96,7 +102,23 @@ async def plan_shard(ctx: WarmContext, authors: list[dict[str, Any]], depth: int
         tokens = await ctx.hot.claim_many(to_claim, ctx.claim_ttl_s)
         # an author neither fresh nor claimed is held by another run: its own task waits for it
         plan.claimed = {key: token for key, token in tokens.items() if token is not None}
+        recheck = [k for k in plan.claimed if not force and k not in refresh]
+        await _drop_finished_meanwhile(ctx, plan, recheck, depth)
     return plan
+
+
+async def _drop_finished_meanwhile(ctx: WarmContext, plan: ShardPlan, keys: list[str], depth: int) -> None:
+    """Another run may have written an author and released its claim between our read of the
+    markers and our claim: the claim then succeeds on a finished author. Read the markers once
+    more now that the claims are held; those now fresh are skipped and their claims given back,
+    so no author is fetched twice however the runs interleave."""
+    if not keys:
+        return
+    markers = await ctx.hot.processed_many(keys)
+    finished = {k: r for k, r in zip(keys, markers, strict=True) if r is not None and fresh_at(r, depth)}
+    if finished:
+        await ctx.hot.release_many({k: plan.claimed.pop(k) for k in finished})
+        plan.fresh.update(finished)
 
 
 class ClaimKeeper:

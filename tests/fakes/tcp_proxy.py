@@ -4,12 +4,15 @@
   with the connection (the request reached the server): the client retries a command that landed.
 - ``hold_after=(re.compile(rb"SET\r\n..."), 15)``: once that many matches have gone through, nothing
   more from any client is forwarded (a partition: writes stop at a known point, not at a guessed moment).
+- ``before=(b"NX", act)``: the first request containing those bytes waits until ``act()`` has run
+  (another client's work lands between two of this client's commands, not at a guessed moment).
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable
 
 
 class TcpProxy:
@@ -20,8 +23,11 @@ class TcpProxy:
         *,
         drop_reply_after: bytes | None = None,
         hold_after: tuple[re.Pattern[bytes], int] | None = None,
+        before: tuple[bytes, Callable[[], Awaitable[None]]] | None = None,
     ) -> None:
         self.target = (host, port)
+        self.before = before
+        self.acted = 0
         self.drop_reply_after = drop_reply_after
         self.hold_after = hold_after
         self.dropped = 0
@@ -45,6 +51,9 @@ class TcpProxy:
             while data := await client_r.read(65536):
                 if self.holding.is_set():
                     await asyncio.Event().wait()  # held for good: the test ends the client
+                if self.before and self.before[0] in data and not self.acted:
+                    self.acted += 1
+                    await self.before[1]()
                 if self.drop_reply_after and self.drop_reply_after in data:
                     sent_marked.set()
                 server_w.write(data)
