@@ -45,7 +45,12 @@ def test_object_store_needs_credentials():
         ObjectStore(ObjectStoreSettings(endpoint="", access_key="", secret_key=None))
 
 
-def test_cli_up_status_down_leaves_no_process(tmp_path):
+def test_cli_up_status_down_leaves_no_process(tmp_path, prefect_db_template):
+    # Prefect's database migrated already (as every server of the suite but one starts: migrations
+    # cost 5 s of CPU); a first start on a fresh home is test_embedded_prefect_server_keeps_its_data...
+    from tests.integration.conftest import seeded_prefect_home
+
+    seeded_prefect_home(tmp_path / "home" / "prefect", prefect_db_template)
     env = {**os.environ, "BOOKWARM_HOME": str(tmp_path / "home")}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
