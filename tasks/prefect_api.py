@@ -169,7 +169,6 @@ async def live_workers(pool: str) -> list[str]:
 
 async def end_flow_runs(flow_run_ids: list[UUID], state: State) -> None:
     """Force ``state`` (Crashed, Cancelled) on runs that no process will end: not started, or lost."""
-
     async with _client() as client:
         for run_id in flow_run_ids:
             with contextlib.suppress(Exception):  # already final, or gone

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 
 # Goodreads writes ="0123456789"; LibraryThing writes [0123456789]; people type hyphens and spaces.
-_JUNK = re.compile(r"[\s\-=\"'\[\]]")
-JUNK_PATTERN = r"[\s\-=\"'\[\]]"
+JUNK_PATTERN = r"[\s\-=\"'\[\]]"  # also the column form's (isbn_exprs.clean_expr)
+_JUNK = re.compile(JUNK_PATTERN)
 ISBN10_RE = r"^\d{9}[\dX]$"
 ISBN13_RE = r"^97[89]\d{10}$"
 

@@ -77,7 +77,7 @@ async def _claim_and_fetch(
         force = False  # the other run's result counts as fresh now
     async with ClaimKeeper(ctx, {key: token}):  # renewed while it works, released on the way out
         record = await ctx.hot.processed(key)
-        if not force and record is not None and fresh_at(record, depth):
+        if not force and fresh_at(record, depth):
             # written by another run between our look and our claim: its result, not a second fetch
             return await _skipped(ctx, name, key, depth, record, concurrent=True)
         known = dict(author)
@@ -89,7 +89,7 @@ async def _claim_and_fetch(
 
 async def _fresh_record(ctx: WarmContext, key: str, depth: int) -> dict[str, Any] | None:
     record = await ctx.hot.processed(key)
-    return record if record is not None and fresh_at(record, depth) else None
+    return record if fresh_at(record, depth) else None
 
 
 async def _skipped(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeGuard
 
 from bookwarm.providers.http import CallStats
 from bookwarm.providers.models import Identity
@@ -64,7 +64,7 @@ class Fetched:
         self.identity, self.works, self.error, self.asked = other.identity, other.works, other.error, True
 
 
-def fresh_at(record: dict[str, Any] | None, depth: int) -> bool:
+def fresh_at(record: dict[str, Any] | None, depth: int) -> TypeGuard[dict[str, Any]]:
     """A processed marker that makes fetching the author at ``depth`` needless: warmed at this
     depth or shallower (a shallower warm also fetched its co-authors further)."""
     return record is not None and int(record.get("depth", 99)) <= depth
@@ -94,7 +94,7 @@ async def plan_shard(ctx: WarmContext, authors: list[dict[str, Any]], depth: int
             plan.known_keys[key] = record["openlibrary_key"]
         if key in pins:
             plan.known_keys[key] = pins[key]  # the operator's choice wins over any stored identity
-        if record and not force and key not in refresh and fresh_at(record, depth):
+        if not force and key not in refresh and fresh_at(record, depth):
             plan.fresh[key] = record
         else:
             to_claim.append(key)
@@ -115,7 +115,7 @@ async def _drop_finished_meanwhile(ctx: WarmContext, plan: ShardPlan, keys: list
     if not keys:
         return
     markers = await ctx.hot.processed_many(keys)
-    finished = {k: r for k, r in zip(keys, markers, strict=True) if r is not None and fresh_at(r, depth)}
+    finished = {k: r for k, r in zip(keys, markers, strict=True) if fresh_at(r, depth)}
     if finished:
         await ctx.hot.release_many({k: plan.claimed.pop(k) for k in finished})
         plan.fresh.update(finished)
