@@ -28,7 +28,7 @@ PENDING_RETRY_S = 5  # a live fetch still going: it lands in the cache within se
 @router.get("/{name}", summary="An author's bibliography, from the cache or, within a deadline, OpenLibrary")
 async def get_author(name: str, request: Request, wait: Wait = None) -> Response:
     """200 with the bibliography (the cache contract's author value); on a miss it is fetched from
-    OpenLibrary while the reader waits (``wait``), written to both tiers as a warm writes it; past
+    OpenLibrary while the reader waits (the wait parameter), written to both tiers as a warm writes it; past
     the wait, or with the readers' share of OpenLibrary spent, 202 (recorded as demand); 404 when
     OpenLibrary knows nobody by that name; 409 for namesakes."""
     # The hot path of the whole API: what the other routes take as dependencies it reads from the
