@@ -1,27 +1,28 @@
 """The cold tier: JSON objects in an S3-compatible bucket (MinIO in production, SeaweedFS locally).
 
-The ``minio`` client is synchronous, so every call runs in a worker thread to keep the event loop
-free. Only portable S3 calls are used: nothing here depends on the local server's quirks.
+The reads and writes of a run (``put_json``, ``get_json``, ``get_raw``, ``ping``) go through
+``S3Wire`` on the run's event loop; the rare, synchronous calls (the bucket's creation, listings,
+uploaded files) through minio's client. Only portable S3 calls are used: nothing here depends on the
+local server's quirks.
 """
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import urllib3
 from minio import Minio
 from minio.error import MinioException, S3Error
 
+from bookwarm.cache.s3_wire import S3Failure, S3Wire, WireSettings
 from bookwarm.errors import CacheError, ConfigError
 from bookwarm.settings import ObjectStoreSettings
 
 
 class ObjectStore:
-    def __init__(self, settings: ObjectStoreSettings, *, threads: int = 32) -> None:
+    def __init__(self, settings: ObjectStoreSettings, *, connections: int = 32) -> None:
         if not settings.endpoint or not settings.access_key or settings.secret_key is None:
             raise ConfigError(
                 "object store not configured: set BOOKWARM_S3_ENDPOINT, BOOKWARM_S3_ACCESS_KEY and "
@@ -31,7 +32,7 @@ class ObjectStore:
         self.bucket = settings.bucket
         self._http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=5, read=30),
-            maxsize=threads,
+            maxsize=connections,
             retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)),
         )
         self._client = Minio(
@@ -43,9 +44,16 @@ class ObjectStore:
             http_client=self._http,
         )
         self._endpoint = endpoint
-        # Its own threads: S3 calls wait on the network (~20 ms a PUT), and asyncio's default pool has
-        # only cpu+4 threads, which capped a warm run at a few PUTs in flight.
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bookwarm-s3")
+        self._wire = S3Wire(
+            WireSettings(
+                endpoint=endpoint,
+                access_key=settings.access_key,
+                secret_key=settings.secret_key.get_secret_value(),
+                secure=settings.secure,
+                region=settings.region,
+                max_connections=connections,
+            )
+        )
 
     def ensure_bucket(self) -> None:
         """Create the bucket when missing (idempotent: a concurrent creator is not an error)."""
@@ -60,23 +68,10 @@ class ObjectStore:
 
     async def ping(self) -> None:
         """CacheError unless the store answers for its bucket (a health check)."""
-
-        def check() -> None:
-            try:
-                self._client.bucket_exists(self.bucket)
-            except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
-                raise self._error("reach the bucket", exc) from None
-
-        await asyncio.get_running_loop().run_in_executor(self._pool, check)
-
-    def put_json_sync(self, key: str, value: Any) -> None:
-        body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         try:
-            self._client.put_object(
-                self.bucket, key, io.BytesIO(body), len(body), content_type="application/json"
-            )
-        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise self._error(f"write {key}", exc) from None
+            await self._wire.head_bucket(self.bucket)
+        except S3Failure as exc:
+            raise self._error("reach the bucket", exc) from None
 
     def get_json_sync(self, key: str) -> Any | None:
         """The decoded object, or None when it does not exist."""
@@ -129,14 +124,28 @@ class ObjectStore:
             raise self._error(f"write {key}", exc) from None
 
     async def put_json(self, key: str, value: Any) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._pool, self.put_json_sync, key, value)
+        body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        try:
+            await self._wire.put(self.bucket, key, body, "application/json")
+        except S3Failure as exc:
+            raise self._error(f"write {key}", exc) from None
 
     async def get_json(self, key: str) -> Any | None:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self.get_json_sync, key)
+        """The decoded object, or None when it does not exist."""
+        raw = await self.get_raw(key)
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise self._error(f"read {key}", exc) from None
 
     async def get_raw(self, key: str) -> bytes | None:
         """The object's bytes as stored, None when it does not exist."""
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self.get_bytes_sync, key)
+        try:
+            return await self._wire.get(self.bucket, key)
+        except S3Failure as exc:
+            raise self._error(f"read {key}", exc) from None
 
     def list_names(self, prefix: str, limit: int = 100_000) -> list[str]:
         """Object names under ``prefix`` (tools and tests; the warm and read paths never list)."""
@@ -151,11 +160,15 @@ class ObjectStore:
             raise self._error("list objects", exc) from None
 
     def close(self) -> None:
-        """Its threads end once idle and its connections close now: a job opens a store per shard,
-        and stores left to the garbage collector kept their sockets open (about a thousand to S3
-        by 22,500 authors of one job, found profiling the flow process's growth)."""
-        self._pool.shutdown(wait=False)
+        """minio's connections close now: a job opens a store per shard, and stores left to the
+        garbage collector kept their sockets open (about a thousand to S3 by 22,500 authors of one
+        job, found profiling the flow process's growth). A store used by a run: ``aclose``."""
         self._http.clear()
+
+    async def aclose(self) -> None:
+        """Both pools' connections close now (the run's, on its event loop, and minio's)."""
+        await self._wire.aclose()
+        self.close()
 
     def _error(self, action: str, exc: Exception) -> CacheError:
         detail = getattr(exc, "code", None) or type(exc).__name__

@@ -83,4 +83,4 @@ class WarmContext:
         if self.providers is not None:
             await self.providers.__aexit__(exc_type, exc, tb)
         await self.redis.aclose()
-        self.cold.close()
+        await self.cold.aclose()

@@ -140,7 +140,7 @@ async def fill(settings, authors: int) -> None:
         pipe.set(keys.author(key), __import__("json").dumps(entry), ex=3600)
     await pipe.execute()
     await client.aclose()
-    cold.close()
+    await cold.aclose()
 
 
 async def timed_gets(url: str, paths: list[str], concurrency: int) -> tuple[list[float], list[int]]:

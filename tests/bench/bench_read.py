@@ -148,7 +148,7 @@ async def run(env: dict[str, str], authors: int, samples: int) -> None:
         p50 = statistics.median(samples_s) * 1000
         target(label, f"{p50:.3f} ms", p50 <= bound_ms)
     await client.aclose()
-    cold.close()
+    await cold.aclose()
 
 
 def main() -> int:

@@ -43,11 +43,12 @@ def test_a_closed_object_store_closes_its_connections(settings) -> None:
     store = ObjectStore(settings.s3)
     store.ensure_bucket()
 
-    async def writes() -> None:
+    async def writes_then_close() -> tuple[int, int]:
         await asyncio.gather(*(store.put_json(f"test/connections/{i}.json", {"i": i}) for i in range(8)))
+        opened = _sockets_to(port)
+        await store.aclose()
+        return opened, _sockets_to(port)
 
-    asyncio.run(writes())
-    opened = _sockets_to(port)
-    store.close()
+    opened, after = asyncio.run(writes_then_close())
     assert opened > before
-    assert _sockets_to(port) == before
+    assert after == before

@@ -38,6 +38,7 @@ async def test_object_store_creates_bucket_and_round_trips_json(settings):
     await store.put_json(key, {"name": "Ursula K. Le Guin", "works": [1, 2]})
     assert await store.get_json(key) == {"name": "Ursula K. Le Guin", "works": [1, 2]}
     assert await store.get_json("tests/missing.json") is None
+    await store.aclose()
 
 
 def test_object_store_needs_credentials():
