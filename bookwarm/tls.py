@@ -25,3 +25,10 @@ def tls_context(cafile: str | None = None, verify: bool = True) -> ssl.SSLContex
     if cafile:
         return ssl.create_default_context(cafile=cafile)
     return httpx.create_ssl_context()
+
+
+@functools.cache
+def system_tls_context() -> ssl.SSLContext:
+    """The system's CA store (and OpenSSL's SSL_CERT_FILE / SSL_CERT_DIR): what minio's urllib3 pool
+    verified the object store with, so a store behind a private CA the machine trusts stays trusted."""
+    return ssl.create_default_context()

@@ -10,8 +10,9 @@ cold tier's wire"). minio's client still does what is rare (creating the bucket,
 
 Requests are path-style (``/bucket/key``), as minio's client sends them to any store but AWS.
 Retried as minio's urllib3 pool retried them: connection errors, timeouts and 500/502/503/504, up
-to three times with a short exponential backoff. Errors leave as CacheError carrying the store's
-S3 error code or the exception's type, never a credential or a signature.
+to three times with a short exponential backoff (a refused certificate is not retried). HTTPS is
+verified against the system's CA store, as urllib3 verified it. Errors leave as CacheError carrying
+the store's S3 error code or the exception's type, never a credential or a signature.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from minio.credentials import Credentials
 from minio.signer import sign_v4_s3
 from minio.time import to_amz_date, utcnow
 
-from bookwarm.tls import tls_context
+from bookwarm.tls import system_tls_context
 
 RETRIED_STATUSES = frozenset({500, 502, 503, 504})
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -78,11 +79,11 @@ class S3Wire:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def get(self, bucket: str, key: str) -> bytes | None:
-        """The object's bytes, None when it does not exist."""
+        """The object's bytes, None when it does not exist (nor its bucket: nothing was written yet)."""
         answer = await self.request("GET", f"/{bucket}/{quote(key, safe='/~')}")
         if answer.status == 404:
             code = _code(answer.body)
-            if code in {"NoSuchKey", "NoSuchObject", ""}:
+            if code in {"NoSuchKey", "NoSuchObject", "NoSuchBucket", ""}:
                 return None
             raise S3Failure(code, 404)
         _raise_unless_ok(answer)
@@ -95,8 +96,11 @@ class S3Wire:
         _raise_unless_ok(answer)
 
     async def head_bucket(self, bucket: str) -> None:
-        """S3Failure unless the bucket answers (a health check)."""
-        _raise_unless_ok(await self.request("HEAD", f"/{bucket}"))
+        """S3Failure unless the store answers for the bucket (a health check): a bucket not created
+        yet is an answer (a reader starts before any warm has created it)."""
+        answer = await self.request("HEAD", f"/{bucket}")
+        if answer.status != 404:
+            _raise_unless_ok(answer)
 
     async def request(
         self, method: str, path: str, *, query: str = "", body: bytes = b"", content_type: str = ""
@@ -110,6 +114,8 @@ class S3Wire:
                 if answer.status not in RETRIED_STATUSES:
                     return answer
                 failure = S3Failure(_code(answer.body) or str(answer.status), answer.status)
+            except aiohttp.ClientSSLError as exc:  # a certificate does not heal in a second
+                raise S3Failure(type(exc).__name__) from None
             except (aiohttp.ClientError, TimeoutError) as exc:
                 failure = S3Failure(type(exc).__name__)
             except S3Failure as exc:  # the bucket's region could not be asked yet
@@ -156,7 +162,7 @@ class S3Wire:
         if self._session is None:
             connector = aiohttp.TCPConnector(
                 limit=self.settings.max_connections,
-                ssl=tls_context() if self.settings.secure else False,
+                ssl=system_tls_context() if self.settings.secure else False,
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
@@ -178,7 +184,9 @@ class S3Wire:
         answer = await self._send("GET", f"/{bucket}", "location=", b"", "", "us-east-1")
         if answer.status in RETRIED_STATUSES:
             raise S3Failure(_code(answer.body) or str(answer.status), answer.status)
-        found = _LOCATION.search(answer.body) if answer.status == 200 else None
+        if answer.status != 200:  # no bucket yet (or no right to ask): us-east-1, asked again later
+            return "us-east-1"
+        found = _LOCATION.search(answer.body)
         self._region = (found.group(1).decode() if found else "") or "us-east-1"
         return self._region
 

@@ -8,6 +8,7 @@ The client, its error and bookwarm's mapping of it are the real ones."""
 from __future__ import annotations
 
 import http.client
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -82,11 +83,15 @@ def refusing_s3(
     refused: set[str],
     slow: dict[str, int] | None = None,
     seen: list[str] | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> Iterator[str]:
     """Yields the proxy's endpoint (host:port). ``refused`` ("/bucket/key" paths) and ``slow`` (path ->
-    how many of its next requests get a 503) may change meanwhile; ``seen`` collects each request."""
+    how many of its next requests get a 503) may change meanwhile; ``seen`` collects each request;
+    with ``tls`` (a server context) the proxy speaks HTTPS, the store behind it plain HTTP."""
     handler = _handler(upstream, refused, {} if slow is None else slow, [] if seen is None else seen)
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

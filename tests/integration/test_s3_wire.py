@@ -13,6 +13,8 @@ import pytest
 from bookwarm.cache.objectstore import ObjectStore
 from bookwarm.errors import CacheError
 from bookwarm.services.process import free_port
+from bookwarm.tls import system_tls_context
+from tests.fakes.certificates import server_context
 from tests.fakes.refusing_s3 import refusing_s3
 
 KEYS = (
@@ -91,6 +93,21 @@ def test_a_store_that_stays_overloaded_is_one_cache_error(settings) -> None:
     assert seen == [f"PUT {path}"] * 4  # one try and three retries; a configured region is not asked
 
 
+def test_a_bucket_not_created_yet_is_a_store_that_answers(settings) -> None:
+    """The read API starts before any warm has created the bucket: its health check says the store
+    is up, and a read there is a miss (nothing was written yet), not an error."""
+    store = ObjectStore(dataclasses.replace(settings.s3, bucket=f"not-yet-{uuid.uuid4().hex[:12]}"))
+
+    async def run() -> tuple[object, object]:
+        await store.ping()
+        try:
+            return await store.get_raw("authors/x.json"), await store.get_json("isbn/x.json")
+        finally:
+            await store.aclose()
+
+    assert asyncio.run(run()) == (None, None)
+
+
 def test_a_store_that_is_down_is_a_cache_error(settings) -> None:
     store = ObjectStore(dataclasses.replace(settings.s3, endpoint=f"127.0.0.1:{free_port()}", region=None))
 
@@ -103,3 +120,35 @@ def test_a_store_that_is_down_is_a_cache_error(settings) -> None:
     for failure in (read, ping):
         assert isinstance(failure, CacheError), failure
         assert "ClientConnectorError" in str(failure) or "ClientOSError" in str(failure), failure
+
+
+def test_tls_is_verified_against_the_systems_trust(settings, tmp_path, monkeypatch) -> None:
+    """A store on HTTPS is trusted as minio's urllib3 pool trusted it: the system's CA store, which
+    SSL_CERT_FILE extends. A certificate no trusted authority signed is refused, not used quietly."""
+    context, authority = server_context(tmp_path)
+    key = f"tests/wire/{uuid.uuid4()}.json"
+    seen: list[str] = []
+    with refusing_s3(settings.s3.endpoint, set(), seen=seen, tls=context) as endpoint:
+        over_tls = dataclasses.replace(settings.s3, endpoint=f"https://{endpoint}", secure=True)
+
+        async def round_trip() -> object:
+            store = ObjectStore(over_tls)
+            try:
+                await store.put_json(key, {"over": "tls"})
+                return await store.get_json(key)
+            finally:
+                await store.aclose()
+
+        system_tls_context.cache_clear()
+        with pytest.raises(CacheError, match="ClientConnectorCertificateError"):
+            asyncio.run(round_trip())
+        assert seen == []  # refused before a request was sent
+
+        monkeypatch.setenv("SSL_CERT_FILE", str(authority))
+        system_tls_context.cache_clear()
+        try:
+            assert asyncio.run(round_trip()) == {"over": "tls"}
+        finally:
+            monkeypatch.delenv("SSL_CERT_FILE")
+            system_tls_context.cache_clear()
+    assert f"PUT /{settings.s3.bucket}/{key}" in seen

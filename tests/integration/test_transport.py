@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from bookwarm.providers.transport import AiohttpTransport
+from tests.fakes.certificates import server_context
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")  # the server fixture runs on the session loop
 
@@ -114,40 +115,7 @@ async def test_connections_are_reused_and_capped(server):
 async def test_a_certificate_no_trusted_authority_signed_is_refused(tmp_path):
     """TLS is verified against certifi's bundle, as httpx's own transport does: a self-signed
     certificate ends the call as httpx.ConnectError, not as a quiet success."""
-    import datetime
-    import ipaddress
-    import ssl
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    context, _ = server_context(tmp_path)
 
     async def echo(request: web.Request) -> web.Response:
         return web.Response(text="{}")
