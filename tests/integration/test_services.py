@@ -64,24 +64,28 @@ def test_cli_up_status_down_leaves_no_process(tmp_path, prefect_db_template):
             check=False,
         )
 
-    up = cli("up")
-    assert up.returncode == 0, up.stderr
-    assert "export BOOKWARM_REDIS_URL=redis://127.0.0.1:" in up.stdout
-    state = LocalServices(tmp_path / "home").state()
-    assert state and pid_alive(state.redis_pid) and pid_alive(state.s3_pid)
-    again = cli("up")  # idempotent: the same servers
-    assert again.returncode == 0 and f":{state.redis_port}/" in again.stdout
-    assert cli("status").returncode == 0
-    # the read API `bookwarm demo` starts beside them, over them (nothing else configured)
     from bookwarm.services.local_api import LocalApi
 
-    api = LocalApi(tmp_path / "home").up({**env, "BOOKWARM_API_CLIENT_RPS": "0"})
-    health = httpx.get(f"{api.url}/health", timeout=10)
-    assert health.status_code == 200 and health.json()["checks"]["redis"] == "ok", health.text
-    down = cli("down")
-    assert down.returncode == 0 and "stopped" in down.stdout
-    assert not pid_alive(state.redis_pid) and not pid_alive(state.s3_pid) and not pid_alive(api.pid)
-    assert cli("status").returncode == 3
+    try:
+        up = cli("up")
+        assert up.returncode == 0, up.stderr
+        assert "export BOOKWARM_REDIS_URL=redis://127.0.0.1:" in up.stdout
+        state = LocalServices(tmp_path / "home").state()
+        assert state and pid_alive(state.redis_pid) and pid_alive(state.s3_pid)
+        again = cli("up")  # idempotent: the same servers
+        assert again.returncode == 0 and f":{state.redis_port}/" in again.stdout
+        assert cli("status").returncode == 0
+        # the read API `bookwarm demo` starts beside them, over them (nothing else configured)
+        api = LocalApi(tmp_path / "home").up({**env, "BOOKWARM_API_CLIENT_RPS": "0"})
+        health = httpx.get(f"{api.url}/health", timeout=10)
+        assert health.status_code == 200 and health.json()["checks"]["redis"] == "ok", health.text
+        down = cli("down")
+        assert down.returncode == 0 and "stopped" in down.stdout
+        assert not pid_alive(state.redis_pid) and not pid_alive(state.s3_pid) and not pid_alive(api.pid)
+        assert cli("status").returncode == 3
+    finally:  # a failed assertion above must not leave servers running beside the rest of the suite
+        LocalApi(tmp_path / "home").down()
+        LocalServices(tmp_path / "home").down()
 
 
 def test_failed_start_leaves_nothing_running(tmp_path, monkeypatch):
