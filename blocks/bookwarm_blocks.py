@@ -153,6 +153,9 @@ class BookwarmApi(Block):
     live_wait_s: float = Field(
         2.0, gt=0, le=10, description="how long a read waits for a live fetch before 202"
     )
+    cold_read_s: float = Field(
+        3.0, gt=0, le=60, description="how long a read waits for the object store before a 503"
+    )
     live_daily_calls: int = Field(20_000, ge=0, description="OpenLibrary calls live fetches make a UTC day")
 
 

@@ -175,6 +175,11 @@ class ApiSettings:
     client_burst: int = _f(
         "BOOKWARM_API_CLIENT_BURST", 100, doc="requests one client may make at once above its rate"
     )
+    cold_read_s: float = _f(
+        "BOOKWARM_API_COLD_READ_S",
+        3.0,
+        doc="how long a read waits for the object store before a 503 (a store that hangs, not one that is down)",
+    )
 
 
 @dataclass(frozen=True)
@@ -361,10 +366,11 @@ def resolve(
         not 0 < settings.api.live_share <= 1
         or not 0 < settings.api.live_wait_s <= 10
         or settings.api.live_daily_calls < 0
+        or not 0 < settings.api.cold_read_s <= 60
     ):
         raise ConfigError(
             "BOOKWARM_API_LIVE_SHARE must be in (0, 1], BOOKWARM_API_LIVE_WAIT_S in (0, 10], "
-            "BOOKWARM_API_LIVE_DAILY_CALLS not negative"
+            "BOOKWARM_API_LIVE_DAILY_CALLS not negative, BOOKWARM_API_COLD_READ_S in (0, 60]"
         )
     return settings
 

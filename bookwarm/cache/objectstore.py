@@ -17,12 +17,18 @@ from minio import Minio
 from minio.error import MinioException, S3Error
 
 from bookwarm.cache.s3_wire import S3Failure, S3Wire, WireSettings
+from bookwarm.deadline import within
 from bookwarm.errors import CacheError, ConfigError
 from bookwarm.settings import ObjectStoreSettings
 
 
 class ObjectStore:
-    def __init__(self, settings: ObjectStoreSettings, *, connections: int = 32) -> None:
+    def __init__(
+        self, settings: ObjectStoreSettings, *, connections: int = 32, read_patience_s: float | None = None
+    ) -> None:
+        """``read_patience_s``: how long one read may take, retries included, before a CacheError;
+        the read API sets it so a store that hangs is a 503 in seconds (None: the wire's own timeouts,
+        30 s a try, for runs that would rather wait)."""
         if not settings.endpoint or not settings.access_key or settings.secret_key is None:
             raise ConfigError(
                 "object store not configured: set BOOKWARM_S3_ENDPOINT, BOOKWARM_S3_ACCESS_KEY and "
@@ -44,6 +50,7 @@ class ObjectStore:
             http_client=self._http,
         )
         self._endpoint = endpoint
+        self._read_patience_s = read_patience_s
         self._wire = S3Wire(
             WireSettings(
                 endpoint=endpoint,
@@ -143,9 +150,11 @@ class ObjectStore:
     async def get_raw(self, key: str) -> bytes | None:
         """The object's bytes as stored, None when it does not exist."""
         try:
-            return await self._wire.get(self.bucket, key)
+            return await within(self._wire.get(self.bucket, key), self._read_patience_s)
         except S3Failure as exc:
             raise self._error(f"read {key}", exc) from None
+        except TimeoutError:
+            raise self._error(f"read {key}", S3Failure(f"no answer in {self._read_patience_s:g} s")) from None
 
     def list_names(self, prefix: str, limit: int = 100_000) -> list[str]:
         """Object names under ``prefix`` (tools and tests; the warm and read paths never list)."""

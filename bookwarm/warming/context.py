@@ -47,7 +47,9 @@ class WarmContext:
             self.settings.redis.url, max_connections=128, ride_out_s=self.settings.redis.ride_out_s
         )
         self.hot = HotCache(self.redis, self.keys)
-        self.cold = ObjectStore(self.settings.s3)
+        # A reader answers within seconds, so a store that hangs is a 503, not a wait of minutes.
+        patience = self.settings.api.cold_read_s if self.reader else None
+        self.cold = ObjectStore(self.settings.s3, read_patience_s=patience)
         if self.ensure_bucket:
             await asyncio.to_thread(self.cold.ensure_bucket)
         self.demand = Demand(self.redis, self.keys, self.settings.redis.demand_keep_days)

@@ -32,7 +32,7 @@ class Api:
     proc: subprocess.Popen[bytes]
 
     def client(self, **kwargs: object) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30, **kwargs)  # type: ignore[arg-type]
+        return httpx.Client(base_url=self.url, **{"timeout": 30, **kwargs})  # type: ignore[arg-type]
 
 
 def start_api(env: dict[str, str], log: Path, *more: str) -> tuple[str, subprocess.Popen[bytes]]:

@@ -85,6 +85,30 @@ def test_object_store_down_hot_hits_served_cold_reads_503_then_recovered(own):
         assert client.get("/health").status_code == 200
 
 
+def test_an_object_store_that_hangs_is_a_503_not_a_wait(own):
+    """A store that accepts connections and never answers (stopped, not dead): a cold read is a 503
+    within BOOKWARM_API_COLD_READ_S (the client's 10 s timeout would fail the test first if the API
+    waited out the wire's 30 s read timeouts), hot hits are served, and it recovers when resumed."""
+    api, local = own
+    _forget_hot(api, "Terry Pratchett")
+    state = local.state()
+    assert state is not None
+    os.kill(state.s3_pid, signal.SIGSTOP)
+    try:
+        with api.client(timeout=10) as client:
+            hot = client.get("/v1/authors/Neil Gaiman")
+            cold = client.get("/v1/authors/Terry Pratchett")
+            health = client.get("/health")
+    finally:
+        os.kill(state.s3_pid, signal.SIGCONT)
+    assert hot.status_code == 200 and hot.headers["x-bookwarm-tier"] == "hot"
+    assert cold.status_code == 503 and cold.json()["service"] == "object store", cold.text
+    assert health.status_code == 503 and health.json()["failed"] == ["object_store"]
+    with api.client() as client:
+        again = client.get("/v1/authors/Terry Pratchett")
+    assert again.status_code == 200 and again.headers["x-bookwarm-tier"] == "cold", again.text
+
+
 def test_redis_down_is_503_naming_redis_then_recovered(own):
     api, local = own
     state = local.state()
