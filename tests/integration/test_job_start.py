@@ -22,6 +22,9 @@ async def _stop_midway(settings) -> tuple[int, bool, bool]:
     keys = Keys(f"start-{uuid.uuid4().hex[:8]}:")
     client, watcher = make_redis(settings.redis.url), make_redis(settings.redis.url)
     jobs = JobStore(client, keys, 3600)
+    # As on a fresh Redis: the queueing script is loaded on its first call (NOSCRIPT, SCRIPT LOAD,
+    # then the call again), the path where a lost cancel showed (see the test's docstring).
+    await watcher.execute_command("SCRIPT", "FLUSH")
     starting = asyncio.create_task(jobs.start("job", source="s", max_depth=1, authors=AUTHORS, force=False))
     try:
         while not await watcher.exists(keys.job("job")):
@@ -45,7 +48,11 @@ async def _stop_midway(settings) -> tuple[int, bool, bool]:
         await watcher.aclose()
 
 
-def test_a_job_stopped_while_queueing_its_authors_leaves_no_record(settings):
+@pytest.mark.parametrize("attempt", range(5))
+def test_a_job_stopped_while_queueing_its_authors_leaves_no_record(settings, attempt):
+    """Five times: on Python 3.11 a cancel that reached redis-py's send of a command just as the
+    send completed was lost (asyncio.wait_for, CPython gh-86296) and the start queued every author,
+    in about half the attempts here without bookwarm/cache/redis_client.py's send, which keeps it."""
     queued, record_left, queue_left = asyncio.run(_stop_midway(settings))
     assert queued < len(AUTHORS)  # it was stopped midway
     assert not record_left and not queue_left
