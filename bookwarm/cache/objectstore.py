@@ -80,23 +80,6 @@ class ObjectStore:
         except S3Failure as exc:
             raise self._error("reach the bucket", exc) from None
 
-    def get_json_sync(self, key: str) -> Any | None:
-        """The decoded object, or None when it does not exist."""
-        response = None
-        try:
-            response = self._client.get_object(self.bucket, key)
-            return json.loads(response.read())
-        except S3Error as exc:
-            if exc.code in {"NoSuchKey", "NoSuchObject"}:
-                return None
-            raise self._error(f"read {key}", exc) from None
-        except (MinioException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-            raise self._error(f"read {key}", exc) from None
-        finally:
-            if response is not None:
-                response.close()
-                response.release_conn()
-
     def get_bytes_sync(self, key: str, *, max_bytes: int | None = None) -> bytes | None:
         """Raw object bytes of this store's bucket (uploaded library files), None when missing."""
         bucket = self.bucket
